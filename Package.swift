@@ -1,0 +1,52 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "swift-firezone",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "IpPacket", targets: ["IpPacket"]),
+        .library(name: "PcapFile", targets: ["PcapFile"]),
+        .executable(name: "firezone-pcap-replay", targets: ["PcapReplay"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    ],
+    targets: [
+        // System libraries, bound through pkg-config and a one-line shim header each.
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CBlake2", pkgConfig: "libb2", providers: [.apt(["libb2-dev"])]),
+        .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
+
+        // Protocol layers.
+        .target(name: "IpPacket"),
+        .target(name: "PcapFile", dependencies: ["CPcap"]),
+
+        // Tools.
+        .executableTarget(
+            name: "PcapReplay",
+            dependencies: [
+                "IpPacket", "PcapFile",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Apps/PcapReplay"
+        ),
+
+        // libFuzzer harnesses: `scripts/fuzz <harness>` builds them with the sanitizer recipe;
+        // a plain `swift build` compiles them as harmless executables.
+        .executableTarget(name: "FuzzIpPacket", dependencies: ["IpPacket"], path: "Fuzz/IpPacket"),
+
+        // Tests.
+        .testTarget(
+            name: "IpPacketTests",
+            dependencies: [
+                "IpPacket", "PcapFile",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(name: "SystemLibraryTests", dependencies: ["CSodium", "CBlake2", "CPcap", "PcapFile"]),
+        .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,43 @@
+extension IpPacketError.Reason {
+    /// A stable kebab-case name of the rule, for counting rejections by reason.
+    public var identifier: String {
+        switch self {
+        case .empty: "empty"
+        case .tooLarge: "too-large"
+        case .exceedsBuffer: "exceeds-buffer"
+        case .unsupportedVersion: "unsupported-version"
+        case .truncatedIPv4Header: "truncated-ipv4-header"
+        case .ihlTooSmall: "ihl-too-small"
+        case .truncatedIPv4Options: "truncated-ipv4-options"
+        case .ipv4TotalLengthMismatch: "ipv4-total-length-mismatch"
+        case .fragmented: "fragmented"
+        case .truncatedIPv6Header: "truncated-ipv6-header"
+        case .ipv6PayloadLengthMismatch: "ipv6-payload-length-mismatch"
+        case .truncatedExtensionHeader: "truncated-extension-header"
+        case .truncatedUdpHeader: "truncated-udp-header"
+        case .udpLengthMismatch: "udp-length-mismatch"
+        case .truncatedTcpHeader: "truncated-tcp-header"
+        case .tcpDataOffsetTooSmall: "tcp-data-offset-too-small"
+        case .truncatedTcpOptions: "truncated-tcp-options"
+        case .truncatedIcmpHeader: "truncated-icmp-header"
+        case .icmpv4InIPv6: "icmpv4-in-ipv6"
+        case .icmpv6InIPv4: "icmpv6-in-ipv4"
+        case .notIPv4: "not-ipv4"
+        case .notIPv6: "not-ipv6"
+        case .mixedVersions: "mixed-versions"
+        case .tcpOptionsNotMultipleOfFour: "tcp-options-not-multiple-of-four"
+        case .tcpOptionsTooLong: "tcp-options-too-long"
+        case .payloadTooLarge: "payload-too-large"
+        case .unsupportedIcmpv4Type: "unsupported-icmpv4-type"
+        case .unsupportedIcmpv6Type: "unsupported-icmpv6-type"
+        case .unsupportedIpPayload: "unsupported-ip-payload"
+        case .unsupportedIcmpMessage: "unsupported-icmp-message"
+        case .embeddedPacketTooShort: "embedded-packet-too-short"
+        case .embeddedVersionMismatch: "embedded-version-mismatch"
+        case .embeddedL4TooShort: "embedded-l4-too-short"
+        case .embeddedIcmpNotEchoRequest: "embedded-icmp-not-echo-request"
+        case .embeddedUnsupportedProtocol: "embedded-unsupported-protocol"
+        case .notAnIcmpError: "not-an-icmp-error"
+        }
+    }
+}

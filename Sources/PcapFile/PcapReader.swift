@@ -1,0 +1,100 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CPcap
+
+/// Reads a capture file (pcap or pcapng) record by record with libpcap, with nanosecond timestamps.
+///
+/// ```swift
+/// let reader = try PcapReader(path: "capture.pcap")
+/// while let record = try reader.next() {
+///     guard let ip = LinkLayer.ipPacket(in: record.data, linkType: reader.linkType) else { continue }
+///     …
+/// }
+/// ```
+public final class PcapReader {
+    /// The capture's link-layer type.
+    public let linkType: LinkType
+    /// The file being read.
+    public let path: String
+    /// How many records `next()` has returned.
+    public private(set) var recordsRead = 0
+
+    private let handle: OpaquePointer
+
+    public init(path: String) throws(PcapError) {
+        var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
+        let opened = errorBuffer.withUnsafeMutableBufferPointer { buffer in
+            pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), buffer.baseAddress)
+        }
+        guard let opened else {
+            throw PcapError(path: path, message: errorBuffer.withUnsafeBufferPointer { cString($0) })
+        }
+        handle = opened
+        self.path = path
+        linkType = LinkType(rawValue: pcap_datalink(opened))
+    }
+
+    deinit {
+        pcap_close(handle)
+    }
+
+    /// The next record, or `nil` at the end of the file. The record's bytes stay valid until the next call.
+    public func next() throws(PcapError) -> PcapRecord? {
+        var header: UnsafeMutablePointer<pcap_pkthdr>?
+        var data: UnsafePointer<UInt8>?
+        let result = pcap_next_ex(handle, &header, &data)
+        switch result {
+        case 1:
+            guard let header, let data else { return nil }
+            recordsRead += 1
+            let info = header.pointee
+            return PcapRecord(
+                number: recordsRead,
+                timestampNanoseconds: Int64(info.ts.tv_sec) * 1_000_000_000 + Int64(info.ts.tv_usec),
+                originalLength: Int(info.len),
+                data: UnsafeRawBufferPointer(start: data, count: Int(info.caplen)))
+        case PCAP_ERROR_BREAK:
+            return nil
+        default:
+            throw PcapError(path: path, message: "record \(recordsRead + 1): " + cString(pcap_geterr(handle)))
+        }
+    }
+}
+
+/// One captured frame. `data` is borrowed from the reader and valid until its next `next()`.
+public struct PcapRecord {
+    /// 1-based position in the file, as tshark numbers frames.
+    public var number: Int
+    /// Capture time since the Unix epoch.
+    public var timestampNanoseconds: Int64
+    /// The frame's length on the wire; larger than `data.count` when the capture was truncated.
+    public var originalLength: Int
+    public var data: UnsafeRawBufferPointer
+
+    /// Whether the capture kept only part of the frame (snaplen).
+    public var isTruncated: Bool { data.count < originalLength }
+}
+
+/// A capture file could not be opened, read or written.
+public struct PcapError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var path: String
+    public var message: String
+
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { "\(path): \(message)" }
+}
+
+func cString(_ pointer: UnsafePointer<CChar>?) -> String {
+    guard let pointer else { return "unknown libpcap error" }
+    let length = strlen(pointer)
+    return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+}
+
+func cString(_ buffer: UnsafeBufferPointer<CChar>) -> String {
+    cString(buffer.baseAddress)
+}
