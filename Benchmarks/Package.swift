@@ -1,0 +1,26 @@
+// swift-tools-version: 6.1
+// Benchmarks live in their own package so the main build does not pull in ordo-one/benchmark.
+// Run from this folder: `swift package benchmark` (see BENCHMARKS.md).
+import PackageDescription
+
+let package = Package(
+    name: "swift-firezone-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "swift-firezone", path: ".."),
+        // The trait list replaces the default one, which would pull in a package this machine lacks.
+        .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "IpPacketBenchmarks",
+            dependencies: [
+                .product(name: "IpPacket", package: "swift-firezone"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/IpPacketBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
