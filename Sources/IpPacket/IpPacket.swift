@@ -13,7 +13,8 @@
 /// ```
 public struct IpPacket {
     /// The buffer holding the packet's bytes.
-    public internal(set) var storage: PacketBuffer
+    public var storage: PacketBuffer { _storage }
+    @usableFromInline var _storage: PacketBuffer
     /// Where the packet starts in ``storage``; room before it is headroom for encapsulation.
     public let offset: Int
     /// The packet's length in bytes.
@@ -37,6 +38,7 @@ public struct IpPacket {
     }
 
     /// Validates the `count` bytes at `offset` in `buffer` as an IP packet.
+    @inlinable
     public init(buffer: PacketBuffer, offset: Int = 0, count: Int) throws(IpPacketError) {
         guard count <= PacketLimits.maxIpPacketSize else {
             throw IpPacketError(.tooLarge(length: count))
@@ -45,7 +47,7 @@ public struct IpPacket {
             throw IpPacketError(.exceedsBuffer(offset: offset, length: count, capacity: buffer.capacity))
         }
         let layout = try PacketParser.validate(UnsafeRawBufferPointer(start: buffer.base + offset, count: count))
-        storage = buffer
+        _storage = buffer
         self.offset = offset
         self.count = count
         version = layout.version
@@ -67,6 +69,7 @@ public struct IpPacket {
     // MARK: Addresses and header fields
 
     /// The source address.
+    @inlinable
     public var source: IpAddress {
         switch version {
         case .v4: .v4(IPv4Address(readUInt32(at: 12)))
@@ -75,6 +78,7 @@ public struct IpPacket {
     }
 
     /// The destination address.
+    @inlinable
     public var destination: IpAddress {
         switch version {
         case .v4: .v4(IPv4Address(readUInt32(at: 16)))
@@ -83,12 +87,14 @@ public struct IpPacket {
     }
 
     /// The ECN codepoint of the IP header.
+    @inlinable
     public var ecn: Ecn {
         let trafficClass = version == .v4 ? readUInt8(at: 1) : UInt8(truncatingIfNeeded: readUInt16(at: 0) >> 4)
         return Ecn(rawValue: trafficClass & 0b11) ?? .notEct
     }
 
     /// IPv4's time to live or IPv6's hop limit.
+    @inlinable
     public var ttl: UInt8 {
         readUInt8(at: version == .v4 ? 8 : 7)
     }
@@ -106,10 +112,12 @@ public struct IpPacket {
     }
 
     /// The bytes after the IP header and any extension headers, as a range of packet offsets.
+    @inlinable
     public var payloadRange: Range<Int> { transportOffset..<count }
 
     /// The number of bytes the transport carries: UDP, ICMP and TCP payload after their headers,
     /// the whole IP payload for other protocols.
+    @inlinable
     public var layer4PayloadCount: Int {
         switch transport {
         case .udp, .icmpv4, .icmpv6: count - transportOffset - 8
@@ -120,18 +128,23 @@ public struct IpPacket {
 
     // MARK: Classification
 
+    @inlinable
     public var isUdp: Bool { transport == .udp }
+    @inlinable
     public var isTcp: Bool { transport == .tcp }
+    @inlinable
     public var isIcmpv4: Bool { transport == .icmpv4 }
+    @inlinable
     public var isIcmpv6: Bool { transport == .icmpv6 }
 
     // MARK: Raw bytes
 
     /// Calls `body` with the packet's bytes.
+    @inlinable
     public func withUnsafeBytes<Result, Failure: Error>(
         _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        try body(UnsafeRawBufferPointer(start: storage.base + offset, count: count))
+        try body(UnsafeRawBufferPointer(start: _storage.base + offset, count: count))
     }
 
     /// A copy of the packet's bytes. Allocates: for tests, tools and logging, not the data path.

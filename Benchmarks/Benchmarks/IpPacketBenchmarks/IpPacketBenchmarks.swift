@@ -18,7 +18,22 @@ let benchmarks: @Sendable () -> Void = {
         template.withUnsafeBytes { _ = buffer.copy(from: $0) }
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
-            blackHole(try IpPacket(buffer: buffer, count: 1280).tcp?.destinationPort)
+            blackHole(try IpPacket(buffer: buffer, count: 1280))
+        }
+    }
+
+    Benchmark("Route 1280-byte IPv4 TCP packet (source, destination, both ports)",
+              configuration: .init(scalingFactor: .kilo)) { benchmark in
+        let packet = try IpPacket.tcp(
+            source: .v4(IPv4Address(100, 64, 0, 1)), destination: .v4(IPv4Address(192, 0, 2, 10)),
+            sourcePort: 40000, destinationPort: 443, flags: [.ack, .psh],
+            payload: [UInt8](repeating: 0x61, count: 1280 - 40))
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            blackHole(packet.source)
+            blackHole(packet.destination)
+            blackHole(try packet.sourceKey)
+            blackHole(try packet.destinationKey)
         }
     }
 
@@ -32,7 +47,7 @@ let benchmarks: @Sendable () -> Void = {
         let count = template.count
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
-            blackHole(try IpPacket(buffer: buffer, count: count).udp?.destinationPort)
+            blackHole(try IpPacket(buffer: buffer, count: count))
         }
     }
 

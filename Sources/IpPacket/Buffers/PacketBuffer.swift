@@ -52,6 +52,7 @@ public final class PacketBuffer: @unchecked Sendable {
         return true
     }
 
+    @usableFromInline
     func duplicate() -> PacketBuffer {
         let copy = PacketBuffer(capacity: capacity)
         copy.base.copyMemory(from: base, byteCount: capacity)

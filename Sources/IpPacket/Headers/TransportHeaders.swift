@@ -6,6 +6,15 @@ public struct UdpHeader: Hashable, Sendable {
     public var checksum: UInt16
     /// The datagram's payload, as packet offsets.
     public var payloadRange: Range<Int>
+
+    @inlinable
+    init(sourcePort: UInt16, destinationPort: UInt16, length: UInt16, checksum: UInt16, payloadRange: Range<Int>) {
+        self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
+        self.length = length
+        self.checksum = checksum
+        self.payloadRange = payloadRange
+    }
 }
 
 /// The fields of a TCP header, read from a validated packet.
@@ -24,11 +33,31 @@ public struct TcpHeader: Hashable, Sendable {
     public var optionsRange: Range<Int>
     /// The segment's payload, as packet offsets.
     public var payloadRange: Range<Int>
+
+    @inlinable
+    init(
+        sourcePort: UInt16, destinationPort: UInt16, sequenceNumber: UInt32, acknowledgmentNumber: UInt32,
+        headerLength: Int, flags: TcpFlags, window: UInt16, checksum: UInt16, urgentPointer: UInt16,
+        optionsRange: Range<Int>, payloadRange: Range<Int>
+    ) {
+        self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
+        self.sequenceNumber = sequenceNumber
+        self.acknowledgmentNumber = acknowledgmentNumber
+        self.headerLength = headerLength
+        self.flags = flags
+        self.window = window
+        self.checksum = checksum
+        self.urgentPointer = urgentPointer
+        self.optionsRange = optionsRange
+        self.payloadRange = payloadRange
+    }
 }
 
 /// TCP's control bits.
 public struct TcpFlags: OptionSet, Hashable, Sendable, CustomStringConvertible {
     public var rawValue: UInt8
+    @inlinable
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     public static let fin = TcpFlags(rawValue: 0x01)
@@ -55,6 +84,15 @@ public struct IcmpHeader: Hashable, Sendable {
     public var restOfHeader: UInt32
     /// The bytes after the 8-byte header, as packet offsets.
     public var payloadRange: Range<Int>
+
+    @inlinable
+    init(type: UInt8, code: UInt8, checksum: UInt16, restOfHeader: UInt32, payloadRange: Range<Int>) {
+        self.type = type
+        self.code = code
+        self.checksum = checksum
+        self.restOfHeader = restOfHeader
+        self.payloadRange = payloadRange
+    }
 }
 
 /// A routing and NAT key: a TCP or UDP port, or an ICMP echo identifier.
@@ -82,6 +120,7 @@ public enum TransportKey: Hashable, Sendable, CustomStringConvertible {
 
 extension IpPacket {
     /// The UDP header, or `nil` when the packet is not UDP.
+    @inlinable
     public var udp: UdpHeader? {
         guard transport == .udp else { return nil }
         let at = transportOffset
@@ -92,6 +131,7 @@ extension IpPacket {
     }
 
     /// The TCP header, or `nil` when the packet is not TCP.
+    @inlinable
     public var tcp: TcpHeader? {
         guard transport == .tcp else { return nil }
         let at = transportOffset
@@ -106,6 +146,7 @@ extension IpPacket {
     }
 
     /// The ICMP header of an ICMPv4 or ICMPv6 packet, or `nil` for other protocols.
+    @inlinable
     public var icmp: IcmpHeader? {
         guard transport == .icmpv4 || transport == .icmpv6 else { return nil }
         let at = transportOffset
@@ -114,6 +155,7 @@ extension IpPacket {
             restOfHeader: readUInt32(at: at + 4), payloadRange: (at + 8)..<count)
     }
 
+    @inlinable
     var tcpHeaderLength: Int {
         Int(readUInt8(at: transportOffset + 12) >> 4) * 4
     }

@@ -87,8 +87,15 @@ extension IpPacket {
         } catch {
             throw IpPacketError(.embeddedPacketTooShort(available: embedded.count), context: errorContext)
         }
-        guard let source = ip.context.source, let destination = ip.context.destination else {
-            throw IpPacketError(.embeddedPacketTooShort(available: embedded.count), context: errorContext)
+        let source: IpAddress
+        let destination: IpAddress
+        switch version {
+        case .v4:
+            source = .v4(IPv4Address(embedded.uint32(at: 12)))
+            destination = .v4(IPv4Address(embedded.uint32(at: 16)))
+        case .v6:
+            source = .v6(IPv6Address(high: embedded.uint64(at: 8), low: embedded.uint64(at: 16)))
+            destination = .v6(IPv6Address(high: embedded.uint64(at: 24), low: embedded.uint64(at: 32)))
         }
         let l4 = ip.transportOffset
         let available = embedded.count - l4
