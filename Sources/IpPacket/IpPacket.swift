@@ -40,11 +40,11 @@ public struct IpPacket {
     /// Validates the `count` bytes at `offset` in `buffer` as an IP packet.
     @inlinable
     public init(buffer: PacketBuffer, offset: Int = 0, count: Int) throws(IpPacketError) {
-        guard count <= PacketLimits.maxIpPacketSize else {
-            throw IpPacketError(.tooLarge(length: count))
-        }
         guard offset >= 0, count >= 0, offset + count <= buffer.capacity else {
             throw IpPacketError(.exceedsBuffer(offset: offset, length: count, capacity: buffer.capacity))
+        }
+        guard count <= PacketLimits.maxIpPacketSize else {
+            throw PacketParser.error(.tooLarge(length: count), UnsafeRawBufferPointer(start: buffer.base + offset, count: count))
         }
         let layout = try PacketParser.validate(UnsafeRawBufferPointer(start: buffer.base + offset, count: count))
         _storage = buffer
@@ -59,7 +59,10 @@ public struct IpPacket {
     /// Copies `bytes` into a buffer from `pool` and validates them. Convenient off the data path.
     public init(copying bytes: some Collection<UInt8>, pool: PacketBufferPool = .shared) throws(IpPacketError) {
         guard bytes.count <= PacketLimits.maxIpPacketSize else {
-            throw IpPacketError(.tooLarge(length: bytes.count))
+            let error = bytes.withContiguousStorageIfAvailable { contiguous in
+                PacketParser.error(.tooLarge(length: contiguous.count), UnsafeRawBufferPointer(contiguous))
+            }
+            throw error ?? IpPacketError(.tooLarge(length: bytes.count))
         }
         let buffer = pool.take()
         buffer.bytes.copyBytes(from: bytes)

@@ -33,9 +33,13 @@ import Testing
         return bytes + extensions + transport
     }
 
-    @Test func emptyAndOversizedPackets() {
+    @Test func emptyAndOversizedPackets() throws {
         #expect(reason([]) == .empty)
         #expect(reason([UInt8](repeating: 0x45, count: 1281)) == .tooLarge(length: 1281))
+        let big = try IpPacket.udp(source: v4a, destination: v4b, sourcePort: 1, destinationPort: 2, payload: [UInt8]()).bytes
+            + [UInt8](repeating: 0, count: 1300)
+        let error = try #require(throws: IpPacketError.self) { try IpPacket(copying: big) }
+        #expect(error.description == "IPv4 packet 10.0.0.1 -> 10.0.0.2 (UDP): Packet too large (len: 1328)")
     }
 
     @Test func packetMustFitItsBuffer() {
