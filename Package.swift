@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "IpPacket", targets: ["IpPacket"]),
         .library(name: "PcapFile", targets: ["PcapFile"]),
+        .library(name: "Noise", targets: ["Noise"]),
         .executable(name: "firezone-pcap-replay", targets: ["PcapReplay"]),
     ],
     dependencies: [
@@ -18,10 +19,12 @@ let package = Package(
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CBlake2", pkgConfig: "libb2", providers: [.apt(["libb2-dev"])]),
         .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
+        .systemLibrary(name: "CLinuxTun"),  // header only: the TUN ioctl request codes
 
         // Protocol layers.
         .target(name: "IpPacket"),
         .target(name: "PcapFile", dependencies: ["CPcap"]),
+        .target(name: "Noise", dependencies: ["CSodium", "CBlake2"]),
 
         // Tools.
         .executableTarget(
@@ -47,6 +50,10 @@ let package = Package(
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSodium", "CBlake2", "CPcap", "PcapFile"]),
         .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),
+        .testTarget(name: "NoiseTests", dependencies: ["Noise", "CSodium", "WireGuardInteropPeer"]),
+        // The wireguard-go interop tests run this peer on a real TUN device and UDP socket.
+        .executableTarget(name: "WireGuardInteropPeer", dependencies: ["Noise", "CLinuxTun"],
+                          path: "Tests/Support/WireGuardInteropPeer"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,35 @@
+/// One WireGuard session: the two transport keys of a completed handshake, the sending counter and the
+/// receiving replay window. Keys are zeroed when the session is released.
+final class Session {
+    let localIndex: UInt32
+    let remoteIndex: UInt32
+    let sendingKey: SecretKey
+    let receivingKey: SecretKey
+    let createdAt: ContinuousClock.Instant
+    /// Whether this side sent the initiation; only the initiator rekeys on age.
+    let isInitiator: Bool
+    var sendingCounter: UInt64 = 0
+    var replayWindow = ReplayWindow()
+
+    init(localIndex: UInt32, remoteIndex: UInt32, sendingKey: Key32, receivingKey: Key32,
+         createdAt: ContinuousClock.Instant, isInitiator: Bool) {
+        self.localIndex = localIndex
+        self.remoteIndex = remoteIndex
+        self.sendingKey = SecretKey(sendingKey)
+        self.receivingKey = SecretKey(receivingKey)
+        self.createdAt = createdAt
+        self.isInitiator = isInitiator
+    }
+
+    func age(at now: ContinuousClock.Instant) -> Duration { now - createdAt }
+
+    /// Whether this session may still encrypt: young enough and counters left.
+    func canSend(at now: ContinuousClock.Instant) -> Bool {
+        let limit = isInitiator ? WireGuardLimits.shouldNotUseAfterTime : WireGuardLimits.rejectAfterTime
+        return age(at: now) < limit && sendingCounter < WireGuardLimits.rejectAfterMessages
+    }
+
+    func canReceive(at now: ContinuousClock.Instant) -> Bool {
+        age(at: now) < WireGuardLimits.rejectAfterTime
+    }
+}
