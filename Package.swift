@@ -39,6 +39,7 @@ let package = Package(
         // libFuzzer harnesses: `scripts/fuzz <harness>` builds them with the sanitizer recipe;
         // a plain `swift build` compiles them as harmless executables.
         .executableTarget(name: "FuzzIpPacket", dependencies: ["IpPacket"], path: "Fuzz/IpPacket"),
+        .executableTarget(name: "FuzzNoise", dependencies: ["Noise"], path: "Fuzz/Noise"),
 
         // Tests.
         .testTarget(

@@ -17,7 +17,7 @@ import Testing
         let (reply, datagram) = pair.send(Array("hi alice".utf8), from: pair.bob)
         #expect(reply == .writeToNetwork(count: 8 + 32))
         let (received, plaintext) = pair.receive(datagram, on: pair.alice)
-        #expect(received == .writeToTunnel(count: 8))
+        #expect(received == .writeToTunnel(offset: 16, count: 8))
         #expect(plaintext == Array("hi alice".utf8))
     }
 

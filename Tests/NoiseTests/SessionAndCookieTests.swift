@@ -17,9 +17,9 @@ import Testing
         pair.exchange(pair.drain(pair.alice), from: pair.alice)
         let newIndex = try #require(pair.alice.currentSessionIndex)
         #expect(newIndex != oldIndex)
-        #expect(pair.receive(inFlight, on: pair.bob) == (.writeToTunnel(count: 2), [0x45, 0xAA]))
+        #expect(pair.receive(inFlight, on: pair.bob) == (.writeToTunnel(offset: 16, count: 2), [0x45, 0xAA]))
         let (_, fresh) = pair.send([0x45, 0xBB], from: pair.alice)
-        #expect(pair.receive(fresh, on: pair.bob) == (.writeToTunnel(count: 2), [0x45, 0xBB]))
+        #expect(pair.receive(fresh, on: pair.bob) == (.writeToTunnel(offset: 16, count: 2), [0x45, 0xBB]))
     }
 
     /// Session indices carry the connection index in their high 24 bits, and up to 8 sessions live side
@@ -50,7 +50,7 @@ import Testing
             return
         }
         for round in 1..<9 {
-            #expect(pair.receive(held[round], on: pair.bob) == (.writeToTunnel(count: 2), [0x45, UInt8(round)]))
+            #expect(pair.receive(held[round], on: pair.bob) == (.writeToTunnel(offset: 16, count: 2), [0x45, UInt8(round)]))
         }
     }
 

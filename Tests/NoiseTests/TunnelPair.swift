@@ -48,7 +48,8 @@ final class TunnelPair {
             }
         }
         switch result {
-        case .writeToNetwork(let count), .writeToTunnel(let count): return (result, Array(output.prefix(count)))
+        case .writeToNetwork(let count): return (result, Array(output.prefix(count)))
+        case let .writeToTunnel(offset, count): return (result, Array(output[offset..<(offset + count)]))
         default: return (result, [])
         }
     }

@@ -28,8 +28,9 @@ extension WireGuardTunnel {
         return count > 0 ? .writeToNetwork(count: count) : .done
     }
 
-    /// Handles a datagram from the peer. `output` receives the decrypted packet or the reply to send; it needs
-    /// as many bytes as the datagram (at least 148) and may be the datagram's own memory.
+    /// Handles a datagram from the peer. `output` receives the decrypted packet (at offset 16, see
+    /// ``TunnelOutput/writeToTunnel(offset:count:)``) or the reply to send; it needs as many bytes as the
+    /// datagram (at least 148) and may be the datagram's own memory, which makes decryption exactly in place.
     ///
     /// - Parameter source: where the datagram came from, for cookies under load.
     public func decapsulate(
@@ -92,7 +93,8 @@ extension WireGuardTunnel {
             return fail(.duplicateCounter(receiverIndex: receiverIndex, counter: counter))
         }
         let ciphertext = UnsafeRawBufferPointer(rebasing: datagram[WireGuardMessage.dataHeaderLength...])
-        let opened = Aead.open(key: session.receivingKey.bytes, counter: counter, ciphertext: ciphertext, into: output)
+        let plaintext = UnsafeMutableRawBufferPointer(rebasing: output[WireGuardMessage.dataHeaderLength...])
+        let opened = Aead.open(key: session.receivingKey.bytes, counter: counter, ciphertext: ciphertext, into: plaintext)
         guard opened else { return fail(.decryptionFailed(receiverIndex: receiverIndex)) }
         guard session.replayWindow.accept(counter) else {
             return fail(.duplicateCounter(receiverIndex: receiverIndex, counter: counter))
@@ -113,7 +115,7 @@ extension WireGuardTunnel {
         }
         lastDataReceived = now
         statistics.packetsReceived += 1
-        return .writeToTunnel(count: plaintextCount)
+        return .writeToTunnel(offset: WireGuardMessage.dataHeaderLength, count: plaintextCount)
     }
 
     /// Writes a data message carrying `packet` on `session` into `output`; returns its length.

@@ -93,8 +93,9 @@ public enum TunnelOutput: Hashable, Sendable {
     case done
     /// Send the first `count` bytes of the output buffer to the peer.
     case writeToNetwork(count: Int)
-    /// Write the first `count` bytes of the output buffer (a decrypted IP packet) to the TUN device.
-    case writeToTunnel(count: Int)
+    /// Write `count` bytes at `offset` of the output buffer (a decrypted IP packet) to the TUN device.
+    /// Data messages decrypt exactly in place, so the packet sits after the 16-byte header (offset 16).
+    case writeToTunnel(offset: Int, count: Int)
     /// The input was refused; the tunnel's state is unchanged by it.
     case error(WireGuardError)
 }

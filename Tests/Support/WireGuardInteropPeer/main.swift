@@ -190,9 +190,9 @@ func run() {
                 case .writeToNetwork(let length):
                     endpoint = source
                     send(length)
-                case .writeToTunnel(let length):
+                case let .writeToTunnel(offset, length):
                     endpoint = source
-                    _ = Glibc.write(tunFd, outbound.baseAddress, length)
+                    _ = Glibc.write(tunFd, outbound.baseAddress.map { $0 + offset }, length)
                 case .done:
                     endpoint = source
                 case .error(let error):
