@@ -5,6 +5,7 @@ let package = Package(
     name: "swift-firezone",
     platforms: [.macOS(.v15)],
     products: [
+        .library(name: "SansIO", targets: ["SansIO"]),
         .library(name: "IpPacket", targets: ["IpPacket"]),
         .library(name: "PcapFile", targets: ["PcapFile"]),
         .library(name: "Noise", targets: ["Noise"]),
@@ -22,9 +23,10 @@ let package = Package(
         .systemLibrary(name: "CLinuxTun"),  // header only: the TUN ioctl request codes
 
         // Protocol layers.
+        .target(name: "SansIO"),
         .target(name: "IpPacket"),
         .target(name: "PcapFile", dependencies: ["CPcap"]),
-        .target(name: "Noise", dependencies: ["CSodium", "CBlake2"]),
+        .target(name: "Noise", dependencies: ["SansIO", "CSodium", "CBlake2"]),
 
         // Tools.
         .executableTarget(
@@ -39,7 +41,7 @@ let package = Package(
         // libFuzzer harnesses: `scripts/fuzz <harness>` builds them with the sanitizer recipe;
         // a plain `swift build` compiles them as harmless executables.
         .executableTarget(name: "FuzzIpPacket", dependencies: ["IpPacket"], path: "Fuzz/IpPacket"),
-        .executableTarget(name: "FuzzNoise", dependencies: ["Noise"], path: "Fuzz/Noise"),
+        .executableTarget(name: "FuzzNoise", dependencies: ["Noise", "SansIO"], path: "Fuzz/Noise"),
 
         // Tests.
         .testTarget(
@@ -51,9 +53,9 @@ let package = Package(
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSodium", "CBlake2", "CPcap", "PcapFile"]),
         .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),
-        .testTarget(name: "NoiseTests", dependencies: ["Noise", "CSodium", "WireGuardInteropPeer"]),
+        .testTarget(name: "NoiseTests", dependencies: ["Noise", "SansIO", "CSodium", "WireGuardInteropPeer"]),
         // The wireguard-go interop tests run this peer on a real TUN device and UDP socket.
-        .executableTarget(name: "WireGuardInteropPeer", dependencies: ["Noise", "CLinuxTun"],
+        .executableTarget(name: "WireGuardInteropPeer", dependencies: ["Noise", "SansIO", "CLinuxTun"],
                           path: "Tests/Support/WireGuardInteropPeer"),
     ],
     swiftLanguageModes: [.v6]

@@ -12,6 +12,19 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
+        // The raw libsodium calls the WireGuard data path is measured against.
+        .systemLibrary(name: "CSodiumRaw", pkgConfig: "libsodium"),
+        .executableTarget(
+            name: "NoiseBenchmarks",
+            dependencies: [
+                "CSodiumRaw",
+                .product(name: "Noise", package: "swift-firezone"),
+                .product(name: "SansIO", package: "swift-firezone"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/NoiseBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
         .executableTarget(
             name: "IpPacketBenchmarks",
             dependencies: [

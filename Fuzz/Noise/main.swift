@@ -6,8 +6,9 @@
 // Target bit 0 picks the tunnel (responder or initiator); bit 1 makes the bytes a mutation of a real
 // message of the handshake (type byte kept) instead of raw bytes.
 import Noise
+import SansIO
 
-let start = ContinuousClock.now
+let start = Instant(nanoseconds: 1_000_000_000)
 let aliceKey = SecretKey(bytes: [UInt8](repeating: 0x11, count: 32))!
 let bobKey = SecretKey(bytes: [UInt8](repeating: 0x22, count: 32))!
 let presharedKey = SecretKey(bytes: [UInt8](repeating: 0x33, count: 32))!

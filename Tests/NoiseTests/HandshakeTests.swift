@@ -1,4 +1,5 @@
 import Noise
+import SansIO
 import Testing
 
 @Suite struct HandshakeTests {

@@ -1,4 +1,5 @@
 @testable import Noise
+import SansIO
 import Testing
 
 @Suite struct ReplayWindowTests {

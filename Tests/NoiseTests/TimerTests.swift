@@ -1,4 +1,5 @@
 @testable import Noise
+import SansIO
 import Testing
 
 /// Every timer of spec §5.2, on a virtual clock.

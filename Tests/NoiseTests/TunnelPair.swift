@@ -1,4 +1,5 @@
 import Noise
+import SansIO
 
 /// Two tunnels wired back to back in memory, with a virtual clock.
 final class TunnelPair {
@@ -8,8 +9,8 @@ final class TunnelPair {
     let bob: WireGuardTunnel
     let aliceIdentity: WireGuardIdentity
     let bobIdentity: WireGuardIdentity
-    let start = ContinuousClock.now
-    var now: ContinuousClock.Instant
+    let start = Instant(nanoseconds: 1_000_000_000)
+    var now: Instant
 
     init(presharedKey: SecretKey? = nil, bobPresharedKey: SecretKey? = nil, seed: UInt64 = 1,
          handshakesPerSecond: Int = WireGuardLimits.handshakesPerSecond) {

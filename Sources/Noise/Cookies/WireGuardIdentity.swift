@@ -1,4 +1,5 @@
 import CSodium
+import SansIO
 
 /// What all peers of one node share: the static key pair, verification of MAC1 on every handshake message
 /// addressed to it, and the handshake rate limiter that demands MAC2 cookies under load (spec §5.6).
@@ -13,8 +14,8 @@ public final class WireGuardIdentity {
     let cookieEncryptionKey: Key32
     let handshakesPerSecond: Int
     private var cookieSecret = Key32()
-    private var cookieSecretCreated: ContinuousClock.Instant?
-    private var windowStart: ContinuousClock.Instant?
+    private var cookieSecretCreated: Instant?
+    private var windowStart: Instant?
     private var handshakesInWindow = 0
 
     /// Counters for metrics: handshake messages dropped for a bad MAC1, and cookie replies sent.
@@ -22,6 +23,7 @@ public final class WireGuardIdentity {
     public private(set) var cookieRepliesSent = 0
 
     public init(privateKey: SecretKey, handshakesPerSecond: Int = WireGuardLimits.handshakesPerSecond) {
+        Sodium.initialize()
         self.privateKey = privateKey
         publicKey = privateKey.publicKey
         mac1Key = NoiseHandshake.mac1Key(for: publicKey)
@@ -38,7 +40,7 @@ public final class WireGuardIdentity {
     }
 
     /// Checks MAC1 and, under load, MAC2 of an initiation or response addressed to this node.
-    func admit(_ message: UnsafeRawBufferPointer, mac1Offset: Int, source: EndpointKey, now: ContinuousClock.Instant) -> Admission {
+    func admit(_ message: UnsafeRawBufferPointer, mac1Offset: Int, source: EndpointKey, now: Instant) -> Admission {
         let expectedMac1 = mac1Key.withUnsafeBytes { Blake2s.mac(key: $0, message.slice(0, mac1Offset)) }
         guard expectedMac1 == Mac16(message.slice(mac1Offset, 16)) else {
             rejectedMac1Count += 1
@@ -59,7 +61,7 @@ public final class WireGuardIdentity {
     /// Writes a 64-byte cookie reply to `message` (whose sender index it answers) into `output`.
     func writeCookieReply<R: RandomNumberGenerator>(
         to message: UnsafeRawBufferPointer, mac1Offset: Int, senderIndex: UInt32, source: EndpointKey,
-        now: ContinuousClock.Instant, rng: inout R, into output: UnsafeMutableRawBufferPointer
+        now: Instant, rng: inout R, into output: UnsafeMutableRawBufferPointer
     ) -> Int {
         output.storeUInt32LE(3, at: 0)
         output.storeUInt32LE(senderIndex, at: Layout.CookieReply.receiver)
@@ -78,7 +80,7 @@ public final class WireGuardIdentity {
     }
 
     /// τ = MAC(Rm, source), with the secret Rm replaced every 128 s.
-    private func currentCookie(for source: EndpointKey, now: ContinuousClock.Instant) -> Mac16 {
+    private func currentCookie(for source: EndpointKey, now: Instant) -> Mac16 {
         if cookieSecretCreated.map({ now - $0 >= WireGuardLimits.cookieSecretRotation }) ?? true {
             cookieSecret.withUnsafeMutableBytes { secret in secret.baseAddress.map { randombytes_buf($0, secret.count) } }
             cookieSecretCreated = now

@@ -42,6 +42,7 @@ public final class SecretKey: @unchecked Sendable, CustomStringConvertible {
 
     /// A fresh random key from libsodium's CSPRNG, clamped for use as a Curve25519 private key.
     public static func generatePrivateKey() -> SecretKey {
+        Sodium.initialize()
         let key = SecretKey()
         randombytes_buf(key.pointer, 32)
         key.clamp()

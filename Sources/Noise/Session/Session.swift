@@ -1,3 +1,4 @@
+import SansIO
 /// One WireGuard session: the two transport keys of a completed handshake, the sending counter and the
 /// receiving replay window. Keys are zeroed when the session is released.
 final class Session {
@@ -5,14 +6,14 @@ final class Session {
     let remoteIndex: UInt32
     let sendingKey: SecretKey
     let receivingKey: SecretKey
-    let createdAt: ContinuousClock.Instant
+    let createdAt: Instant
     /// Whether this side sent the initiation; only the initiator rekeys on age.
     let isInitiator: Bool
-    var sendingCounter: UInt64 = 0
-    var replayWindow = ReplayWindow()
+    @exclusivity(unchecked) var sendingCounter: UInt64 = 0
+    @exclusivity(unchecked) var replayWindow = ReplayWindow()
 
     init(localIndex: UInt32, remoteIndex: UInt32, sendingKey: Key32, receivingKey: Key32,
-         createdAt: ContinuousClock.Instant, isInitiator: Bool) {
+         createdAt: Instant, isInitiator: Bool) {
         self.localIndex = localIndex
         self.remoteIndex = remoteIndex
         self.sendingKey = SecretKey(sendingKey)
@@ -21,15 +22,15 @@ final class Session {
         self.isInitiator = isInitiator
     }
 
-    func age(at now: ContinuousClock.Instant) -> Duration { now - createdAt }
+    func age(at now: Instant) -> Duration { now - createdAt }
 
     /// Whether this session may still encrypt: young enough and counters left.
-    func canSend(at now: ContinuousClock.Instant) -> Bool {
+    func canSend(at now: Instant) -> Bool {
         let limit = isInitiator ? WireGuardLimits.shouldNotUseAfterTime : WireGuardLimits.rejectAfterTime
         return age(at: now) < limit && sendingCounter < WireGuardLimits.rejectAfterMessages
     }
 
-    func canReceive(at now: ContinuousClock.Instant) -> Bool {
+    func canReceive(at now: Instant) -> Bool {
         age(at: now) < WireGuardLimits.rejectAfterTime
     }
 }

@@ -1,3 +1,4 @@
+import SansIO
 extension WireGuardTunnel {
     /// Encrypts an IP packet for the peer into `output`, which needs `packet.count + 32` bytes. The packet may
     /// already sit at `output + 16`: it is then encrypted in place.
@@ -5,7 +6,7 @@ extension WireGuardTunnel {
     /// Without a usable session the packet is queued (up to 256) and, unless one is in progress, a handshake
     /// initiation is written to `output` instead.
     public func encapsulate(
-        _ packet: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, now: ContinuousClock.Instant
+        _ packet: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, now: Instant
     ) -> TunnelOutput {
         let needed = max(packet.count + WireGuardMessage.dataOverhead, WireGuardMessage.initiationLength)
         guard output.count >= needed else { return fail(.outputTooSmall(needed: needed, available: output.count)) }
@@ -35,7 +36,7 @@ extension WireGuardTunnel {
     /// - Parameter source: where the datagram came from, for cookies under load.
     public func decapsulate(
         _ datagram: UnsafeRawBufferPointer, from source: EndpointKey = .unknown,
-        into output: UnsafeMutableRawBufferPointer, now: ContinuousClock.Instant
+        into output: UnsafeMutableRawBufferPointer, now: Instant
     ) -> TunnelOutput {
         guard let message = WireGuardMessage.peek(datagram) else {
             return fail(.invalidMessage(length: datagram.count))
@@ -57,7 +58,7 @@ extension WireGuardTunnel {
     /// The next message to send that no input asked for: handshake initiations and keepalives from timers,
     /// then packets queued while there was no session. Writes it to `output` (at least 1316 bytes for a
     /// queued packet) and returns its length, or `nil` when there is nothing to send.
-    public func pollTransmit(into output: UnsafeMutableRawBufferPointer, now: ContinuousClock.Instant) -> Int? {
+    public func pollTransmit(into output: UnsafeMutableRawBufferPointer, now: Instant) -> Int? {
         if !outbox.isEmpty {
             let message = outbox.removeFirst()
             guard output.count >= message.count else {
@@ -82,7 +83,7 @@ extension WireGuardTunnel {
 
     func handleData(
         _ datagram: UnsafeRawBufferPointer, receiverIndex: UInt32, counter: UInt64,
-        into output: UnsafeMutableRawBufferPointer, now: ContinuousClock.Instant
+        into output: UnsafeMutableRawBufferPointer, now: Instant
     ) -> TunnelOutput {
         let slot = Int(receiverIndex) % WireGuardLimits.sessionSlots
         guard let session = sessions[slot], session.localIndex == receiverIndex else {
@@ -121,7 +122,7 @@ extension WireGuardTunnel {
     /// Writes a data message carrying `packet` on `session` into `output`; returns its length.
     func encrypt(
         _ packet: UnsafeRawBufferPointer, with session: Session, into output: UnsafeMutableRawBufferPointer,
-        now: ContinuousClock.Instant
+        now: Instant
     ) -> Int {
         let counter = session.sendingCounter
         session.sendingCounter += 1
@@ -135,7 +136,7 @@ extension WireGuardTunnel {
         return packet.count + WireGuardMessage.dataOverhead
     }
 
-    func encryptKeepalive(into output: UnsafeMutableRawBufferPointer, now: ContinuousClock.Instant) -> TunnelOutput {
+    func encryptKeepalive(into output: UnsafeMutableRawBufferPointer, now: Instant) -> TunnelOutput {
         guard let slot = currentSlot, let session = sessions[slot], session.canSend(at: now) else { return .done }
         statistics.keepalivesSent += 1
         return .writeToNetwork(count: encrypt(UnsafeRawBufferPointer(start: nil, count: 0), with: session, into: output, now: now))

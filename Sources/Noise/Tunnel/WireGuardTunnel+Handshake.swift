@@ -1,15 +1,32 @@
 import CSodium
+import SansIO
 
-/// A handshake this side initiated, waiting for its response.
-struct PendingHandshake {
-    var state: NoiseHandshake.State
+/// A handshake this side initiated, waiting for its response. A class, so the data path's "handshake in
+/// progress?" check is a pointer comparison rather than a copy of the state.
+final class PendingHandshake {
+    let state: NoiseHandshake.State
     let ephemeral: SecretKey
     let localIndex: UInt32
     /// MAC1 of the initiation, the associated data of a cookie reply to it.
     let mac1: Mac16
-    let sentAt: ContinuousClock.Instant
+    let sentAt: Instant
     /// Jitter added to the retransmission timer of this attempt.
     let retransmitJitter: Duration
+
+    init(state: NoiseHandshake.State, ephemeral: SecretKey, localIndex: UInt32, mac1: Mac16, sentAt: Instant,
+         retransmitJitter: Duration) {
+        self.state = state
+        self.ephemeral = ephemeral
+        self.localIndex = localIndex
+        self.mac1 = mac1
+        self.sentAt = sentAt
+        self.retransmitJitter = retransmitJitter
+    }
+
+    deinit {
+        var state = self.state
+        state.zero()
+    }
 }
 
 extension WireGuardTunnel {
@@ -17,7 +34,7 @@ extension WireGuardTunnel {
     /// ``pollTransmit(into:now:)``. The connection layer calls this to roll the session. Returns whether a
     /// handshake was started.
     @discardableResult
-    public func initiateHandshake(now: ContinuousClock.Instant) -> Bool {
+    public func initiateHandshake(now: Instant) -> Bool {
         guard handshake == nil else { return false }
         var message = [UInt8](repeating: 0, count: WireGuardMessage.initiationLength)
         let written = message.withUnsafeMutableBytes { writeInitiation(into: $0, now: now) }
@@ -27,7 +44,7 @@ extension WireGuardTunnel {
     }
 
     /// Writes a new initiation (fresh ephemeral key and session index) and records it as pending.
-    func writeInitiation(into output: UnsafeMutableRawBufferPointer, now: ContinuousClock.Instant) -> Int {
+    func writeInitiation(into output: UnsafeMutableRawBufferPointer, now: Instant) -> Int {
         guard let staticShared else {
             recordError()
             return 0
@@ -54,7 +71,7 @@ extension WireGuardTunnel {
 
     func handleInitiation(
         _ message: UnsafeRawBufferPointer, source: EndpointKey, into output: UnsafeMutableRawBufferPointer,
-        now: ContinuousClock.Instant
+        now: Instant
     ) -> TunnelOutput {
         switch identity.admit(message, mac1Offset: Layout.Initiation.mac1, source: source, now: now) {
         case .badMac1:
@@ -100,7 +117,7 @@ extension WireGuardTunnel {
 
     func handleResponse(
         _ message: UnsafeRawBufferPointer, receiverIndex: UInt32, source: EndpointKey,
-        into output: UnsafeMutableRawBufferPointer, now: ContinuousClock.Instant
+        into output: UnsafeMutableRawBufferPointer, now: Instant
     ) -> TunnelOutput {
         guard let pending = handshake, pending.localIndex == receiverIndex else {
             return fail(.unknownSession(receiverIndex: receiverIndex))
@@ -158,7 +175,7 @@ extension WireGuardTunnel {
         if makeCurrent { makeCurrentSession(slot: slot, now: session.createdAt) }
     }
 
-    func makeCurrentSession(slot: Int, now: ContinuousClock.Instant) {
+    func makeCurrentSession(slot: Int, now: Instant) {
         guard let session = sessions[slot] else { return }
         currentSlot = slot
         lastSessionEstablished = now

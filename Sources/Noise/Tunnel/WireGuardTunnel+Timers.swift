@@ -1,8 +1,9 @@
+import SansIO
 extension WireGuardTunnel {
     /// Runs every timer that is due (spec §5.2): handshake retransmission and give-up, scheduled rekeys,
     /// session expiry, the 540 s connection expiry, passive keepalives, and the rekey after sent data went
     /// unanswered. Messages it produces come out of ``pollTransmit(into:now:)``; expiry is an event.
-    public func handleTimeout(now: ContinuousClock.Instant) {
+    public func handleTimeout(now: Instant) {
         if let started = handshakeAttemptStarted, now - started >= WireGuardLimits.rekeyAttemptTime {
             expireConnection()
             return
@@ -33,8 +34,8 @@ extension WireGuardTunnel {
     }
 
     /// When ``handleTimeout(now:)`` should run next, or `nil` when no timer is armed.
-    public func pollTimeout() -> ContinuousClock.Instant? {
-        var deadlines: [ContinuousClock.Instant] = []
+    public func pollTimeout() -> Instant? {
+        var deadlines: [Instant] = []
         if let started = handshakeAttemptStarted { deadlines.append(started + WireGuardLimits.rekeyAttemptTime) }
         if let pending = handshake {
             deadlines.append(pending.sentAt + WireGuardLimits.rekeyTimeout + pending.retransmitJitter)
@@ -50,20 +51,20 @@ extension WireGuardTunnel {
     }
 
     /// Passive keepalive: data arrived and nothing was sent back within KEEPALIVE_TIMEOUT.
-    private var keepaliveDeadline: ContinuousClock.Instant? {
+    private var keepaliveDeadline: Instant? {
         guard let received = lastDataReceived else { return nil }
         if let sent = lastPacketSent, sent >= received { return nil }
         return received + WireGuardLimits.keepaliveTimeout
     }
 
     /// Sent data unanswered for KEEPALIVE + REKEY_TIMEOUT, counted from the first unanswered packet.
-    private var unansweredDeadline: ContinuousClock.Instant? {
+    private var unansweredDeadline: Instant? {
         firstUnansweredSend.map { $0 + WireGuardLimits.keepaliveTimeout + WireGuardLimits.rekeyTimeout }
     }
 
     private var hasAnySession: Bool { sessions.contains { $0 != nil } }
 
-    private func dropExpiredSessions(now: ContinuousClock.Instant) {
+    private func dropExpiredSessions(now: Instant) {
         for slot in sessions.indices {
             guard let session = sessions[slot], !session.canReceive(at: now) else { continue }
             sessions[slot] = nil

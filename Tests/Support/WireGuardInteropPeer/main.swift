@@ -7,6 +7,7 @@
 import CLinuxTun
 import Glibc
 import Noise
+import SansIO
 
 nonisolated(unsafe) var rekeyRequested: sig_atomic_t = 0
 nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
@@ -106,9 +107,18 @@ func endpointKey(_ address: sockaddr_in) -> EndpointKey {
     return EndpointKey(bytes)
 }
 
+/// CLOCK_MONOTONIC as the library's `Instant`.
+struct MonotonicClock {
+    var now: Instant {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Instant(nanoseconds: Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec))
+    }
+}
+
 func run() {
     let options = Options(CommandLine.arguments)
-    let clock = ContinuousClock()
+    let clock = MonotonicClock()
     var unixTime = timespec()
     clock_gettime(CLOCK_REALTIME, &unixTime)
     let identity = WireGuardIdentity(privateKey: readKey(options.privateKeyFile))
@@ -164,8 +174,7 @@ func run() {
         }
         flush()
         let timeout = tunnel.pollTimeout().map { deadline -> Int32 in
-            let remaining = clock.now.duration(to: deadline)
-            return Int32(clamping: max(0, remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000) + 1)
+            Int32(clamping: max(0, (deadline.nanoseconds - clock.now.nanoseconds) / 1_000_000) + 1)
         } ?? 1000
         guard poll(&fds, 2, min(timeout, 1000)) >= 0 || errno == EINTR else { fail("poll") }
         if fds[0].revents & Int16(POLLIN) != 0 {
