@@ -1,6 +1,7 @@
 import Benchmark
 import CSodiumRaw
 import Noise
+import SansIO
 
 /// The WireGuard data path against the raw libsodium AEAD calls it wraps, in the same run: the ratio is
 /// the engine's overhead. Every data-path benchmark must allocate nothing.
