@@ -53,7 +53,7 @@ let package = Package(
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSodium", "CBlake2", "CPcap", "PcapFile"]),
         .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),
-        .testTarget(name: "NoiseTests", dependencies: ["Noise", "SansIO", "CSodium", "WireGuardInteropPeer"]),
+        .testTarget(name: "NoiseTests", dependencies: ["Noise", "SansIO", "IpPacket", "PcapFile", "CSodium", "WireGuardInteropPeer"]),
         // The wireguard-go interop tests run this peer on a real TUN device and UDP socket.
         .executableTarget(name: "WireGuardInteropPeer", dependencies: ["Noise", "SansIO", "CLinuxTun"],
                           path: "Tests/Support/WireGuardInteropPeer"),
