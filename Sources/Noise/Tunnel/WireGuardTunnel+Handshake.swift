@@ -73,16 +73,9 @@ extension WireGuardTunnel {
         _ message: UnsafeRawBufferPointer, source: EndpointKey, into output: UnsafeMutableRawBufferPointer,
         now: Instant
     ) -> TunnelOutput {
-        switch identity.admit(message, mac1Offset: Layout.Initiation.mac1, source: source, now: now) {
-        case .badMac1:
-            return fail(.invalidMac)
-        case .requireCookie:
-            statistics.cookieRepliesSent += 1
-            return .writeToNetwork(count: identity.writeCookieReply(
-                to: message, mac1Offset: Layout.Initiation.mac1, senderIndex: message.uint32LE(at: Layout.Initiation.sender),
-                source: source, now: now, rng: &random, into: output))
-        case .accept:
-            break
+        if let refusal = admit(message, mac1Offset: Layout.Initiation.mac1, senderOffset: Layout.Initiation.sender,
+                               source: source, into: output, now: now) {
+            return refusal
         }
         let staticShared = self.staticShared
         let remote = remotePublicKey
@@ -122,16 +115,9 @@ extension WireGuardTunnel {
         guard let pending = handshake, pending.localIndex == receiverIndex else {
             return fail(.unknownSession(receiverIndex: receiverIndex))
         }
-        switch identity.admit(message, mac1Offset: Layout.Response.mac1, source: source, now: now) {
-        case .badMac1:
-            return fail(.invalidMac)
-        case .requireCookie:
-            statistics.cookieRepliesSent += 1
-            return .writeToNetwork(count: identity.writeCookieReply(
-                to: message, mac1Offset: Layout.Response.mac1, senderIndex: message.uint32LE(at: Layout.Response.sender),
-                source: source, now: now, rng: &random, into: output))
-        case .accept:
-            break
+        if let refusal = admit(message, mac1Offset: Layout.Response.mac1, senderOffset: Layout.Response.sender,
+                               source: source, into: output, now: now) {
+            return refusal
         }
         guard let keys = NoiseHandshake.readResponse(
             message, state: pending.state, ephemeral: pending.ephemeral, localPrivate: identity.privateKey,
@@ -165,6 +151,25 @@ extension WireGuardTunnel {
         statistics.cookieRepliesReceived += 1
         // The retransmission timer resends the initiation, now with MAC2.
         return .done
+    }
+
+    /// MAC1, and MAC2 under load, of a handshake message: `nil` to go on, or what to answer instead (an
+    /// error for a bad MAC1, a cookie reply to the message's sender when a valid MAC2 is missing).
+    private func admit(
+        _ message: UnsafeRawBufferPointer, mac1Offset: Int, senderOffset: Int, source: EndpointKey,
+        into output: UnsafeMutableRawBufferPointer, now: Instant
+    ) -> TunnelOutput? {
+        switch identity.admit(message, mac1Offset: mac1Offset, source: source, now: now) {
+        case .accept:
+            return nil
+        case .badMac1:
+            return fail(.invalidMac)
+        case .requireCookie:
+            statistics.cookieRepliesSent += 1
+            return .writeToNetwork(count: identity.writeCookieReply(
+                to: message, mac1Offset: mac1Offset, senderIndex: message.uint32LE(at: senderOffset),
+                source: source, now: now, rng: &random, into: output))
+        }
     }
 
     /// Puts a session into its slot (index mod 8), releasing the one it replaces.
