@@ -24,7 +24,7 @@ let package = Package(
 
         // Protocol layers.
         .target(name: "SansIO"),
-        .target(name: "IpPacket"),
+        .target(name: "IpPacket", dependencies: ["SansIO"]),
         .target(name: "PcapFile", dependencies: ["CPcap"]),
         .target(name: "Noise", dependencies: ["SansIO", "CSodium", "CBlake2"]),
 

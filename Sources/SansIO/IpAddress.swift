@@ -1,4 +1,4 @@
-/// An IPv4 or IPv6 address, stored inline (no heap allocation).
+/// An IPv4 or IPv6 address, stored inline (no heap allocation). Shared by every layer: packets, STUN, ICE.
 public enum IpAddress: Hashable, Sendable, Comparable {
     case v4(IPv4Address)
     case v6(IPv6Address)
