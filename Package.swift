@@ -9,11 +9,13 @@ let package = Package(
         .library(name: "IpPacket", targets: ["IpPacket"]),
         .library(name: "PcapFile", targets: ["PcapFile"]),
         .library(name: "Noise", targets: ["Noise"]),
+        .library(name: "Stun", targets: ["Stun"]),
         .executable(name: "firezone-pcap-replay", targets: ["PcapReplay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // System libraries, bound through pkg-config and a one-line shim header each.
@@ -27,6 +29,7 @@ let package = Package(
         .target(name: "IpPacket", dependencies: ["SansIO"]),
         .target(name: "PcapFile", dependencies: ["CPcap"]),
         .target(name: "Noise", dependencies: ["SansIO", "CSodium", "CBlake2"]),
+        .target(name: "Stun", dependencies: ["SansIO", .product(name: "Crypto", package: "swift-crypto")]),
 
         // Tools.
         .executableTarget(
@@ -53,6 +56,7 @@ let package = Package(
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSodium", "CBlake2", "CPcap", "PcapFile"]),
         .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),
+        .testTarget(name: "StunTests", dependencies: ["Stun", "SansIO", "IpPacket", "PcapFile"]),
         .testTarget(name: "NoiseTests", dependencies: ["Noise", "SansIO", "IpPacket", "PcapFile", "CSodium", "WireGuardInteropPeer"]),
         // The wireguard-go interop tests run this peer on a real TUN device and UDP socket.
         .executableTarget(name: "WireGuardInteropPeer", dependencies: ["Noise", "SansIO", "CLinuxTun"],
