@@ -49,7 +49,9 @@ import Testing
     @Test func malformedMessagesAreTypedErrors() {
         let valid = StunMessage(class: .request, method: .binding, transactionId: .random(), attributes: [.priority(1)]).encode()
         func reason(_ bytes: [UInt8]) -> StunError.Reason? {
-            do throws(StunError) { _ = try StunMessage(decoding: bytes); return nil } catch { return error.reason }
+            guard case .failure(let error) = Result(catching: { () throws(StunError) in try StunMessage(decoding: bytes) })
+            else { return nil }
+            return error.reason
         }
         #expect(reason(Array(valid.prefix(19))) == .tooShort(length: 19))
         #expect(reason([0xC0] + valid.dropFirst()) == .notStun(firstByte: 0xC0))
