@@ -45,6 +45,7 @@ let package = Package(
         // a plain `swift build` compiles them as harmless executables.
         .executableTarget(name: "FuzzIpPacket", dependencies: ["IpPacket"], path: "Fuzz/IpPacket"),
         .executableTarget(name: "FuzzNoise", dependencies: ["Noise", "SansIO"], path: "Fuzz/Noise"),
+        .executableTarget(name: "FuzzStun", dependencies: ["Stun"], path: "Fuzz/Stun"),
 
         // Tests.
         .testTarget(
