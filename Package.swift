@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "PcapFile", targets: ["PcapFile"]),
         .library(name: "Noise", targets: ["Noise"]),
         .library(name: "Stun", targets: ["Stun"]),
+        .library(name: "Turn", targets: ["Turn"]),
         .executable(name: "firezone-pcap-replay", targets: ["PcapReplay"]),
     ],
     dependencies: [
@@ -30,6 +31,7 @@ let package = Package(
         .target(name: "PcapFile", dependencies: ["CPcap"]),
         .target(name: "Noise", dependencies: ["SansIO", "CSodium", "CBlake2"]),
         .target(name: "Stun", dependencies: ["SansIO", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Turn", dependencies: ["Stun", "SansIO"]),
 
         // Tools.
         .executableTarget(
@@ -46,6 +48,7 @@ let package = Package(
         .executableTarget(name: "FuzzIpPacket", dependencies: ["IpPacket"], path: "Fuzz/IpPacket"),
         .executableTarget(name: "FuzzNoise", dependencies: ["Noise", "SansIO"], path: "Fuzz/Noise"),
         .executableTarget(name: "FuzzStun", dependencies: ["Stun"], path: "Fuzz/Stun"),
+        .executableTarget(name: "FuzzChannelData", dependencies: ["Turn"], path: "Fuzz/ChannelData"),
 
         // Tests.
         .testTarget(
