@@ -61,6 +61,9 @@ let package = Package(
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSodium", "CBlake2", "CPcap", "PcapFile"]),
         .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),
         .testTarget(name: "StunTests", dependencies: ["Stun", "SansIO", "IpPacket", "PcapFile"]),
+        .testTarget(name: "TurnTests", dependencies: [
+            "Turn", "Stun", "SansIO", "IpPacket", "PcapFile", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "NoiseTests", dependencies: ["Noise", "SansIO", "IpPacket", "PcapFile", "CSodium", "WireGuardInteropPeer"]),
         // The wireguard-go interop tests run this peer on a real TUN device and UDP socket.
         .executableTarget(name: "WireGuardInteropPeer", dependencies: ["Noise", "SansIO", "CLinuxTun"],

@@ -1,0 +1,142 @@
+import SansIO
+import Stun
+
+extension TurnAllocation {
+    /// Refresh, keepalive and expiry intervals (spec §3.2, §3.4).
+    public static let keepaliveInterval: Duration = .seconds(25)
+    public static let channelLifetime: Duration = .seconds(600)
+    public static let channelRefreshAge: Duration = .seconds(300)
+    /// A used channel number is recycled only after its lifetime plus the relay's rebind cool-down.
+    public static let channelRecycleAge: Duration = .seconds(900)
+
+    /// Runs the due timers: retransmissions and abandoned requests, refresh at half the lifetime, BINDING
+    /// keepalives, channel refreshes, and expiry.
+    public func handleTimeout(now: Instant) {
+        guard failure == nil else { return }
+        for id in Array(requests.keys) {
+            guard var transaction = requests[id]?.transaction else { continue }
+            let action = transaction.handleTimeout(now: now)
+            requests[id]?.transaction = transaction
+            switch action {
+            case .wait: break
+            case .retransmit: retransmit(id)
+            case .abandon: abandon(id)
+            }
+        }
+        guard failure == nil else { return }
+        if let allocatedAt, now >= allocatedAt + lifetime {
+            invalidateAllocation()
+            return
+        }
+        if let allocatedAt, now >= allocatedAt + lifetime / 2 {
+            sendRefresh(lifetime: nil, now: now)
+        }
+        if isAllocated, let active = activeSocket, let last = lastKeepalive, now >= last + Self.keepaliveInterval,
+           !requests.values.contains(where: { $0.kind == .binding }) {
+            lastKeepalive = now
+            sendBinding(to: active, now: now)
+        }
+        for (number, channel) in channels where channel.bound && now >= channel.boundAt + Self.channelRefreshAge {
+            let receivedSinceBind = channel.lastReceived.map { $0 > channel.boundAt } ?? false
+            let inFlight = requests.values.contains { if case .channelBind(number, _) = $0.kind { true } else { false } }
+            guard receivedSinceBind, !inFlight else { continue }
+            sendChannelBind(channel: number, peer: channel.peer, now: now)
+        }
+    }
+
+    /// When ``handleTimeout(now:)`` should run next.
+    public func pollTimeout() -> Instant? {
+        guard failure == nil else { return nil }
+        var deadlines = requests.values.map(\.transaction.deadline)
+        if let allocatedAt {
+            deadlines.append(allocatedAt + lifetime / 2)
+            deadlines.append(allocatedAt + lifetime)
+        }
+        if isAllocated, let last = lastKeepalive { deadlines.append(last + Self.keepaliveInterval) }
+        for channel in channels.values where channel.bound { deadlines.append(channel.boundAt + Self.channelRefreshAge) }
+        return deadlines.min()
+    }
+
+    private func abandon(_ id: TransactionId) {
+        guard let request = requests.removeValue(forKey: id) else { return }
+        guard let active = activeSocket else {
+            // Socket selection: only when every relay address stayed silent.
+            if !requests.values.contains(where: { $0.kind == .binding }), !receivedAnyResponse { fail(.noResponse) }
+            return
+        }
+        guard request.destination.ip.version == active.ip.version else { return }
+        activeSocket = nil
+        invalidateAllocation()
+        if !receivedAnyResponse { fail(.noResponse) }
+    }
+
+    // MARK: Channels
+
+    /// Binds a channel to `peer` unless one is bound or in flight; buffered until the allocation exists.
+    /// A peer of a family the allocation lacks is skipped.
+    public func bindChannel(to peer: SocketAddress, now: Instant) {
+        guard failure == nil, channelByPeer[peer] == nil else { return }
+        guard isAllocated else {
+            if !bufferedBinds.contains(peer), bufferedBinds.count < 100 { bufferedBinds.append(peer) }
+            return
+        }
+        guard relayAddresses.contains(where: { $0.ip.version == peer.ip.version }),
+              let number = freeChannelNumber(now: now)
+        else { return }
+        channels[number] = Channel(peer: peer, bound: false, boundAt: now, lastReceived: nil)
+        channelByPeer[peer] = number
+        sendChannelBind(channel: number, peer: peer, now: now)
+    }
+
+    /// The channel to send to `peer` on: bound and younger than its lifetime, or requested and still in
+    /// flight (data is pipelined right behind the ChannelBind).
+    public func channel(for peer: SocketAddress, now: Instant) -> UInt16? {
+        guard let number = channelByPeer[peer], let channel = channels[number],
+              now < channel.boundAt + Self.channelLifetime
+        else { return nil }
+        return number
+    }
+
+    /// Frames a payload already at `buffer + 4` for `peer`; returns where to send it, or `nil` (after asking
+    /// for a ChannelBind) when no channel can carry it yet, in which case the packet is dropped.
+    public func encodeChannelData(
+        to peer: SocketAddress, payloadLength: Int, into buffer: UnsafeMutableRawBufferPointer, now: Instant
+    ) -> (destination: SocketAddress, count: Int)? {
+        guard let active = activeSocket, let number = channel(for: peer, now: now) else {
+            bindChannel(to: peer, now: now)
+            return nil
+        }
+        guard let count = try? ChannelData.writeHeader(channel: number, payloadLength: payloadLength, into: buffer) else {
+            return nil
+        }
+        return (active, count)
+    }
+
+    /// Unwraps ChannelData from the relay: the peer it came from and where the payload lies, or `nil` for a
+    /// frame not from our relay, malformed, or on an unknown or not yet confirmed channel.
+    public func decodeChannelData(
+        _ datagram: UnsafeRawBufferPointer, from source: SocketAddress, now: Instant
+    ) -> (peer: SocketAddress, payload: Range<Int>)? {
+        guard source == activeSocket, let (number, payload) = try? ChannelData.decode(datagram),
+              let channel = channels[number], channel.bound
+        else { return nil }
+        channels[number]?.lastReceived = now
+        return (channel.peer, payload)
+    }
+
+    /// Never-used numbers first; then one whose channel saw no data since it was last bound and was bound
+    /// at least 15 minutes ago.
+    private func freeChannelNumber(now: Instant) -> UInt16? {
+        for _ in ChannelData.channelRange {
+            let candidate = nextChannel
+            nextChannel = nextChannel == ChannelData.channelRange.upperBound ? ChannelData.channelRange.lowerBound : nextChannel + 1
+            guard let existing = channels[candidate] else { return candidate }
+            let idle = existing.lastReceived.map { $0 <= existing.boundAt } ?? true
+            if idle, now >= existing.boundAt + Self.channelRecycleAge {
+                channelByPeer[existing.peer] = nil
+                return candidate
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,167 @@
+import Crypto
+import Foundation
+import Glibc
+import SansIO
+import Stun
+import Testing
+import Turn
+
+/// Our TURN client against Debian's coturn 4.6 on loopback: BINDING, Allocate, a channel in both
+/// directions with a UDP peer, Refresh, delete, the REST-API credentials, and a wrong password.
+@Suite(.serialized) struct CoturnInteropTests {
+    final class Coturn {
+        let process: Process
+        let port: UInt16
+        let directory: URL
+
+        init(arguments: [String]) throws {
+            port = UInt16(40000 + Int(getpid() % 5000) + Int.random(in: 0..<1000))
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("coturn-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let executable = try #require(["/usr/bin/turnserver"].first { FileManager.default.isExecutableFile(atPath: $0) },
+                                          "coturn is missing: run scripts/bootstrap")
+            process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = [
+                "-n", "--listening-ip=127.0.0.1", "--listening-port=\(port)", "--relay-ip=127.0.0.1",
+                "--min-port=49152", "--max-port=65535", "--allow-loopback-peers", "--no-tls", "--no-dtls", "--no-cli",
+                "--no-multicast-peers", "--no-rfc5780", "--no-stun-backward-compatibility", "--simple-log",
+                "--log-file=\(directory.appendingPathComponent("turn.log").path)",
+                "--pidfile=\(directory.appendingPathComponent("turn.pid").path)",
+                "--userdb=\(directory.appendingPathComponent("turndb").path)",
+            ] + arguments
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            // Ready when it answers a BINDING.
+            let probe = try UdpSocket()
+            let deadline = Date().addingTimeInterval(10)
+            let binding = StunMessage(class: .request, method: .binding, transactionId: .random()).encode()
+            while Date() < deadline {
+                probe.send(binding, to: address)
+                if probe.receive(timeoutMilliseconds: 50) != nil { return }
+            }
+            stop()
+            throw CoturnError.notReady
+        }
+
+        var address: SocketAddress { SocketAddress(ip: .v4(IPv4Address(127, 0, 0, 1)), port: port) }
+
+        /// SIGTERM, then SIGKILL after half a second: a child of Foundation's Process starts with signals
+        /// blocked, and coturn does not unblock them.
+        func stop() {
+            if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+            let deadline = Date().addingTimeInterval(0.5)
+            while process.isRunning, Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+            try? FileManager.default.removeItem(at: directory)
+        }
+    }
+
+    enum CoturnError: Error { case notReady }
+
+    /// Runs the allocation against real sockets until `done` holds or `seconds` pass; returns its events.
+    @discardableResult
+    func drive(_ allocation: TurnAllocation, _ socket: UdpSocket, clock: TestClock, seconds: Double = 5,
+               until done: ([AllocationEvent]) -> Bool) -> [AllocationEvent] {
+        var events: [AllocationEvent] = []
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            while let transmit = allocation.pollTransmit() { socket.send(transmit.payload, to: transmit.destination) }
+            while let event = allocation.pollEvent() { events.append(event) }
+            if done(events) { return events }
+            if let (bytes, source) = socket.receive(timeoutMilliseconds: 20) {
+                allocation.handle(bytes, from: source, now: clock.now)
+            }
+            allocation.handleTimeout(now: clock.now)
+        }
+        return events
+    }
+
+    func allocate(_ coturn: Coturn, credentials: TurnCredentials) throws -> (TurnAllocation, UdpSocket, TestClock, [AllocationEvent]) {
+        let socket = try UdpSocket()
+        let clock = TestClock()
+        let allocation = TurnAllocation(server: RelayServer(ipv4: coturn.address), credentials: credentials, now: clock.now)
+        let events = drive(allocation, socket, clock: clock) { events in
+            events.contains { if case .allocated = $0 { true } else if case .failed = $0 { true } else { false } }
+        }
+        return (allocation, socket, clock, events)
+    }
+
+    @Test func staticUserAllocatesRelaysBothWaysRefreshesAndDeletes() throws {
+        let coturn = try Coturn(arguments: ["--realm=example", "--lt-cred-mech", "--user=test:test"])
+        defer { coturn.stop() }
+        let (allocation, socket, clock, events) = try allocate(coturn, credentials: TurnCredentials(username: "test", password: "test", realm: nil))
+        #expect(events.contains(.serverReflexiveCandidate(socket.localAddress)), "BINDING learns our address: \(events)")
+        let relay = try #require(allocation.relayAddresses.first, "allocated: \(events)")
+        #expect(events.contains(.relayCandidate(relay)))
+        #expect(relay.ip == .v4(IPv4Address(127, 0, 0, 1)) && relay.port >= 49152)
+
+        // A channel to a UDP peer, used in both directions.
+        let peer = try UdpSocket()
+        allocation.bindChannel(to: peer.localAddress, now: clock.now)
+        drive(allocation, socket, clock: clock) { $0.contains { if case .channelBound = $0 { true } else { false } } }
+        let channel = try #require(allocation.channel(for: peer.localAddress, now: clock.now))
+        #expect(ChannelData.channelRange.contains(channel))
+
+        var frame = [UInt8](repeating: 0, count: 4) + Array("to the peer".utf8)
+        let sent = frame.withUnsafeMutableBytes {
+            allocation.encodeChannelData(to: peer.localAddress, payloadLength: 11, into: $0, now: clock.now)
+        }
+        let (destination, count) = try #require(sent)
+        socket.send(Array(frame.prefix(count)), to: destination)
+        let atPeer = try #require(peer.receive(timeoutMilliseconds: 2000))
+        #expect(atPeer.bytes == Array("to the peer".utf8))
+        #expect(atPeer.source == relay, "the peer sees the relayed address")
+
+        peer.send(Array("back to us".utf8), to: relay)
+        let atClient = try #require(socket.receive(timeoutMilliseconds: 2000))
+        let unwrapped = try #require(atClient.bytes.withUnsafeBytes {
+            allocation.decodeChannelData($0, from: atClient.source, now: clock.now)
+        })
+        #expect(unwrapped.peer == peer.localAddress)
+        #expect(Array(atClient.bytes[unwrapped.payload]) == Array("back to us".utf8))
+
+        // Refresh at half the lifetime (the clock jumps there), then delete.
+        clock.offset = .seconds(301)
+        allocation.handleTimeout(now: clock.now)
+        drive(allocation, socket, clock: clock, seconds: 3) { _ in allocation.pollTimeout().map { $0 > clock.now + .seconds(200) } ?? false }
+        #expect(allocation.isAllocated && allocation.ignoredResponses == 0 && allocation.failureReason == nil)
+        allocation.deallocate(now: clock.now)
+        let deleted = drive(allocation, socket, clock: clock) { $0.contains(.relayCandidateInvalidated(relay)) }
+        #expect(deleted.contains(.relayCandidateInvalidated(relay)))
+        #expect(!allocation.isAllocated)
+    }
+
+    /// coturn's `use-auth-secret`: username "expiry:user", password base64(HMAC-SHA1(secret, username)).
+    @Test func restApiCredentialsAllocate() throws {
+        let secret = "north-sea-\(UUID().uuidString)"
+        let coturn = try Coturn(arguments: ["--realm=example.org", "--use-auth-secret", "--static-auth-secret=\(secret)"])
+        defer { coturn.stop() }
+        let username = "\(Int(Date().timeIntervalSince1970) + 3600):client"
+        let mac = HMAC<Insecure.SHA1>.authenticationCode(for: Array(username.utf8), using: SymmetricKey(data: Array(secret.utf8)))
+        let password = Data(mac).base64EncodedString()
+        let (allocation, _, _, events) = try allocate(coturn, credentials: TurnCredentials(username: username, password: password, realm: nil))
+        #expect(allocation.isAllocated, "\(events)")
+        #expect(events.contains { if case .allocated = $0 { true } else { false } })
+    }
+
+    @Test func wrongPasswordEndsInBadCredentialsNotARetryLoop() throws {
+        let coturn = try Coturn(arguments: ["--realm=example", "--lt-cred-mech", "--user=test:test"])
+        defer { coturn.stop() }
+        let (allocation, _, _, events) = try allocate(coturn, credentials: TurnCredentials(username: "test", password: "nope", realm: nil))
+        #expect(events.contains(.failed(.badCredentials)), "\(events)")
+        #expect(allocation.failureReason == .badCredentials)
+        #expect(allocation.pollTransmit() == nil && allocation.pollTimeout() == nil, "nothing more is sent")
+    }
+
+    @Test func realmOtherThanConfiguredIsRefused() throws {
+        let coturn = try Coturn(arguments: ["--realm=example", "--lt-cred-mech", "--user=test:test"])
+        defer { coturn.stop() }
+        let (allocation, _, _, events) = try allocate(coturn, credentials: TurnCredentials(username: "test", password: "test", realm: "firezone"))
+        // With a configured realm the first ALLOCATE is already signed; coturn answers 401 naming "example".
+        #expect(events.contains(.failed(.realmMismatch(expected: "firezone", received: "example"))), "\(events)")
+        #expect(!allocation.isAllocated)
+    }
+}
