@@ -92,6 +92,8 @@ import Turn
     @Test func staticUserAllocatesRelaysBothWaysRefreshesAndDeletes() throws {
         let coturn = try Coturn(arguments: ["--realm=example", "--lt-cred-mech", "--user=test:test"])
         defer { coturn.stop() }
+        let capture = try Capture(port: coturn.port)
+        defer { capture.stop() }
         let (allocation, socket, clock, events) = try allocate(coturn, credentials: TurnCredentials(username: "test", password: "test", realm: nil))
         #expect(events.contains(.serverReflexiveCandidate(socket.localAddress)), "BINDING learns our address: \(events)")
         let relay = try #require(allocation.relayAddresses.first, "allocated: \(events)")
@@ -132,6 +134,63 @@ import Turn
         let deleted = drive(allocation, socket, clock: clock) { $0.contains(.relayCandidateInvalidated(relay)) }
         #expect(deleted.contains(.relayCandidateInvalidated(relay)))
         #expect(!allocation.isAllocated)
+
+        // Everything we sent to coturn, as tshark's STUN dissector reads it.
+        capture.stop()
+        let rows = try capture.fields(filter: "udp.dstport == \(coturn.port)", ["stun.type", "stun.channel", "_ws.malformed", "_ws.expert.severity"])
+        let types = Set(rows.compactMap { $0[0].isEmpty ? nil : $0[0] })
+        #expect(types.isSuperset(of: ["0x0001", "0x0003", "0x0009", "0x0004"]), "BINDING, ALLOCATE, CHANNEL-BIND, REFRESH: \(rows)")
+        #expect(rows.contains { $0[1] == "0x4000" }, "our ChannelData frame")
+        for row in rows {
+            #expect(row[2].isEmpty, "malformed: \(row)")
+            #expect(row[3].split(separator: ",").compactMap { Int($0) }.allSatisfy { $0 < 0x600000 }, "expert: \(row)")
+        }
+    }
+
+    /// tcpdump on loopback for one port.
+    final class Capture {
+        let process = Process()
+        let path = NSTemporaryDirectory() + "turn-\(UUID().uuidString).pcap"
+        let log = NSTemporaryDirectory() + "turn-\(UUID().uuidString).log"
+
+        init(port: UInt16) throws {
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/tcpdump")
+            process.arguments = ["-i", "lo", "--immediate-mode", "-U", "-w", path, "udp port \(port)"]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            try process.run()
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline {
+                if (try? String(contentsOfFile: log, encoding: .utf8))?.contains("listening on") == true { return }
+                usleep(20_000)
+            }
+            throw CoturnError.notReady
+        }
+
+        func stop() {
+            guard process.isRunning else { return }
+            kill(process.processIdentifier, SIGKILL)  // packet-buffered (-U): everything captured is on disk
+            process.waitUntilExit()
+        }
+
+        func fields(filter: String, _ names: [String]) throws -> [[String]] {
+            let tshark = Process()
+            tshark.executableURL = URL(fileURLWithPath: "/usr/bin/tshark")
+            tshark.arguments = ["-r", path, "-Y", filter, "-T", "fields", "-E", "separator=/t"] + names.flatMap { ["-e", $0] }
+            let pipe = Pipe()
+            tshark.standardOutput = pipe
+            tshark.standardError = FileHandle.nullDevice
+            try tshark.run()
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            tshark.waitUntilExit()
+            try? FileManager.default.removeItem(atPath: path)
+            try? FileManager.default.removeItem(atPath: log)
+            return output.split(separator: "\n").map { line in
+                let values = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+                return values + Array(repeating: "", count: max(0, names.count - values.count))
+            }
+        }
     }
 
     /// coturn's `use-auth-secret`: username "expiry:user", password base64(HMAC-SHA1(secret, username)).
