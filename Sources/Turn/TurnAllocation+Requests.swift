@@ -77,10 +77,11 @@ extension TurnAllocation {
 
     // MARK: Receiving
 
-    /// Offers a datagram that arrived from `source`. Returns `true` when it was a response to one of this
+    /// Offers a datagram that arrived from `source` (on our socket `local`, when the IO layer knows it: a
+    /// BINDING answer then yields a host candidate). Returns `true` when it was a response to one of this
     /// allocation's requests (consumed, accepted or not).
     @discardableResult
-    public func handle(_ datagram: [UInt8], from source: SocketAddress, now: Instant) -> Bool {
+    public func handle(_ datagram: [UInt8], from source: SocketAddress, local: SocketAddress? = nil, now: Instant) -> Bool {
         guard let message = try? StunMessage(decoding: datagram),
               message.messageClass == .successResponse || message.messageClass == .errorResponse,
               let request = requests[message.transactionId]
@@ -93,6 +94,11 @@ extension TurnAllocation {
         receivedAnyResponse = true
         requests[message.transactionId] = nil
         if message.messageClass == .successResponse {
+            if request.kind == .binding, let local, !hostAddresses.contains(local) {
+                hostAddresses.removeAll { $0.ip.version == local.ip.version }
+                hostAddresses.append(local)
+                events.append(.hostCandidate(local))
+            }
             handleSuccess(message, request: request, now: now)
         } else {
             handleError(message, request: request, now: now)

@@ -25,6 +25,8 @@ public final class TurnAllocation {
     public internal(set) var relayAddresses: [SocketAddress] = []
     /// Our address as the relay saw it.
     public internal(set) var serverReflexiveAddresses: [SocketAddress] = []
+    /// Our local socket addresses that reached the relay.
+    public internal(set) var hostAddresses: [SocketAddress] = []
 
     var realm: String?
     var nonce: String?
@@ -132,6 +134,8 @@ public struct Transmit: Hashable, Sendable {
 
 /// What the allocation tells its owner.
 public enum AllocationEvent: Hashable, Sendable {
+    /// A local socket address that reaches the relay (a host candidate).
+    case hostCandidate(SocketAddress)
     /// Our public address as the relay saw it (a server-reflexive candidate).
     case serverReflexiveCandidate(SocketAddress)
     /// A relayed address (a relay candidate).

@@ -1,0 +1,254 @@
+import SansIO
+import Stun
+import Testing
+import Turn
+
+@Suite struct TurnAllocationTests {
+    let start = Instant(nanoseconds: 1_000_000_000)
+
+    func allocated(_ relay: FakeRelay) -> (TurnAllocation, [AllocationEvent]) {
+        let allocation = TurnAllocation(server: RelayServer(ipv4: relay.address), credentials: relay.credentials, now: start)
+        let events = relay.exchange(allocation, now: start)
+        return (allocation, events)
+    }
+
+    @Test func firezoneRelayAllocatesDualStack() {
+        let relay = FakeRelay()
+        let (allocation, events) = allocated(relay)
+        #expect(events == [.serverReflexiveCandidate(relay.client), .relayCandidate(relay.relayed[0]),
+                           .relayCandidate(relay.relayed[1]), .allocated(lifetime: .seconds(600))])
+        #expect(allocation.relayAddresses == relay.relayed)
+        let methods = relay.received.map(\.method)
+        #expect(methods == [.binding, .allocate, .allocate], "BINDING, unsigned ALLOCATE (401), signed ALLOCATE")
+        let signed = relay.received[2]
+        #expect(signed.attributes.contains(.requestedTransport(17)) && signed.attributes.contains(.additionalAddressFamily(2)))
+        #expect(signed.attributes.contains(.realm("firezone")) && signed.attributes.contains(.nonce("nonce-1")))
+        #expect(signed.verifyIntegrity(key: relay.key))
+        #expect(relay.received[1].transactionId != signed.transactionId, "re-signed under a new transaction id")
+    }
+
+    /// Never accept an unauthenticated success response to an authenticated request.
+    @Test func unsignedSuccessToASignedRequestIsIgnored() {
+        let relay = FakeRelay()
+        var forged = false
+        relay.answer = { request in
+            guard request.method == .allocate, request.first({ if case .nonce = $0 { true } else { nil } }) == true else { return nil }
+            forged = true
+            return StunMessage(class: .successResponse, method: .allocate, transactionId: request.transactionId,
+                               attributes: [.xorRelayedAddress(SocketAddress("203.0.113.66:1")!), .lifetime(seconds: 600)])
+        }
+        let allocation = TurnAllocation(server: RelayServer(ipv4: relay.address), credentials: relay.credentials, now: start)
+        // The relay signs responses to requests with USERNAME; strip the signature to forge an unsigned one.
+        while let transmit = allocation.pollTransmit() {
+            guard var response = relay.respond(to: transmit.payload) else { continue }
+            if forged, let decoded = try? StunMessage(decoding: response) { response = decoded.encode() }
+            allocation.handle(response, from: relay.address, now: start)
+        }
+        #expect(forged)
+        #expect(!allocation.isAllocated)
+        #expect(allocation.ignoredResponses == 1)
+    }
+
+    @Test func responseFromAnotherAddressOrWithBadIntegrityIsNotAccepted() {
+        let relay = FakeRelay()
+        let allocation = TurnAllocation(server: RelayServer(ipv4: relay.address), credentials: relay.credentials, now: start)
+        let binding = allocation.pollTransmit()!
+        let response = relay.respond(to: binding.payload)!
+        #expect(!allocation.handle(response, from: SocketAddress("192.0.2.99:3478")!, now: start))
+        #expect(allocation.activeSocket == nil)
+        #expect(allocation.handle(response, from: relay.address, now: start))
+        #expect(allocation.activeSocket == relay.address)
+    }
+
+    @Test func staleNonceIsReplacedAndTheRequestResent() {
+        let relay = FakeRelay()
+        let (allocation, _) = allocated(relay)
+        relay.nonce = "nonce-2"
+        allocation.handleTimeout(now: start + .seconds(300))
+        relay.exchange(allocation, now: start + .seconds(300))
+        let refreshes = relay.received.filter { $0.method == .refresh }
+        #expect(refreshes.count == 2, "438, then resent with the new nonce")
+        #expect(refreshes.last?.attributes.contains(.nonce("nonce-2")) == true)
+        #expect(allocation.isAllocated && allocation.failureReason == nil)
+    }
+
+    @Test func unauthorizedDespiteANonceMeansBadCredentials() {
+        let relay = FakeRelay()
+        relay.answer = { request in
+            request.method == .allocate ? relay.error(request, 401, "Unauthorized", extra: [.realm("firezone"), .nonce("n")]) : nil
+        }
+        let (allocation, events) = allocated(relay)
+        #expect(events.last == .failed(.badCredentials))
+        #expect(relay.received.filter { $0.method == .allocate }.count == 2, "one retry with the nonce, then stop")
+        #expect(allocation.pollTimeout() == nil)
+    }
+
+    @Test func allocationMismatchDeletesThenAllocatesAgain() {
+        let relay = FakeRelay()
+        var mismatched = false
+        relay.answer = { request in
+            guard request.method == .allocate, !mismatched, request.first({ if case .nonce = $0 { true } else { nil } }) == true
+            else { return nil }
+            mismatched = true
+            return relay.error(request, 437, "Allocation Mismatch")
+        }
+        let (allocation, _) = allocated(relay)
+        let sequence = relay.received.map(\.method)
+        #expect(sequence == [.binding, .allocate, .allocate, .refresh, .allocate])
+        #expect(relay.received[3].attributes.contains(.lifetime(seconds: 0)), "the REFRESH deletes")
+        #expect(allocation.isAllocated)
+    }
+
+    @Test func unknownAttributeFailsTheAllocation() {
+        let relay = FakeRelay()
+        relay.answer = { request in
+            request.method == .allocate ? relay.error(request, 420, "Unknown Attribute", extra: [.unknownAttributes([0x8000])]) : nil
+        }
+        let (_, events) = allocated(relay)
+        #expect(events.last == .failed(.unknownAttribute([0x8000])))
+    }
+
+    /// Sent at 0, 1, 2.5 and 4.75 s, abandoned at 8.125 s: a relay that never answers is given up.
+    @Test func silentRelayIsGivenUpAfterTheRetransmissions() {
+        let relay = FakeRelay()
+        relay.silent = true
+        let allocation = TurnAllocation(server: RelayServer(ipv4: relay.address), credentials: relay.credentials, now: start)
+        var sends: [Duration] = []
+        var now = start
+        while allocation.failureReason == nil, let deadline = allocation.pollTimeout() {
+            while allocation.pollTransmit() != nil { sends.append(now - start) }
+            now = deadline
+            allocation.handleTimeout(now: now)
+        }
+        while allocation.pollTransmit() != nil { sends.append(now - start) }
+        #expect(sends == [.zero, .seconds(1), .milliseconds(2500), .milliseconds(4750)])
+        #expect(allocation.failureReason == .noResponse)
+        #expect(now - start == .milliseconds(8125))
+    }
+
+    @Test func keepaliveEvery25SecondsAndRefreshAtHalfTheLifetime() {
+        let relay = FakeRelay()
+        let (allocation, _) = allocated(relay)
+        #expect(allocation.pollTimeout() == start + .seconds(25))
+        relay.received.removeAll()
+        allocation.handleTimeout(now: start + .seconds(25))
+        relay.exchange(allocation, now: start + .seconds(25))
+        #expect(relay.received.map(\.method) == [.binding])
+        relay.received.removeAll()
+        allocation.handleTimeout(now: start + .seconds(300))
+        relay.exchange(allocation, now: start + .seconds(300))
+        #expect(relay.received.map(\.method).contains(.refresh))
+        #expect(allocation.isAllocated)
+    }
+
+    @Test func expiryInvalidatesTheRelayCandidates() {
+        let relay = FakeRelay()
+        relay.silent = false
+        let (allocation, _) = allocated(relay)
+        relay.silent = true
+        allocation.handleTimeout(now: start + .seconds(600))
+        var events: [AllocationEvent] = []
+        while let event = allocation.pollEvent() { events.append(event) }
+        #expect(events.contains(.relayCandidateInvalidated(relay.relayed[0])))
+        #expect(!allocation.isAllocated)
+    }
+
+    @Test func channelsArePipelinedBufferedAndRefreshedOnlyWhenUsed() throws {
+        let relay = FakeRelay()
+        let allocation = TurnAllocation(server: RelayServer(ipv4: relay.address), credentials: relay.credentials, now: start)
+        let busy = SocketAddress("203.0.113.1:51820")!
+        let idle = SocketAddress("203.0.113.2:51820")!
+        allocation.bindChannel(to: busy, now: start)  // before the allocation: buffered
+        allocation.bindChannel(to: idle, now: start)
+        let events = relay.exchange(allocation, now: start)
+        #expect(events.contains(.channelBound(peer: busy, channel: 0x4000)))
+        #expect(events.contains(.channelBound(peer: idle, channel: 0x4001)))
+
+        // A payload at buffer + 4 is framed for the bound channel.
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let framed = buffer.withUnsafeMutableBytes { allocation.encodeChannelData(to: busy, payloadLength: 10, into: $0, now: start) }
+        #expect(framed?.destination == relay.address && framed?.count == 14)
+        #expect(Array(buffer.prefix(4)) == [0x40, 0x00, 0x00, 0x0A])
+
+        // Data arrives on the busy channel only.
+        let incoming = try ChannelData.encode(channel: 0x4000, payload: [1, 2, 3])
+        let unwrapped = incoming.withUnsafeBytes { allocation.decodeChannelData($0, from: relay.address, now: start + .seconds(10)) }
+        #expect(unwrapped?.peer == busy && unwrapped?.payload == 4..<7)
+        let unknown = try ChannelData.encode(channel: 0x4FFF, payload: [1])
+        #expect(unknown.withUnsafeBytes { allocation.decodeChannelData($0, from: relay.address, now: start) } == nil)
+
+        relay.received.removeAll()
+        allocation.handleTimeout(now: start + .seconds(300))
+        relay.exchange(allocation, now: start + .seconds(300))
+        let rebinds = relay.received.filter { $0.method == .channelBind }
+        #expect(rebinds.count == 1, "only the channel that received data is refreshed")
+        #expect(rebinds.first?.attributes.contains(.channelNumber(0x4000)) == true)
+    }
+
+    @Test func bindingAnswerOnAKnownLocalSocketYieldsAHostCandidate() {
+        let relay = FakeRelay()
+        let allocation = TurnAllocation(server: RelayServer(ipv4: relay.address), credentials: relay.credentials, now: start)
+        let binding = allocation.pollTransmit()!
+        let local = SocketAddress("10.0.0.5:40000")!
+        allocation.handle(relay.respond(to: binding.payload)!, from: relay.address, local: local, now: start)
+        #expect(allocation.pollEvent() == .hostCandidate(local))
+        #expect(allocation.pollEvent() == .serverReflexiveCandidate(relay.client))
+    }
+
+    /// 4096 numbers: never-used ones first; then only a channel idle since its bind and bound 15 minutes ago.
+    @Test func channelNumbersAreRecycledOnlyWhenIdleForFifteenMinutes() {
+        let relay = FakeRelay()
+        let (allocation, _) = allocated(relay)
+        for index in 0..<4096 {
+            allocation.bindChannel(to: SocketAddress(ip: .v4(IPv4Address(UInt32(0xCB00_7100) + UInt32(index))), port: 1), now: start)
+        }
+        relay.exchange(allocation, now: start)
+        let late = SocketAddress("198.51.100.200:1")!
+        allocation.bindChannel(to: late, now: start + .seconds(899))
+        #expect(allocation.channel(for: late, now: start + .seconds(899)) == nil, "all 4096 in use, none old enough")
+        allocation.bindChannel(to: late, now: start + .seconds(900))
+        #expect(allocation.channel(for: late, now: start + .seconds(900)) == 0x4000, "the oldest idle number is reused")
+    }
+
+    @Test func peerWithoutAChannelTriggersABindAndDropsThePacket() {
+        let relay = FakeRelay()
+        let (allocation, _) = allocated(relay)
+        let peer = SocketAddress("203.0.113.9:51820")!
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let framed = buffer.withUnsafeMutableBytes { allocation.encodeChannelData(to: peer, payloadLength: 10, into: $0, now: start) }
+        #expect(framed == nil)
+        let pipelined = buffer.withUnsafeMutableBytes { allocation.encodeChannelData(to: peer, payloadLength: 10, into: $0, now: start) }
+        #expect(pipelined != nil, "the in-flight channel carries data before its bind is confirmed")
+        relay.exchange(allocation, now: start)
+        #expect(relay.received.filter { $0.method == .channelBind }.count == 1)
+    }
+}
+
+@Suite struct AllocationsTests {
+    @Test func last64RelayIpsAreRemembered() {
+        let allocations = Allocations()
+        let now = Instant(nanoseconds: 0)
+        let credentials = TurnCredentials(username: "u", password: "p", realm: "firezone")
+        func server(_ index: Int) -> RelayServer {
+            RelayServer(ipv4: SocketAddress(ip: .v4(IPv4Address(10, 1, UInt8(index / 256), UInt8(index % 256))), port: 3478))
+        }
+        for index in 0..<70 {
+            allocations.upsert(id: "relay-\(index)", server: server(index), credentials: credentials, now: now)
+        }
+        #expect(allocations.upsert(id: "relay-69", server: server(69), credentials: credentials, now: now) == .skipped)
+        for index in 0..<69 { allocations.remove(id: "relay-\(index)") }
+        func lookup(_ index: Int, port: UInt16 = 3478) -> String {
+            switch allocations.lookup(SocketAddress(ip: server(index).ipv4!.ip, port: port)) {
+            case .connected: "connected"
+            case .disconnected: "disconnected"
+            case .unknown: "unknown"
+            }
+        }
+        #expect(lookup(69) == "connected")
+        #expect(lookup(68) == "disconnected" && lookup(5) == "disconnected", "the last 64 removed")
+        #expect(lookup(4) == "unknown" && lookup(0) == "unknown", "older ones are forgotten")
+        #expect(lookup(69, port: 9999) == "unknown", "same IP, other port: a peer, not the relay")
+        #expect(allocations.upsert(id: "relay-69", server: server(70), credentials: credentials, now: now) == .replaced)
+        #expect(lookup(69) == "disconnected")
+    }
+}
