@@ -26,6 +26,17 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .executableTarget(
+            name: "TurnBenchmarks",
+            dependencies: [
+                .product(name: "Stun", package: "swift-firezone"),
+                .product(name: "Turn", package: "swift-firezone"),
+                .product(name: "SansIO", package: "swift-firezone"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/TurnBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
             name: "IpPacketBenchmarks",
             dependencies: [
                 .product(name: "IpPacket", package: "swift-firezone"),
