@@ -99,6 +99,69 @@ import Turn
         #expect(allocation.isAllocated)
     }
 
+    @Test func allocationMismatchOnRefreshOrChannelBindAllocatesAgain() {
+        for method in [StunMethod.refresh, .channelBind] {
+            let relay = FakeRelay()
+            let (allocation, _) = allocated(relay)
+            var answered = false
+            relay.answer = { request in
+                guard request.method == method, !answered else { return nil }
+                answered = true
+                return relay.error(request, 437, "Allocation Mismatch")
+            }
+            relay.received.removeAll()
+            let peer = SocketAddress("203.0.113.5:51820")!
+            if method == .channelBind { allocation.bindChannel(to: peer, now: start) } else { allocation.refresh(now: start) }
+            relay.exchange(allocation, now: start)
+            let sequence = relay.received.map(\.method)
+            #expect(sequence.prefix(2) == [method, .allocate], "\(method): \(sequence)")
+            #expect(allocation.isAllocated)
+            if method == .channelBind {
+                #expect(sequence.last == .channelBind, "the peer is bound again on the new allocation")
+                #expect(allocation.channel(for: peer, now: start) != nil)
+            }
+        }
+    }
+
+    @Test func otherErrorsFailAnAllocateButOnlyForgetAChannel() {
+        let relay = FakeRelay()
+        relay.answer = { request in
+            guard request.method == .allocate, request.first({ if case .nonce = $0 { true } else { nil } }) == true else { return nil }
+            return relay.error(request, 508, "Insufficient Capacity")
+        }
+        let (failed, events) = allocated(relay)
+        #expect(events.last == .failed(.serverError(code: 508, reason: "Insufficient Capacity")))
+        #expect(failed.failureReason != nil)
+
+        let healthy = FakeRelay()
+        let (allocation, _) = allocated(healthy)
+        healthy.answer = { request in request.method == .channelBind ? healthy.error(request, 443, "Peer Address Family Mismatch") : nil }
+        let peer = SocketAddress("203.0.113.6:51820")!
+        allocation.bindChannel(to: peer, now: start)
+        healthy.exchange(allocation, now: start)
+        #expect(allocation.channel(for: peer, now: start) == nil, "the channel number is forgotten")
+        #expect(allocation.isAllocated && allocation.failureReason == nil, "the allocation lives on")
+    }
+
+    /// `refresh()` on a live allocation is a 1-second liveness probe; when it goes unanswered the allocation
+    /// is invalidated, and the next `refresh()` starts over with BINDING requests.
+    @Test func refreshProbesLivenessAndRestartsWhenSuspended() {
+        let relay = FakeRelay()
+        let (allocation, _) = allocated(relay)
+        relay.silent = true
+        allocation.refresh(now: start + .seconds(10))
+        #expect(allocation.pollTimeout() == start + .seconds(11))
+        allocation.handleTimeout(now: start + .seconds(11))
+        #expect(!allocation.isAllocated && allocation.activeSocket == nil, "a dead relay is noticed within a second")
+        while allocation.pollTransmit() != nil {}
+        relay.silent = false
+        relay.received.removeAll()
+        allocation.refresh(now: start + .seconds(20))
+        relay.exchange(allocation, now: start + .seconds(20))
+        #expect(relay.received.first?.method == .binding)
+        #expect(allocation.isAllocated, "re-allocated: \(relay.received.map(\.method))")
+    }
+
     @Test func unknownAttributeFailsTheAllocation() {
         let relay = FakeRelay()
         relay.answer = { request in
