@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "Noise", targets: ["Noise"]),
         .library(name: "Stun", targets: ["Stun"]),
         .library(name: "Turn", targets: ["Turn"]),
+        .library(name: "Ice", targets: ["Ice"]),
         .executable(name: "firezone-pcap-replay", targets: ["PcapReplay"]),
     ],
     dependencies: [
@@ -32,6 +33,7 @@ let package = Package(
         .target(name: "Noise", dependencies: ["SansIO", "CSodium", "CBlake2"]),
         .target(name: "Stun", dependencies: ["SansIO", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Turn", dependencies: ["Stun", "SansIO"]),
+        .target(name: "Ice", dependencies: ["Stun", "SansIO"]),
 
         // Tools.
         .executableTarget(
@@ -61,6 +63,7 @@ let package = Package(
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSodium", "CBlake2", "CPcap", "PcapFile"]),
         .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),
         .testTarget(name: "StunTests", dependencies: ["Stun", "SansIO", "IpPacket", "PcapFile"]),
+        .testTarget(name: "IceTests", dependencies: ["Ice", "Stun", "SansIO"]),
         .testTarget(name: "TurnTests", dependencies: [
             "Turn", "Stun", "SansIO", "IpPacket", "PcapFile", .product(name: "Crypto", package: "swift-crypto"),
         ]),

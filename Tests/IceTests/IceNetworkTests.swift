@@ -1,0 +1,109 @@
+import Ice
+import SansIO
+import Testing
+
+/// Two agents on an in-memory network with a virtual clock.
+final class IcePair {
+    let client: IceAgent
+    let gateway: IceAgent
+    var now = Instant(nanoseconds: 1_000_000_000)
+    var linkUp = true
+    var delivered: [(IceAgent, IceEvent)] = []
+
+    init(clientTimings: IceTimings = .clientDefault, gatewayTimings: IceTimings = .gatewayDefault,
+         bothControlling: Bool = false, gatewayPassword: String = "gatewaypasswordgatewayp") {
+        let clientCredentials = IceCredentials(ufrag: "cccc", password: "clientpasswordclientpa")
+        let gatewayCredentials = IceCredentials(ufrag: "gggg", password: "gatewaypasswordgatewayp")
+        client = IceAgent(controlling: true, local: clientCredentials,
+                          remote: IceCredentials(ufrag: "gggg", password: gatewayPassword), timings: clientTimings)
+        gateway = IceAgent(controlling: bothControlling, local: gatewayCredentials, remote: clientCredentials, timings: gatewayTimings)
+        let clientHost = client.addLocalCandidate(kind: .host, address: SocketAddress("10.0.0.1:52625")!)!
+        let gatewayHost = gateway.addLocalCandidate(kind: .host, address: SocketAddress("10.0.0.2:52625")!)!
+        client.addRemoteCandidate(gatewayHost)
+        gateway.addRemoteCandidate(clientHost)
+    }
+
+    /// Runs both agents for `duration` of virtual time, delivering every transmit while the link is up.
+    func run(for duration: Duration) {
+        let end = now + duration
+        while now <= end {
+            for agent in [client, gateway] {
+                agent.handleTimeout(now: now)
+                deliver(from: agent)
+                while let event = agent.pollEvent() { delivered.append((agent, event)) }
+            }
+            let next = [client.pollTimeout(), gateway.pollTimeout()].compactMap { $0 }.min() ?? end
+            now = max(now + .milliseconds(1), min(next, end + .milliseconds(1)))
+        }
+    }
+
+    private func deliver(from agent: IceAgent) {
+        var queue: [(IceAgent, IceTransmit)] = []
+        while let transmit = agent.pollTransmit() { queue.append((agent, transmit)) }
+        while !queue.isEmpty {
+            let (sender, transmit) = queue.removeFirst()
+            guard linkUp else { continue }
+            let receiver = sender === client ? gateway : client
+            receiver.handle(transmit.payload, from: transmit.source.base, to: transmit.destination, now: now)
+            while let reply = receiver.pollTransmit() { queue.append((receiver, reply)) }
+        }
+    }
+
+    func events(of agent: IceAgent) -> [IceEvent] { delivered.filter { $0.0 === agent }.map(\.1) }
+
+    func stateChangeTime(of agent: IceAgent, to state: IceState) -> Bool {
+        events(of: agent).contains(.stateChanged(state))
+    }
+}
+
+@Suite struct IceNetworkTests {
+    @Test func hostToHostNominatesOnBothSides() {
+        let pair = IcePair()
+        pair.run(for: .seconds(2))
+        let clientNomination = pair.events(of: pair.client).first { if case .nominated = $0 { true } else { false } }
+        let gatewayNomination = pair.events(of: pair.gateway).first { if case .nominated = $0 { true } else { false } }
+        #expect(clientNomination == .nominated(source: pair.client.localCandidates[0], destination: SocketAddress("10.0.0.2:52625")!))
+        #expect(gatewayNomination == .nominated(source: pair.gateway.localCandidates[0], destination: SocketAddress("10.0.0.1:52625")!))
+        #expect(pair.client.state == .completed && pair.gateway.state == .completed)
+    }
+
+    @Test func wrongPasswordNeverConnectsAndIsCounted() {
+        let pair = IcePair(gatewayPassword: "not the right password")
+        pair.run(for: .seconds(3))
+        #expect(pair.client.nominated == nil && pair.gateway.nominated == nil)
+        #expect(pair.gateway.droppedMessages > 0, "checks with a wrong MESSAGE-INTEGRITY are dropped and counted")
+    }
+
+    /// The client notices a dead path after its ICE timeout (15.25 s), give or take one probe interval.
+    @Test func disconnectionIsDetectedAtTheIceTimeout() {
+        let pair = IcePair()
+        pair.run(for: .seconds(3))
+        #expect(pair.client.state == .completed)
+        pair.linkUp = false
+        let cut = pair.now
+        var detected: Instant?
+        while detected == nil, pair.now - cut < .seconds(40) {
+            pair.run(for: .milliseconds(100))
+            if pair.client.state == .disconnected { detected = pair.now }
+        }
+        let elapsed = (detected ?? pair.now) - cut
+        #expect(elapsed >= IceTimings.clientDefault.iceTimeout - IceTimings.clientDefault.maxRto, "\(elapsed)")
+        #expect(elapsed <= IceTimings.clientDefault.iceTimeout + IceTimings.clientDefault.maxRto, "\(elapsed)")
+    }
+
+    @Test func roleConflictIsResolvedByTheTieBreaker() {
+        let pair = IcePair(bothControlling: true)
+        pair.run(for: .seconds(3))
+        #expect(pair.client.isControlling != pair.gateway.isControlling, "one side gave up the controlling role")
+        #expect(pair.client.nominated != nil && pair.gateway.nominated != nil)
+    }
+
+    @Test func invalidatedCandidatesDropTheirPairs() {
+        let pair = IcePair()
+        pair.run(for: .seconds(2))
+        pair.client.invalidateRemoteCandidate(address: SocketAddress("10.0.0.2:52625")!)
+        #expect(pair.client.nominated == nil)
+        pair.run(for: .milliseconds(10))
+        #expect(pair.client.state != .completed)
+    }
+}
