@@ -51,6 +51,7 @@ let package = Package(
         .executableTarget(name: "FuzzNoise", dependencies: ["Noise", "SansIO"], path: "Fuzz/Noise"),
         .executableTarget(name: "FuzzStun", dependencies: ["Stun"], path: "Fuzz/Stun"),
         .executableTarget(name: "FuzzChannelData", dependencies: ["Turn"], path: "Fuzz/ChannelData"),
+        .executableTarget(name: "FuzzIceCandidate", dependencies: ["Ice"], path: "Fuzz/IceCandidate"),
 
         // Tests.
         .testTarget(
