@@ -64,10 +64,12 @@ let package = Package(
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSodium", "CBlake2", "CPcap", "PcapFile"]),
         .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),
         .testTarget(name: "StunTests", dependencies: ["Stun", "SansIO", "IpPacket", "PcapFile"]),
-        .testTarget(name: "IceTests", dependencies: ["Ice", "Stun", "SansIO"]),
+        .testTarget(name: "IceTests", dependencies: ["Ice", "Stun", "SansIO", "TestSupport"]),
         .testTarget(name: "TurnTests", dependencies: [
-            "Turn", "Stun", "SansIO", "IpPacket", "PcapFile", .product(name: "Crypto", package: "swift-crypto"),
+            "Turn", "Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // Sockets, clocks and shell helpers the interop tests share.
+        .target(name: "TestSupport", dependencies: ["SansIO"], path: "Tests/Support/TestSupport"),
         .testTarget(name: "NoiseTests", dependencies: ["Noise", "SansIO", "IpPacket", "PcapFile", "CSodium", "WireGuardInteropPeer"]),
         // The wireguard-go interop tests run this peer on a real TUN device and UDP socket.
         .executableTarget(name: "WireGuardInteropPeer", dependencies: ["Noise", "SansIO", "CLinuxTun"],

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import SansIO
 import Stun
+import TestSupport
 import Testing
 import Turn
 

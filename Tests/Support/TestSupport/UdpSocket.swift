@@ -2,16 +2,16 @@ import Foundation
 import Glibc
 import SansIO
 
-/// A blocking-with-timeout UDP socket on 127.0.0.1 for the interop tests.
-final class UdpSocket {
-    let fd: Int32
-    let localAddress: SocketAddress
+/// A blocking-with-timeout IPv4 UDP socket for the interop tests (127.0.0.1 unless told otherwise).
+public final class UdpSocket {
+    public let fd: Int32
+    public let localAddress: SocketAddress
 
-    init() throws {
+    public init(bindTo ip: String = "127.0.0.1") throws {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_addr.s_addr = inet_addr(ip)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -29,7 +29,7 @@ final class UdpSocket {
 
     deinit { close(fd) }
 
-    func send(_ bytes: [UInt8], to destination: SocketAddress) {
+    public func send(_ bytes: [UInt8], to destination: SocketAddress) {
         guard case .v4(let ip) = destination.ip else { return }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -43,7 +43,7 @@ final class UdpSocket {
     }
 
     /// The next datagram, or `nil` after `milliseconds` without one.
-    func receive(timeoutMilliseconds: Int32) -> (bytes: [UInt8], source: SocketAddress)? {
+    public func receive(timeoutMilliseconds: Int32) -> (bytes: [UInt8], source: SocketAddress)? {
         var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         guard poll(&descriptor, 1, timeoutMilliseconds) > 0 else { return nil }
         var buffer = [UInt8](repeating: 0, count: 2048)
@@ -59,11 +59,41 @@ final class UdpSocket {
 }
 
 /// CLOCK_MONOTONIC, plus an offset a test can move forward to reach long timers (refresh at half the lifetime).
-final class TestClock {
-    var offset: Duration = .zero
-    var now: Instant {
+public final class TestClock {
+    public var offset: Duration = .zero
+    public init() {}
+    public var now: Instant {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)
         return Instant(nanoseconds: Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)) + offset
+    }
+}
+
+/// Runs a command to completion and returns its status and standard output.
+public enum Shell {
+    @discardableResult
+    public static func run(_ arguments: String..., allowFailure: Bool = false) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        if !allowFailure, process.terminationStatus != 0 {
+            throw ShellError.failed(arguments.joined(separator: " "), output)
+        }
+        return (process.terminationStatus, output)
+    }
+}
+
+public enum ShellError: Error, CustomStringConvertible {
+    case failed(String, String)
+    public var description: String {
+        switch self {
+        case let .failed(command, output): "\(command) failed: \(output)"
+        }
     }
 }
