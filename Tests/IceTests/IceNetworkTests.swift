@@ -74,21 +74,26 @@ final class IcePair {
         #expect(pair.gateway.droppedMessages > 0, "checks with a wrong MESSAGE-INTEGRITY are dropped and counted")
     }
 
-    /// The client notices a dead path after its ICE timeout (15.25 s), give or take one probe interval.
-    @Test func disconnectionIsDetectedAtTheIceTimeout() {
-        let pair = IcePair()
+    /// A dead path is noticed at the ICE timeout of the profile in use: the sum of the resend ladder counted
+    /// from the first unanswered check, which comes at most one probe interval after the cut.
+    @Test(arguments: [("client default", IceTimings.clientDefault, true), ("client idle", .clientIdle, true),
+                      ("gateway default", .gatewayDefault, false), ("gateway idle", .gatewayIdle, false)])
+    func disconnectionIsDetectedAtTheIceTimeout(profile: String, timings: IceTimings, measureClient: Bool) {
+        let pair = IcePair(clientTimings: measureClient ? timings : .clientDefault,
+                           gatewayTimings: measureClient ? .gatewayDefault : timings)
         pair.run(for: .seconds(3))
-        #expect(pair.client.state == .completed)
+        let agent = measureClient ? pair.client : pair.gateway
+        #expect(agent.nominated != nil, "\(profile): connected first")
         pair.linkUp = false
         let cut = pair.now
         var detected: Instant?
-        while detected == nil, pair.now - cut < .seconds(40) {
-            pair.run(for: .milliseconds(100))
-            if pair.client.state == .disconnected { detected = pair.now }
+        while detected == nil, pair.now - cut < timings.iceTimeout + timings.maxRto * 2 {
+            pair.run(for: .milliseconds(250))
+            if agent.state == .disconnected { detected = pair.now }
         }
         let elapsed = (detected ?? pair.now) - cut
-        #expect(elapsed >= IceTimings.clientDefault.iceTimeout - IceTimings.clientDefault.maxRto, "\(elapsed)")
-        #expect(elapsed <= IceTimings.clientDefault.iceTimeout + IceTimings.clientDefault.maxRto, "\(elapsed)")
+        #expect(elapsed >= timings.iceTimeout, "\(profile): \(elapsed) < \(timings.iceTimeout)")
+        #expect(elapsed <= timings.iceTimeout + timings.maxRto + .milliseconds(250), "\(profile): \(elapsed)")
     }
 
     @Test func roleConflictIsResolvedByTheTieBreaker() {
