@@ -26,6 +26,16 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .executableTarget(
+            name: "IceBenchmarks",
+            dependencies: [
+                .product(name: "Ice", package: "swift-firezone"),
+                .product(name: "SansIO", package: "swift-firezone"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/IceBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
             name: "TurnBenchmarks",
             dependencies: [
                 .product(name: "Stun", package: "swift-firezone"),
