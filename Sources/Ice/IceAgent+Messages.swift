@@ -78,9 +78,15 @@ extension IceAgent {
             }
             return true
         }
-        guard message.first({ if case .xorMappedAddress(let a) = $0 { a } else { nil } }) != nil else {
+        guard let mapped = message.first({ if case .xorMappedAddress(let a) = $0 { a } else { nil } }) else {
             droppedMessages += 1
             return true
+        }
+        if !localCandidates.contains(where: { $0.address == mapped }) {
+            // The peer saw us from an address we never knew: a local peer-reflexive candidate, sending from the
+            // same base (RFC 8445 §7.2.5.3.1). Not signalled.
+            addLocalCandidate(kind: .peerReflexive, address: mapped, base: pair.local.base)
+            events.append(.localPeerReflexive(mapped))
         }
         if let index = pair.attempts.firstIndex(where: { $0.id == message.transactionId }) {
             pair.attempts[index].answered = true

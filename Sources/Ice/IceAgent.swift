@@ -108,7 +108,7 @@ public final class IceAgent {
     func formPair(local: IceCandidate, remote: IceCandidate) {
         guard local.address.ip.version == remote.address.ip.version else { return }
         let pair = CandidatePair(local: local, remote: remote, priority: pairPriority(local: local, remote: remote))
-        if let index = pairs.firstIndex(where: { $0.local.base == local.base && $0.local.kind == local.kind && $0.remote.address == remote.address }) {
+        if let index = pairs.firstIndex(where: { $0.local.base == local.base && $0.remote.address == remote.address }) {
             guard pair.priority > pairs[index].priority else { return }
             pairs[index] = pair
         } else {
@@ -185,6 +185,8 @@ public enum IceEvent: Hashable, Sendable {
     case stateChanged(IceState)
     /// The peer reached us from an address it never signalled.
     case remotePeerReflexive(SocketAddress)
+    /// The peer saw us at an address we did not know (behind a NAT): a local peer-reflexive candidate.
+    case localPeerReflexive(SocketAddress)
 }
 
 /// A STUN message to send from a local candidate (wrap it in ChannelData when that is a relay candidate).

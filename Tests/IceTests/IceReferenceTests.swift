@@ -45,6 +45,17 @@ import Testing
         #expect(controlled.pairPriority(local: host, remote: srflx) == 7_277_815_898_285_538_814)
     }
 
+    /// A pair with the same local base and remote address as an existing one replaces it only when its
+    /// priority is higher: a peer-reflexive candidate on the host's base adds no second pair.
+    @Test func equivalentPairsAreReplacedOnlyByHigherPriority() {
+        let agent = IceAgent(controlling: true, local: credentials, remote: credentials, timings: .clientDefault)
+        let host = agent.addLocalCandidate(kind: .host, address: SocketAddress("10.0.0.1:1")!)!
+        agent.addRemoteCandidate(IceCandidate(kind: .host, address: SocketAddress("10.0.0.2:1")!, priority: 2_130_706_175))
+        agent.addLocalCandidate(kind: .peerReflexive, address: SocketAddress("198.51.100.1:1")!, base: host.base)
+        #expect(agent.pairs.count == 1)
+        #expect(agent.pairs.first?.local.kind == .host, "the higher-priority host pair stays")
+    }
+
     @Test func candidateStringsFormatAndParse() throws {
         let relay = IceCandidate(kind: .relayed, address: SocketAddress("192.0.2.9:50000")!, priority: 37_748_479, foundation: "ff00", ufrag: "abcd")
         #expect(IceCandidateString.format(relay) == "candidate:ff00 1 udp 37748479 192.0.2.9 50000 typ relay raddr 0.0.0.0 rport 0 ufrag abcd")

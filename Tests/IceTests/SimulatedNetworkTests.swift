@@ -162,6 +162,9 @@ struct SplitMix: RandomNumberGenerator {
         network.run(for: .seconds(3))
         #expect(network.nominations(of: network.client) == [gatewayPublic])
         #expect(network.nominations(of: network.gateway) == [SocketAddress("198.51.100.1:52625")!])
+        // The gateway's answers show the client its NAT mapping: a local peer-reflexive candidate.
+        #expect(network.events.contains { $0.0 === network.client && $0.1 == .localPeerReflexive(SocketAddress("198.51.100.1:52625")!) })
+        #expect(network.client.localCandidates.contains { $0.kind == .peerReflexive && $0.base == clientHost })
     }
 
     /// Direct UDP is blocked both ways: only the relayed pair connects.
