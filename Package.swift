@@ -57,20 +57,20 @@ let package = Package(
         .testTarget(
             name: "IpPacketTests",
             dependencies: [
-                "IpPacket", "PcapFile",
+                "IpPacket", "PcapFile", "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSodium", "CBlake2", "CPcap", "PcapFile"]),
         .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),
-        .testTarget(name: "StunTests", dependencies: ["Stun", "SansIO", "IpPacket", "PcapFile"]),
+        .testTarget(name: "StunTests", dependencies: ["Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport"]),
         .testTarget(name: "IceTests", dependencies: ["Ice", "Stun", "SansIO", "TestSupport"]),
         .testTarget(name: "TurnTests", dependencies: [
             "Turn", "Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Sockets, clocks and shell helpers the interop tests share.
         .target(name: "TestSupport", dependencies: ["SansIO"], path: "Tests/Support/TestSupport"),
-        .testTarget(name: "NoiseTests", dependencies: ["Noise", "SansIO", "IpPacket", "PcapFile", "CSodium", "WireGuardInteropPeer"]),
+        .testTarget(name: "NoiseTests", dependencies: ["Noise", "SansIO", "IpPacket", "PcapFile", "CSodium", "TestSupport", "WireGuardInteropPeer"]),
         // The wireguard-go interop tests run this peer on a real TUN device and UDP socket.
         .executableTarget(name: "WireGuardInteropPeer", dependencies: ["Noise", "SansIO", "CLinuxTun"],
                           path: "Tests/Support/WireGuardInteropPeer"),

@@ -1,5 +1,6 @@
 import Ice
 import SansIO
+import TestSupport
 import Testing
 
 /// A tiny simulated Internet: hosts behind NATs, a relay, loss, all on a virtual clock.
@@ -29,16 +30,16 @@ final class SimulatedNetwork {
     var now = Instant(nanoseconds: 1_000_000_000)
     var lossRate = 0.0
     var directBlocked = false
-    var random = SplitMix(seed: 7)
+    var random = SplitMix64(seed: 7)
     var events: [(IceAgent, IceEvent)] = []
 
     init(clientNat: NatKind, gatewayNat: NatKind) {
         let clientCredentials = IceCredentials(ufrag: "cccc", password: "clientpasswordclientpa")
         let gatewayCredentials = IceCredentials(ufrag: "gggg", password: "gatewaypasswordgatewayp")
         client = IceAgent(controlling: true, local: clientCredentials, remote: gatewayCredentials, timings: .clientDefault,
-                          random: SplitMix(seed: 1))
+                          random: SplitMix64(seed: 1))
         gateway = IceAgent(controlling: false, local: gatewayCredentials, remote: clientCredentials, timings: .gatewayDefault,
-                           random: SplitMix(seed: 2))
+                           random: SplitMix64(seed: 2))
         nats[ObjectIdentifier(client)] = Nat(kind: clientNat)
         nats[ObjectIdentifier(gateway)] = Nat(kind: gatewayNat)
     }
@@ -133,18 +134,6 @@ final class SimulatedNetwork {
     }
 }
 
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite struct SimulatedNetworkTests {
     let clientHost = SocketAddress("192.168.1.2:52625")!
     let gatewayPublic = SocketAddress("203.0.113.2:52625")!
@@ -167,8 +156,8 @@ struct SplitMix: RandomNumberGenerator {
         #expect(network.client.localCandidates.contains { $0.kind == .peerReflexive && $0.base == clientHost })
     }
 
-    /// Direct UDP is blocked both ways: only the relayed pair connects.
-    @Test func relayOnlyWhenDirectUdpIsBlocked() {
+    /// A client with a host and a relay candidate, a public gateway, and direct UDP blocked.
+    func relayScenario() -> (SimulatedNetwork, relay: IceCandidate) {
         let network = SimulatedNetwork(clientNat: .none, gatewayNat: .none)
         network.directBlocked = true
         let host = network.client.addLocalCandidate(kind: .host, address: clientHost)!
@@ -178,6 +167,12 @@ struct SplitMix: RandomNumberGenerator {
         network.gateway.addRemoteCandidate(host)
         network.gateway.addRemoteCandidate(relay)
         network.client.addRemoteCandidate(gatewayHost)
+        return (network, relay)
+    }
+
+    /// Direct UDP is blocked both ways: only the relayed pair connects.
+    @Test func relayOnlyWhenDirectUdpIsBlocked() {
+        let (network, relay) = relayScenario()
         network.run(for: .seconds(3))
         #expect(network.client.nominated?.local.kind == .relayed)
         #expect(network.nominations(of: network.gateway) == [relay.address])
@@ -224,15 +219,7 @@ struct SplitMix: RandomNumberGenerator {
     /// The relayed pair wins first; when direct UDP opens, the controlling side re-nominates the better
     /// host pair without a restart.
     @Test func renominationWhenABetterPairSucceedsLater() {
-        let network = SimulatedNetwork(clientNat: .none, gatewayNat: .none)
-        network.directBlocked = true
-        let host = network.client.addLocalCandidate(kind: .host, address: clientHost)!
-        let relay = network.client.addLocalCandidate(kind: .relayed, address: SocketAddress("192.0.2.50:50000")!, relayBase: clientHost)!
-        network.relays[relay.address] = network.client
-        let gatewayHost = network.gateway.addLocalCandidate(kind: .host, address: gatewayPublic)!
-        network.gateway.addRemoteCandidate(host)
-        network.gateway.addRemoteCandidate(relay)
-        network.client.addRemoteCandidate(gatewayHost)
+        let (network, relay) = relayScenario()
         network.run(for: .seconds(2))
         #expect(network.client.nominated?.local.kind == .relayed)
         network.directBlocked = false

@@ -1,6 +1,7 @@
 import Foundation
 @testable import Noise
 import SansIO
+import TestSupport
 import Testing
 
 @Suite struct SessionAndCookieTests {
@@ -66,10 +67,10 @@ import Testing
             let initiator = WireGuardTunnel(
                 identity: WireGuardIdentity(privateKey: key), remotePublicKey: bobKey.publicKey, presharedKey: nil,
                 connectionIndex: index, now: start, unixTimeNanoseconds: 1_700_000_000_000_000_000,
-                random: SeededRandom(seed: UInt64(index)))
+                random: SplitMix64(seed: UInt64(index)))
             let responder = WireGuardTunnel(
                 identity: bobIdentity, remotePublicKey: key.publicKey, presharedKey: nil, connectionIndex: index + 100,
-                now: start, unixTimeNanoseconds: 1_700_000_000_000_000_000, random: SeededRandom(seed: UInt64(index) + 7))
+                now: start, unixTimeNanoseconds: 1_700_000_000_000_000_000, random: SplitMix64(seed: UInt64(index) + 7))
             return (initiator, responder)
         }
         let alice = tunnelPair(1)
@@ -138,7 +139,7 @@ import Testing
     }
 
     @Test func connectionIndicesAreDistinctAnd24Bit() {
-        var random = SeededRandom(seed: 42)
+        var random = SplitMix64(seed: 42)
         var allocator = SessionIndexAllocator(using: &random)
         var seen = Set<UInt32>()
         for _ in 0..<100_000 {

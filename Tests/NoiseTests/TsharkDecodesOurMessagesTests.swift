@@ -3,6 +3,7 @@ import IpPacket
 import Noise
 import PcapFile
 import SansIO
+import TestSupport
 import Testing
 
 /// Every WireGuard message type we produce, wrapped in UDP with IpPacket's builder and written to a pcap, is
@@ -33,16 +34,8 @@ import Testing
         }
         writer.close()
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/tshark")
-        process.arguments = ["-r", path, "-d", "udp.port==51821,wg", "-T", "fields", "-e", "wg.type", "-e", "_ws.malformed",
-                             "-e", "wg.receiver", "-e", "wg.counter"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let output = try Tshark.run(["-r", path, "-d", "udp.port==51821,wg", "-T", "fields", "-e", "wg.type", "-e", "_ws.malformed",
+                                     "-e", "wg.receiver", "-e", "wg.counter"])
         let rows = output.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false) }
         #expect(rows.map { $0.first.map(String.init) } == ["1", "3", "1", "2", "4", "4"], "tshark: \(output)")
         #expect(rows.allSatisfy { $0.count < 2 || $0[1].isEmpty }, "no malformed message: \(output)")

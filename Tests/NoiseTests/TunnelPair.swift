@@ -1,4 +1,5 @@
 import Noise
+import TestSupport
 import SansIO
 
 /// Two tunnels wired back to back in memory, with a virtual clock.
@@ -19,10 +20,10 @@ final class TunnelPair {
         bobIdentity = WireGuardIdentity(privateKey: bobKey, handshakesPerSecond: handshakesPerSecond)
         alice = WireGuardTunnel(identity: aliceIdentity, remotePublicKey: bobKey.publicKey, presharedKey: presharedKey,
                                 connectionIndex: 0xA1, now: start, unixTimeNanoseconds: 1_700_000_000_000_000_000,
-                                random: SeededRandom(seed: seed))
+                                random: SplitMix64(seed: seed))
         bob = WireGuardTunnel(identity: bobIdentity, remotePublicKey: aliceKey.publicKey,
                               presharedKey: bobPresharedKey ?? presharedKey, connectionIndex: 0xB2, now: start,
-                              unixTimeNanoseconds: 1_700_000_000_000_000_000, random: SeededRandom(seed: seed + 1))
+                              unixTimeNanoseconds: 1_700_000_000_000_000_000, random: SplitMix64(seed: seed + 1))
     }
 
     func advance(_ duration: Duration) {
@@ -85,18 +86,5 @@ final class TunnelPair {
             for message in drain(target) { inFlight.append((message, other)) }
         }
         return delivered
-    }
-}
-
-/// SplitMix64: a tiny seeded generator so handshakes and jitter repeat exactly.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

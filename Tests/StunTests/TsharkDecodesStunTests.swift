@@ -3,6 +3,7 @@ import IpPacket
 import PcapFile
 import SansIO
 import Stun
+import TestSupport
 import Testing
 
 /// Every message class and method with every attribute, as our encoder writes it, is dissected by tshark's
@@ -55,17 +56,9 @@ import Testing
         }
         writer.close()
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/tshark")
-        process.arguments = ["-r", path, "-T", "fields", "-E", "separator=/t", "-e", "stun.type", "-e", "_ws.malformed",
-                             "-e", "_ws.expert.severity", "-e", "_ws.expert.message", "-e", "stun.att.ipv4", "-e", "stun.att.port",
-                             "-e", "stun.att.channelnum"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let output = try Tshark.run(["-r", path, "-T", "fields", "-E", "separator=/t", "-e", "stun.type", "-e", "_ws.malformed",
+                                     "-e", "_ws.expert.severity", "-e", "_ws.expert.message", "-e", "stun.att.ipv4",
+                                     "-e", "stun.att.port", "-e", "stun.att.channelnum"])
         let rows = output.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
             .map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
         #expect(rows.count == messages.count)

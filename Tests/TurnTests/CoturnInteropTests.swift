@@ -176,21 +176,11 @@ import Turn
         }
 
         func fields(filter: String, _ names: [String]) throws -> [[String]] {
-            let tshark = Process()
-            tshark.executableURL = URL(fileURLWithPath: "/usr/bin/tshark")
-            tshark.arguments = ["-r", path, "-Y", filter, "-T", "fields", "-E", "separator=/t"] + names.flatMap { ["-e", $0] }
-            let pipe = Pipe()
-            tshark.standardOutput = pipe
-            tshark.standardError = FileHandle.nullDevice
-            try tshark.run()
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            tshark.waitUntilExit()
-            try? FileManager.default.removeItem(atPath: path)
-            try? FileManager.default.removeItem(atPath: log)
-            return output.split(separator: "\n").map { line in
-                let values = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-                return values + Array(repeating: "", count: max(0, names.count - values.count))
+            defer {
+                try? FileManager.default.removeItem(atPath: path)
+                try? FileManager.default.removeItem(atPath: log)
             }
+            return try Tshark.fields(names, of: path, filter: filter).map { row in names.map { row[$0] ?? "" } }
         }
     }
 
