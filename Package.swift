@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Stun", targets: ["Stun"]),
         .library(name: "Turn", targets: ["Turn"]),
         .library(name: "Ice", targets: ["Ice"]),
+        .library(name: "DnsNat", targets: ["DnsNat"]),
         .executable(name: "firezone-pcap-replay", targets: ["PcapReplay"]),
     ],
     dependencies: [
@@ -34,6 +35,7 @@ let package = Package(
         .target(name: "Stun", dependencies: ["SansIO", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Turn", dependencies: ["Stun", "SansIO"]),
         .target(name: "Ice", dependencies: ["Stun", "SansIO"]),
+        .target(name: "DnsNat", dependencies: ["IpPacket"]),
 
         // Tools.
         .executableTarget(
@@ -65,6 +67,7 @@ let package = Package(
         .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),
         .testTarget(name: "StunTests", dependencies: ["Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport"]),
         .testTarget(name: "IceTests", dependencies: ["Ice", "Stun", "SansIO", "TestSupport"]),
+        .testTarget(name: "DnsNatTests", dependencies: ["DnsNat", "IpPacket", "TestSupport"]),
         .testTarget(name: "TurnTests", dependencies: [
             "Turn", "Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),
