@@ -29,13 +29,15 @@ public struct DnsMessage: Hashable, Sendable {
         self.additional = additional
     }
 
-    /// An empty response to `query`: same id, question and RD, QR set, RA set.
+    /// An empty response to `query`: same id, question, RD and CD, QR and RA set. AD is cleared: a locally
+    /// made answer is not DNSSEC-validated data.
     public static func response(to query: DnsMessage, rcode: DnsRcode) -> DnsMessage {
         var flags = query.flags
         flags.isResponse = true
         flags.recursionAvailable = true
         flags.isTruncated = false
         flags.isAuthoritative = false
+        flags.authenticData = false
         flags.rcode = rcode
         return DnsMessage(id: query.id, flags: flags, questions: query.questions)
     }
