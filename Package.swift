@@ -54,6 +54,7 @@ let package = Package(
         .executableTarget(name: "FuzzStun", dependencies: ["Stun"], path: "Fuzz/Stun"),
         .executableTarget(name: "FuzzChannelData", dependencies: ["Turn"], path: "Fuzz/ChannelData"),
         .executableTarget(name: "FuzzIceCandidate", dependencies: ["Ice"], path: "Fuzz/IceCandidate"),
+        .executableTarget(name: "FuzzDns", dependencies: ["DnsNat"], path: "Fuzz/Dns"),
 
         // Tests.
         .testTarget(

@@ -1,0 +1,32 @@
+// libFuzzer harness for the DNS codec, over UDP payloads and the TCP length framing: decoding never crashes
+// or hangs; whatever decodes re-encodes into bytes that decode to an equal message, and truncation to the
+// 1212-byte UDP limit always yields a decodable message of at most 1212 bytes (or the message itself).
+// Build and run with `scripts/fuzz Dns [seconds]`.
+import DnsNat
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzDns(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    check(bytes)
+    // The same bytes as a TCP stream: every complete frame is a message to decode.
+    var stream = ArraySlice(bytes)
+    while let (message, consumed) = DnsTcpFraming.nextMessage(in: Array(stream)) {
+        check(Array(message))
+        stream = stream.dropFirst(consumed)
+    }
+    return 0
+}
+
+func check(_ bytes: [UInt8]) {
+    guard let message = try? DnsMessage(decoding: bytes) else { return }
+    let encoded = message.encode()
+    guard let again = try? DnsMessage(decoding: encoded) else { fatalError("our encoding of a decoded message does not decode") }
+    precondition(again == message, "re-encoded message decodes equal")
+    let truncated = message.encode(maxSize: DnsMessage.maxUdpResponseSize)
+    if encoded.count > DnsMessage.maxUdpResponseSize {
+        guard let cut = try? DnsMessage(decoding: truncated) else { fatalError("truncated message does not decode") }
+        precondition(cut.flags.isTruncated && cut.answers.isEmpty && cut.questions == message.questions, "truncation keeps the question")
+    } else {
+        precondition(truncated == encoded, "a message within the limit is not truncated")
+    }
+}
