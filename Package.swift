@@ -55,6 +55,7 @@ let package = Package(
         .executableTarget(name: "FuzzChannelData", dependencies: ["Turn"], path: "Fuzz/ChannelData"),
         .executableTarget(name: "FuzzIceCandidate", dependencies: ["Ice"], path: "Fuzz/IceCandidate"),
         .executableTarget(name: "FuzzDns", dependencies: ["DnsNat"], path: "Fuzz/Dns"),
+        .executableTarget(name: "FuzzP2pControl", dependencies: ["DnsNat", "IpPacket"], path: "Fuzz/P2pControl"),
 
         // Tests.
         .testTarget(

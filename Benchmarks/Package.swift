@@ -26,6 +26,16 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .executableTarget(
+            name: "DnsBenchmarks",
+            dependencies: [
+                .product(name: "DnsNat", package: "swift-firezone"),
+                .product(name: "IpPacket", package: "swift-firezone"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/DnsBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
             name: "IceBenchmarks",
             dependencies: [
                 .product(name: "Ice", package: "swift-firezone"),
