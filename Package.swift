@@ -69,7 +69,9 @@ let package = Package(
         .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),
         .testTarget(name: "StunTests", dependencies: ["Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport"]),
         .testTarget(name: "IceTests", dependencies: ["Ice", "Stun", "SansIO", "TestSupport"]),
-        .testTarget(name: "DnsNatTests", dependencies: ["DnsNat", "IpPacket", "TestSupport"]),
+        .testTarget(name: "DnsNatTests", dependencies: [
+            "DnsNat", "IpPacket", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
         .testTarget(name: "TurnTests", dependencies: [
             "Turn", "Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),
