@@ -63,3 +63,22 @@ import Testing
         #expect(canary.contains("status: NXDOMAIN"), "\(canary)")
     }
 }
+
+extension DigInteropTests {
+    /// The stub resolver itself answers dig: proxy IPs for a resource, PTR back to the name, NXDOMAIN canary.
+    @Test func digReadsTheStubResolversAnswers() throws {
+        var stub = StubResolver()
+        stub.upsert(DnsResource(id: ResourceId("11111111-1111-1111-1111-111111111111")!, pattern: DomainPattern("**.corp.example")))
+        func local(_ query: DnsMessage) -> DnsMessage {
+            guard case .localResponse(let answer) = stub.handle(query) else { return DnsMessage.response(to: query, rcode: .serverFailure) }
+            return answer
+        }
+        let (_, a) = try ask(["db.eu.corp.example", "A"], answer: local)
+        #expect(a.contains("status: NOERROR"), "\(a)")
+        for index in 1...4 { #expect(a.contains("db.eu.corp.example.\t1\tIN\tA\t100.96.0.\(index)"), "\(a)") }
+        let (_, ptr) = try ask(["-x", "fd00:2021:1111:8000::2"], answer: local)
+        #expect(ptr.contains(/IN\s+PTR\s+db\.eu\.corp\.example\./), "\(ptr)")
+        let (_, canary) = try ask(["use-application-dns.net", "A"], answer: local)
+        #expect(canary.contains("status: NXDOMAIN"), "\(canary)")
+    }
+}
