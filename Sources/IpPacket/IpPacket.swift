@@ -179,3 +179,6 @@ public enum Ecn: UInt8, Hashable, Sendable, CaseIterable, CustomStringConvertibl
         }
     }
 }
+
+// The buffer is copy-on-write (mutators copy a shared buffer first), so a packet can cross isolation domains.
+extension IpPacket: Sendable {}
