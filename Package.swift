@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "StunTests", dependencies: ["Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport"]),
         .testTarget(name: "IceTests", dependencies: ["Ice", "Stun", "SansIO", "TestSupport"]),
         .testTarget(name: "DnsNatTests", dependencies: [
-            "DnsNat", "IpPacket", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+            "DnsNat", "IpPacket", "PcapFile", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "TurnTests", dependencies: [
             "Turn", "Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),

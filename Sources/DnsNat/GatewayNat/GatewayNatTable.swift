@@ -85,7 +85,10 @@ public struct GatewayNatTable: Sendable {
     }
 
     /// Rewrites a packet from the Internet back to the proxy IP and the Client's port, if it belongs to a session.
+    /// An ICMP error about a session's packet comes from the proxy IP instead, TTL 20, quoting the packet as the
+    /// Client sent it. Throws for packets without a TCP/UDP/echo tuple that are not a supported ICMP error.
     public mutating func translateInbound(_ packet: inout IpPacket, now: Instant) throws(IpPacketError) -> Inbound {
+        if let error = try packet.icmpError() { return try translateIcmpError(&packet, error.failedPacket) }
         let outside = Outside(key: try packet.destinationKey, realIp: packet.source)
         guard let inside = insideByOutside[outside], var session = sessions[inside] else {
             return expiredOutside.contains(outside) ? .expiredSession : .noSession
@@ -95,6 +98,18 @@ public struct GatewayNatTable: Sendable {
         sessions[inside] = session
         try packet.setSource(inside.proxyIp)
         if outside.key.value != inside.key.value { packet.setDestinationKey(inside.key.value) }
+        return .translated
+    }
+
+    private func translateIcmpError(_ packet: inout IpPacket, _ failed: FailedPacket) throws(IpPacketError) -> Inbound {
+        let outside = Outside(key: failed.sourceKey, realIp: failed.destination)
+        guard let inside = insideByOutside[outside] else {
+            return expiredOutside.contains(outside) ? .expiredSession : .noSession
+        }
+        try packet.translateFailedPacket(destination: inside.proxyIp, sourceKeyValue: inside.key.value)
+        try packet.setSource(inside.proxyIp)
+        try packet.setDestination(failed.source)
+        packet.setTtl(20)
         return .translated
     }
 
