@@ -87,4 +87,32 @@ import Testing
         #expect(nat.domainStatus(status(.active), from: "gw-1").isEmpty, "unknown key: ignored")
         #expect(nat.state(of: Self.key) == nil)
     }
+
+    @Test func remainingTransitionRows() throws {
+        var nat = Nat()
+        nat.recreate(domain: Self.key.domain)
+        #expect(nat.state(of: Self.key) == nil, "recreate without an entry creates nothing")
+        _ = try nat.update(Self.key, proxyIps: Self.proxies, now: t0)
+        nat.recreate(domain: Self.key.domain)
+        #expect(nat.state(of: Self.key) == .pending(sentAt: t0, shouldBuffer: true), "recreate leaves Pending alone")
+        _ = nat.domainStatus(status(.active), from: "gw-1")
+        #expect(try nat.update(Self.key, proxyIps: Self.proxies, packets: [try packet(1)], now: t0 + .seconds(9)) == nil,
+                "Confirmed: update changes nothing")
+        #expect(nat.state(of: Self.key) == .confirmed)
+        nat.recreate(domain: Self.key.domain)
+        nat.recreate(domain: Self.key.domain)
+        #expect(nat.state(of: Self.key) == .recreating(shouldBuffer: false), "recreate leaves Recreating alone")
+        #expect(nat.outgoing(try packet(2), for: Self.key, now: t0 + .seconds(9)).passThrough, "Recreating passes through")
+        _ = nat.domainStatus(status(.inactive), from: "gw-1")
+        #expect(nat.state(of: Self.key) == .failed, "a late Inactive demotes any state")
+        _ = nat.domainStatus(status(.active), from: "gw-1")
+        #expect(nat.state(of: Self.key) == .confirmed, "Active promotes any state")
+        let other = Nat.Key(gateway: "gw-2", domain: Self.key.domain, resource: Self.resource)
+        _ = try nat.update(other, proxyIps: Self.proxies, now: t0)
+        nat.recreate(domain: Self.key.domain)
+        #expect(nat.state(of: Self.key) == .recreating(shouldBuffer: false) && nat.state(of: other) == .pending(sentAt: t0, shouldBuffer: true),
+                "recreate reaches every Gateway's entry of the domain")
+        nat.reset()
+        #expect(nat.state(of: Self.key) == nil && nat.state(of: other) == nil)
+    }
 }

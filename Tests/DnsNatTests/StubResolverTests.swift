@@ -1,5 +1,6 @@
 import DnsNat
 import IpPacket
+import PropertyBased
 import Testing
 
 @Suite struct StubResolverTests {
@@ -87,5 +88,41 @@ import Testing
         second.upsert(DnsResource(id: Self.web, pattern: DomainPattern("*.example.com")))
         #expect(answers(second.handle(query("b.example.com", .a))) == before)
         #expect(answers(second.handle(query("c.example.com", .a))).first == "A 100.96.0.5", "no address reused")
+    }
+
+    /// Any sequence of A/AAAA queries, resource additions and removals, and restarts that import the exported
+    /// records: a domain keeps its proxy IPs, and no proxy IP ever belongs to two domains.
+    @Test func proxyIpsStayUniqueAcrossQueriesResourceChangesAndRestarts() async {
+        let resources = [DnsResource(id: Self.web, pattern: DomainPattern("*.a.example")),
+                         DnsResource(id: Self.wildcard, pattern: DomainPattern("**.example"))]
+        await propertyCheck(count: 200, input: Gen.int(in: 0...99).array(of: 1...80)) { operations in
+            var stub = StubResolver()
+            var enabled: Set<Int> = [0, 1]
+            for index in enabled { stub.upsert(resources[index]) }
+            var owner: [String: String] = [:]
+            var firstAnswer: [String: [String]] = [:]
+            for operation in operations {
+                switch operation {
+                case 0..<5:
+                    let index = operation % 2
+                    if enabled.remove(index) != nil { stub.remove(resources[index].id) } else { enabled.insert(index); stub.upsert(resources[index]) }
+                case 5..<10:
+                    var restarted = StubResolver(restoring: stub.allocator.exported())
+                    for index in enabled { restarted.upsert(resources[index]) }
+                    stub = restarted
+                default:
+                    let name = "h\(operation % 12).\(operation % 3 == 0 ? "a." : "")example"
+                    for type in [DnsRecordType.a, .aaaa] {
+                        let ips = answers(stub.handle(query(name, type)))
+                        guard !ips.isEmpty, !ips[0].hasPrefix("not local") else { continue }
+                        let key = "\(name) \(type)"
+                        if let earlier = firstAnswer[key] { #expect(earlier == ips, "\(key) kept its IPs") } else { firstAnswer[key] = ips }
+                        for ip in ips {
+                            if let other = owner[ip] { #expect(other == name, "\(ip) given to \(other) and \(name)") } else { owner[ip] = name }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
