@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Turn", targets: ["Turn"]),
         .library(name: "Ice", targets: ["Ice"]),
         .library(name: "DnsNat", targets: ["DnsNat"]),
+        .library(name: "PhoenixChannel", targets: ["PhoenixChannel"]),
         .executable(name: "firezone-pcap-replay", targets: ["PcapReplay"]),
     ],
     dependencies: [
@@ -36,6 +37,7 @@ let package = Package(
         .target(name: "Turn", dependencies: ["Stun", "SansIO"]),
         .target(name: "Ice", dependencies: ["Stun", "SansIO"]),
         .target(name: "DnsNat", dependencies: ["IpPacket"]),
+        .target(name: "PhoenixChannel", dependencies: ["SansIO", .product(name: "Crypto", package: "swift-crypto")]),
 
         // Tools.
         .executableTarget(
@@ -72,6 +74,7 @@ let package = Package(
         .testTarget(name: "DnsNatTests", dependencies: [
             "DnsNat", "IpPacket", "PcapFile", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
+        .testTarget(name: "PhoenixChannelTests", dependencies: ["PhoenixChannel", "SansIO", "TestSupport"]),
         .testTarget(name: "TurnTests", dependencies: [
             "Turn", "Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),

@@ -1,0 +1,132 @@
+import FoundationEssentials
+
+/// One Phoenix V1 JSON frame (spec `portal-phoenix.md` §1.5): `topic`, `event`, `payload`, `ref`.
+/// The payload stays JSON text (compact, object keys sorted) so each role decodes its own messages.
+public struct PhoenixFrame: Sendable, Hashable {
+    public var topic: String
+    public var event: String
+    /// The payload's JSON text (`null` when absent).
+    public var payload: String
+    /// An integer ref, or `nil` for the portal's pushes.
+    public var ref: UInt64?
+
+    public init(topic: String, event: String, payload: String = "null", ref: UInt64?) {
+        self.topic = topic
+        self.event = event
+        self.payload = payload
+        self.ref = ref
+    }
+
+    /// Egress text, keys in Firezone's order; `payload` is always present.
+    public func encoded() -> String {
+        "{\"topic\":\(jsonString(topic)),\"event\":\(jsonString(event)),\"payload\":\(payload),\"ref\":\(ref.map(String.init) ?? "null")}"
+    }
+
+    /// Decodes an ingress frame. A string `ref` (the Phoenix JS client's style) is refused, as Firezone does.
+    public init(decoding text: String) throws(PhoenixFrameError) {
+        let object: [String: JsonValue]
+        do {
+            object = try JSONDecoder().decode([String: JsonValue].self, from: Data(text.utf8))
+        } catch {
+            throw .notAJsonObject
+        }
+        guard case .string(let topic)? = object["topic"] else { throw .missingField("topic") }
+        guard case .string(let event)? = object["event"] else { throw .missingField("event") }
+        switch object["ref"] {
+        case nil, .null?: ref = nil
+        case .number(let number)?:
+            guard let integer = UInt64(exactly: number) else { throw .refNotAnInteger }
+            ref = integer
+        default: throw .refNotAnInteger
+        }
+        self.topic = topic
+        self.event = event
+        payload = (object["payload"] ?? .null).json
+    }
+}
+
+/// Why an ingress frame was dropped.
+public enum PhoenixFrameError: Error, Hashable, Sendable, CustomStringConvertible {
+    case notAJsonObject
+    case missingField(String)
+    case refNotAnInteger
+
+    public var description: String {
+        switch self {
+        case .notAJsonObject: "the frame is not a JSON object"
+        case .missingField(let field): "the frame has no string '\(field)'"
+        case .refNotAnInteger: "the frame's ref is not null or an integer"
+        }
+    }
+}
+
+/// Enough of JSON to carry a payload through unchanged.
+indirect enum JsonValue: Decodable, Hashable, Sendable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JsonValue])
+    case object([(String, JsonValue)])
+
+    init(from decoder: any Decoder) throws {
+        if let container = try? decoder.container(keyedBy: AnyKey.self) {
+            // Sorted keys: the decoder's key order is not stable, and the payload text must be.
+            self = .object(try container.allKeys.map { ($0.stringValue, try container.decode(JsonValue.self, forKey: $0)) }
+                .sorted { $0.0 < $1.0 })
+            return
+        }
+        if var container = try? decoder.unkeyedContainer() {
+            var items: [JsonValue] = []
+            while !container.isAtEnd { items.append(try container.decode(JsonValue.self)) }
+            self = .array(items)
+            return
+        }
+        let single = try decoder.singleValueContainer()
+        if single.decodeNil() { self = .null }
+        else if let bool = try? single.decode(Bool.self) { self = .bool(bool) }
+        else if let number = try? single.decode(Double.self) { self = .number(number) }
+        else { self = .string(try single.decode(String.self)) }
+    }
+
+    static func == (lhs: JsonValue, rhs: JsonValue) -> Bool { lhs.json == rhs.json }
+    func hash(into hasher: inout Hasher) { hasher.combine(json) }
+
+    /// Compact JSON text.
+    var json: String {
+        switch self {
+        case .null: "null"
+        case .bool(let value): value ? "true" : "false"
+        case .number(let value): value.rounded() == value && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+        case .string(let value): jsonString(value)
+        case .array(let items): "[" + items.map(\.json).joined(separator: ",") + "]"
+        case .object(let members): "{" + members.map { jsonString($0.0) + ":" + $0.1.json }.joined(separator: ",") + "}"
+        }
+    }
+
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+}
+
+/// A JSON string literal.
+func jsonString(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case let control where control.value < 0x20:
+            let hex = String(control.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}
