@@ -58,6 +58,7 @@ let package = Package(
         .executableTarget(name: "FuzzIceCandidate", dependencies: ["Ice"], path: "Fuzz/IceCandidate"),
         .executableTarget(name: "FuzzDns", dependencies: ["DnsNat"], path: "Fuzz/Dns"),
         .executableTarget(name: "FuzzP2pControl", dependencies: ["DnsNat", "IpPacket"], path: "Fuzz/P2pControl"),
+        .executableTarget(name: "FuzzPortalMessage", dependencies: ["PhoenixChannel"], path: "Fuzz/PortalMessage"),
 
         // Tests.
         .testTarget(
