@@ -1,4 +1,5 @@
 import FoundationEssentials
+import SansIO
 
 /// One Phoenix V1 JSON frame (spec `portal-phoenix.md` §1.5): `topic`, `event`, `payload`, `ref`.
 /// The payload stays JSON text (compact, object keys sorted) so each role decodes its own messages.
@@ -19,7 +20,7 @@ public struct PhoenixFrame: Sendable, Hashable {
 
     /// Egress text, keys in Firezone's order; `payload` is always present.
     public func encoded() -> String {
-        "{\"topic\":\(jsonString(topic)),\"event\":\(jsonString(event)),\"payload\":\(payload),\"ref\":\(ref.map(String.init) ?? "null")}"
+        "{\"topic\":\(JsonText.string(topic)),\"event\":\(JsonText.string(event)),\"payload\":\(payload),\"ref\":\(ref.map(String.init) ?? "null")}"
     }
 
     /// Decodes an ingress frame. A string `ref` (the Phoenix JS client's style) is refused, as Firezone does.
@@ -98,9 +99,9 @@ indirect enum JsonValue: Decodable, Hashable, Sendable {
         case .null: "null"
         case .bool(let value): value ? "true" : "false"
         case .number(let value): value.rounded() == value && abs(value) < 1e15 ? String(Int64(value)) : String(value)
-        case .string(let value): jsonString(value)
+        case .string(let value): JsonText.string(value)
         case .array(let items): "[" + items.map(\.json).joined(separator: ",") + "]"
-        case .object(let members): "{" + members.map { jsonString($0.0) + ":" + $0.1.json }.joined(separator: ",") + "}"
+        case .object(let members): "{" + members.map { JsonText.string($0.0) + ":" + $0.1.json }.joined(separator: ",") + "}"
         }
     }
 
@@ -110,23 +111,4 @@ indirect enum JsonValue: Decodable, Hashable, Sendable {
         init(stringValue: String) { self.stringValue = stringValue }
         init?(intValue: Int) { nil }
     }
-}
-
-/// A JSON string literal.
-func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case let control where control.value < 0x20:
-            let hex = String(control.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
 }

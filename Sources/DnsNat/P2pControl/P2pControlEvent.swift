@@ -43,9 +43,9 @@ public enum P2pControlEvent: Hashable, Sendable {
                 throw .wrongProxyIpCount(event.proxyIps.count)
             }
             let ips = event.proxyIps.map { "\"\($0)\"" }.joined(separator: ",")
-            return #"{"resource":"\#(event.resource)","domain":\#(jsonString(event.domain.description)),"proxy_ips":[\#(ips)]}"#
+            return #"{"resource":"\#(event.resource)","domain":\#(JsonText.string(event.domain.description)),"proxy_ips":[\#(ips)]}"#
         case .domainStatus(let event):
-            return #"{"resource":"\#(event.resource)","domain":\#(jsonString(event.domain.description)),"status":"\#(event.status.rawValue)"}"#
+            return #"{"resource":"\#(event.resource)","domain":\#(JsonText.string(event.domain.description)),"status":"\#(event.status.rawValue)"}"#
         case .goodbye:
             return ""
         }
@@ -160,20 +160,4 @@ private func decodeJson<T: Decodable>(_ bytes: [UInt8]) throws(P2pControlError) 
     } catch {
         throw .invalidJson(String(describing: error).prefix(200).description)
     }
-}
-
-/// A JSON string literal: quotes, backslashes and control characters escaped.
-func jsonString(_ text: String) -> String {
-    var escaped = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": escaped += "\\\""
-        case "\\": escaped += "\\\\"
-        case _ where scalar.value < 0x20:
-            let hex = String(scalar.value, radix: 16)
-            escaped += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: escaped.unicodeScalars.append(scalar)
-        }
-    }
-    return escaped + "\""
 }
