@@ -19,7 +19,7 @@ public struct UniquePacketRing: Sendable {
             packets[index] = packet
             return
         }
-        guard !packets.contains(where: { $0.bytes == packet.bytes }) else { return }
+        guard !packets.contains(packet) else { return }
         if packets.count == capacity {
             packets.removeFirst()
             droppedCount += 1
