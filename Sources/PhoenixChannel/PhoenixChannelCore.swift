@@ -100,7 +100,7 @@ public struct PhoenixChannelCore: Sendable {
         }
         switch frame.event {
         case "phx_reply":
-            handleReply(frame)
+            handleReply(frame, now: now)
         case "phx_close":
             hiccup("the portal closed the channel", now: now, unit: unit)
         case "disconnect" where Self.decode(Reason.self, frame.payload)?.reason == "token_expired":
@@ -162,7 +162,7 @@ public struct PhoenixChannelCore: Sendable {
         outputs.append(.close)
     }
 
-    private mutating func handleReply(_ frame: PhoenixFrame) {
+    private mutating func handleReply(_ frame: PhoenixFrame, now: Instant) {
         guard let ref = frame.ref else {
             malformedFrameCount += 1
             return
@@ -184,7 +184,7 @@ public struct PhoenixChannelCore: Sendable {
         }
         guard isError else { return }
         if reason == "unmatched topic", frame.topic == topic {
-            pendingJoin = (nil, pendingJoin?.deadline ?? .init(nanoseconds: .max))
+            pendingJoin = (nil, now + Self.joinTimeout)
             joinNeedsSending = true
         }
         outputs.append(.message(frame))

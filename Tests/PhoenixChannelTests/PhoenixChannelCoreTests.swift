@@ -102,6 +102,7 @@ import Testing
         let outputs = drain(&channel, at: now)
         #expect(outputs.count == 2)
         #expect(outputs.last == .send(#"{"topic":"client","event":"phx_join","payload":null,"ref":2}"#), "rejoin")
+        #expect(channel.pollTimeout() == now + .seconds(5), "the rejoin has its own 5 s timeout")
         channel.received(#"{"topic":"client","event":"phx_close","payload":{},"ref":null}"#, now: now, unit: 0.5)
         #expect(drain(&channel, at: now) == [.hiccup(delay: .zero, reason: "the portal closed the channel")])
     }
