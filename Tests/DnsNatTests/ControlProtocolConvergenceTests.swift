@@ -81,8 +81,10 @@ import Testing
 
     @Test(arguments: 0..<10 as Range<UInt64>)
     func unauthorisedDomainFailsAndStopsRetrying(seed: UInt64) throws {
-        let (client, gateway, _) = try run(seed: seed, authorised: false)
+        var (client, gateway, _) = try run(seed: seed, authorised: false)
         #expect(client.state(of: Self.key) == .failed, "Inactive ends the retries until the domain is queried again")
+        let later = Instant(nanoseconds: 1_000_000_000_000)
+        #expect(try client.update(Self.key, proxyIps: StubResolver.proxyIpsForTest(), now: later) == nil, "no AssignedIps while Failed")
         #expect(gateway.translations.isEmpty)
     }
 }
