@@ -14,12 +14,17 @@ let package = Package(
         .library(name: "Ice", targets: ["Ice"]),
         .library(name: "DnsNat", targets: ["DnsNat"]),
         .library(name: "PhoenixChannel", targets: ["PhoenixChannel"]),
+        .library(name: "PortalMessages", targets: ["PortalMessages"]),
         .executable(name: "firezone-pcap-replay", targets: ["PcapReplay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket", from: "1.6.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System libraries, bound through pkg-config and a one-line shim header each.
@@ -37,7 +42,15 @@ let package = Package(
         .target(name: "Turn", dependencies: ["Stun", "SansIO"]),
         .target(name: "Ice", dependencies: ["Stun", "SansIO"]),
         .target(name: "DnsNat", dependencies: ["IpPacket"]),
-        .target(name: "PhoenixChannel", dependencies: ["SansIO", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "PhoenixChannel", dependencies: [
+            "SansIO", .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "WSClient", package: "swift-websocket"), .product(name: "WSCore", package: "swift-websocket"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOWebSocket", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "PortalMessages", dependencies: ["SansIO", "Ice"]),
 
         // Tools.
         .executableTarget(
@@ -58,7 +71,7 @@ let package = Package(
         .executableTarget(name: "FuzzIceCandidate", dependencies: ["Ice"], path: "Fuzz/IceCandidate"),
         .executableTarget(name: "FuzzDns", dependencies: ["DnsNat"], path: "Fuzz/Dns"),
         .executableTarget(name: "FuzzP2pControl", dependencies: ["DnsNat", "IpPacket"], path: "Fuzz/P2pControl"),
-        .executableTarget(name: "FuzzPortalMessage", dependencies: ["PhoenixChannel"], path: "Fuzz/PortalMessage"),
+        .executableTarget(name: "FuzzPortalMessage", dependencies: ["PhoenixChannel", "PortalMessages"], path: "Fuzz/PortalMessage"),
 
         // Tests.
         .testTarget(
@@ -75,7 +88,11 @@ let package = Package(
         .testTarget(name: "DnsNatTests", dependencies: [
             "DnsNat", "IpPacket", "PcapFile", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
-        .testTarget(name: "PhoenixChannelTests", dependencies: ["PhoenixChannel", "SansIO", "TestSupport"]),
+        .testTarget(name: "PhoenixChannelTests", dependencies: [
+            "PhoenixChannel", "SansIO", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
+        .testTarget(name: "PortalMessagesTests", dependencies: ["PortalMessages", "PhoenixChannel", "Ice", "SansIO"]),
         .testTarget(name: "TurnTests", dependencies: [
             "Turn", "Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),

@@ -1,7 +1,9 @@
-// libFuzzer harness for portal input: a WebSocket text frame as the portal might send it. Decoding never
-// crashes or hangs; a frame that decodes re-encodes into text that decodes equal. (The role messages of §3
-// and §4 join this harness when their types land.) Build and run with `scripts/fuzz PortalMessage [seconds]`.
+// libFuzzer harness for portal input: a WebSocket text frame as the portal (or, for the dev portal, a client
+// or gateway) might send it. Decoding never crashes or hangs; a frame that decodes re-encodes into text that
+// decodes equal; and a role message that decodes re-encodes into a payload that decodes equal, for all four
+// directions. Build and run with `scripts/fuzz PortalMessage [seconds]`.
 import PhoenixChannel
+import PortalMessages
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzPortalMessage(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -10,5 +12,18 @@ public func fuzzPortalMessage(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt
     guard let frame = try? PhoenixFrame(decoding: text) else { return 0 }
     guard let again = try? PhoenixFrame(decoding: frame.encoded()) else { fatalError("our encoding of a decoded frame does not decode") }
     precondition(again == frame, "re-encoded frame decodes equal")
+
+    if let message = try? ClientIngress(event: frame.event, payload: frame.payload) {
+        precondition((try? ClientIngress(event: message.event, payload: message.payload)) == message, "client ingress round trip")
+    }
+    if let message = try? ClientEgress(event: frame.event, payload: frame.payload) {
+        precondition((try? ClientEgress(event: message.event, payload: message.payload)) == message, "client egress round trip")
+    }
+    if let message = try? GatewayIngress(event: frame.event, payload: frame.payload) {
+        precondition((try? GatewayIngress(event: message.event, payload: message.payload)) == message, "gateway ingress round trip")
+    }
+    if let message = try? GatewayEgress(event: frame.event, payload: frame.payload) {
+        precondition((try? GatewayEgress(event: message.event, payload: message.payload)) == message, "gateway egress round trip")
+    }
     return 0
 }
