@@ -111,30 +111,3 @@ import Testing
         try run(weControl: false)
     }
 }
-
-/// Reads newline-terminated lines from a pipe with a timeout.
-final class LineReader {
-    private let handle: FileHandle
-    private var buffer = Data()
-
-    init(_ handle: FileHandle) {
-        self.handle = handle
-    }
-
-    func next(timeout seconds: Double) -> String? {
-        let deadline = Date().addingTimeInterval(seconds)
-        repeat {
-            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self)
-                buffer.removeSubrange(buffer.startIndex...newline)
-                return line
-            }
-            var descriptor = pollfd(fd: handle.fileDescriptor, events: Int16(POLLIN), revents: 0)
-            guard poll(&descriptor, 1, seconds == 0 ? 0 : 20) > 0 else { continue }
-            let chunk = handle.availableData
-            if chunk.isEmpty { return nil }
-            buffer.append(chunk)
-        } while Date() < deadline
-        return nil
-    }
-}

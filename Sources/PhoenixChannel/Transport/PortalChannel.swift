@@ -1,0 +1,282 @@
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import SansIO
+import WSClient
+import WSCore
+
+/// The portal channel over a real WebSocket: ``PhoenixChannelCore`` driven by a monotonic clock, one
+/// swift-websocket connection at a time, reconnecting as the core says. Apps call ``run(_:)`` in a task and
+/// ``send(event:payload:)`` / ``close()`` from anywhere.
+public final class PortalChannel: Sendable {
+    /// What the role learns from the channel.
+    public enum Event: Sendable, Hashable {
+        /// The topic is joined (after every reconnect too); the portal sends `init` next.
+        case joined
+        /// A push or an error reply for the role.
+        case message(PhoenixFrame)
+        /// A transient failure; reconnecting after `delay`.
+        case hiccup(delay: Duration, reason: String)
+    }
+
+    public struct Configuration: Sendable {
+        public var url: LoginUrl
+        /// The WireGuard public key, base64: the `public_key` query parameter.
+        public var publicKey: String
+        public var userAgent: UserAgent
+        /// How long to keep reconnecting after the last good connection; `nil` forever.
+        public var maxElapsed: Duration?
+        /// The system trust roots unless set; a certificate that does not verify is fatal.
+        public var tls: TLSConfiguration
+        /// TCP connect, TLS and the WebSocket upgrade together (Firezone's #12137 value; the baseline had
+        /// only a 5 s limit on the TCP phase and none on the rest).
+        public var handshakeTimeout: Duration
+        /// The largest message accepted (a big `init`); larger closes the connection.
+        public var maxMessageSize: Int
+
+        public init(url: LoginUrl, publicKey: String, userAgent: UserAgent, maxElapsed: Duration?,
+                    tls: TLSConfiguration = .makeClientConfiguration(), handshakeTimeout: Duration = .seconds(15),
+                    maxMessageSize: Int = 1 << 24) {
+            self.url = url
+            self.publicKey = publicKey
+            self.userAgent = userAgent
+            self.maxElapsed = maxElapsed
+            self.tls = tls
+            self.handshakeTimeout = handshakeTimeout
+            self.maxMessageSize = maxMessageSize
+        }
+    }
+
+    public let configuration: Configuration
+    public let topic: String
+    private let logger: Logger
+    private let inputs: AsyncStream<Input>
+    private let continuation: AsyncStream<Input>.Continuation
+
+    /// - Parameters:
+    ///   - topic: `client` or `gateway`.
+    ///   - joinPayload: the `phx_join` payload's JSON text (`null` for Firezone's components).
+    public init(configuration: Configuration, topic: String, logger: Logger) {
+        self.configuration = configuration
+        self.topic = topic
+        self.logger = logger
+        (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
+    }
+
+    /// Queues a message for the topic (sent once joined; at most 32 wait).
+    public func send(event: String, payload: String) {
+        _ = continuation.yield(.send(event: event, payload: payload))
+    }
+
+    /// Closes the WebSocket gracefully; ``run(_:)`` then returns.
+    public func close() {
+        _ = continuation.yield(.close)
+    }
+
+    /// Connects and runs until ``close()`` (returns) or a fatal error (throws). Call once.
+    public func run(_ onEvent: @Sendable (Event) async -> Void) async throws(PhoenixChannelError) {
+        var loop = RunLoop(channel: self)
+        defer { loop.stop() }
+        loop.core.connect()
+        if try await loop.drainOutputs(onEvent) == .closed { return }
+        loop.rearmTimer()
+        for await input in inputs {
+            loop.handle(input)
+            if try await loop.drainOutputs(onEvent) == .closed { return }
+            loop.rearmTimer()
+        }
+    }
+
+    enum Input: Sendable {
+        case connection(generation: Int, ConnectionEvent)
+        case send(event: String, payload: String)
+        case close
+        case tick
+    }
+
+    enum ConnectionEvent: Sendable {
+        case opened(WebSocketOutboundWriter)
+        case text(String)
+        case binaryIgnored
+        case failed(ConnectionFailure)
+    }
+
+    /// The mutable state of one ``run(_:)``, owned by its task.
+    private struct RunLoop {
+        enum Outcome { case running, closed }
+
+        let channel: PortalChannel
+        var core: PhoenixChannelCore
+        var generation = 0
+        var writer: WebSocketOutboundWriter?
+        var connectionTask: Task<Void, Never>?
+        var handshakeDeadline: Instant?
+        var timerTask: Task<Void, Never>?
+        var timerDeadline: Instant?
+        let clock = ContinuousClock()
+        let origin: ContinuousClock.Instant
+        var random = SystemRandomNumberGenerator()
+
+        init(channel: PortalChannel) {
+            self.channel = channel
+            core = PhoenixChannelCore(topic: channel.topic, maxElapsed: channel.configuration.maxElapsed)
+            origin = clock.now
+        }
+
+        var now: Instant {
+            let elapsed = origin.duration(to: clock.now).components
+            return Instant(nanoseconds: elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
+        }
+
+        mutating func unit() -> Double { Double.random(in: 0..<1, using: &random) }
+
+        mutating func handle(_ input: Input) {
+            switch input {
+            case .connection(let generation, let event) where generation == self.generation:
+                handle(event)
+            case .connection:
+                break  // from a connection already given up
+            case .send(let event, let payload):
+                core.send(event: event, payload: payload)
+            case .close:
+                core.close()
+            case .tick:
+                if let deadline = handshakeDeadline, now >= deadline {
+                    handshakeDeadline = nil
+                    connectionTask?.cancel()
+                    core.connectionFailed(.network("the WebSocket handshake timed out after \(channel.configuration.handshakeTimeout)"),
+                                          now: now, unit: unit())
+                }
+                core.handleTimeout(now: now, unit: unit())
+            }
+        }
+
+        private mutating func handle(_ event: ConnectionEvent) {
+            switch event {
+            case .opened(let writer):
+                self.writer = writer
+                handshakeDeadline = nil
+                core.connectionOpened(now: now)
+            case .text(let text):
+                core.received(text, now: now, unit: unit())
+            case .binaryIgnored:
+                channel.logger.warning("Ignoring a binary frame from the portal")
+            case .failed(let failure):
+                writer = nil
+                handshakeDeadline = nil
+                core.connectionFailed(failure, now: now, unit: unit())
+            }
+        }
+
+        mutating func drainOutputs(_ onEvent: @Sendable (Event) async -> Void) async throws(PhoenixChannelError) -> Outcome {
+            while let output = core.pollOutput(now: now) {
+                switch output {
+                case .openConnection:
+                    openConnection()
+                case .send(let text):
+                    do {
+                        try await writer?.write(.text(text))
+                    } catch {
+                        channel.logger.debug("Sending to the portal failed", metadata: ["error": "\(error)"])
+                    }
+                case .joined:
+                    await onEvent(.joined)
+                case .message(let frame):
+                    await onEvent(.message(frame))
+                case .hiccup(let delay, let reason):
+                    dropConnection()
+                    channel.logger.info("Hiccup in portal connection", metadata: ["reason": "\(reason)", "backoff": "\(delay)"])
+                    await onEvent(.hiccup(delay: delay, reason: reason))
+                case .fatal(let error):
+                    dropConnection()
+                    throw error
+                case .close:
+                    try? await writer?.close(.normalClosure, reason: nil)
+                    await connectionTask?.value
+                    connectionTask = nil
+                    return .closed
+                }
+            }
+            return .running
+        }
+
+        mutating func rearmTimer() {
+            let deadline = [core.pollTimeout(), handshakeDeadline].compactMap { $0 }.min()
+            guard deadline != timerDeadline else { return }
+            timerTask?.cancel()
+            timerDeadline = deadline
+            guard let deadline else { return }
+            let wake = origin.advanced(by: .nanoseconds(deadline.nanoseconds))
+            let continuation = channel.continuation
+            timerTask = Task {
+                try? await Task.sleep(until: wake, clock: ContinuousClock())
+                guard !Task.isCancelled else { return }
+                _ = continuation.yield(.tick)
+            }
+        }
+
+        mutating func stop() {
+            connectionTask?.cancel()
+            timerTask?.cancel()
+        }
+
+        private mutating func dropConnection() {
+            connectionTask?.cancel()
+            connectionTask = nil
+            writer = nil
+            handshakeDeadline = nil
+        }
+
+        private mutating func openConnection() {
+            dropConnection()
+            generation += 1
+            handshakeDeadline = now + channel.configuration.handshakeTimeout
+            connectionTask = Task { [channel, generation] in
+                await channel.connectOnce(generation: generation)
+            }
+        }
+    }
+
+    /// One connection attempt: resolves the host afresh (so every reconnect re-resolves), upgrades, then
+    /// reports frames until the connection ends.
+    private func connectOnce(generation: Int) async {
+        let report: @Sendable (ConnectionEvent) -> Void = { [continuation] event in
+            continuation.yield(.connection(generation: generation, event))
+        }
+        let url = configuration.url
+        do {
+            let sslContext = url.scheme == "wss" ? try NIOSSLContext(configuration: configuration.tls) : nil
+            let maxMessageSize = configuration.maxMessageSize
+            let upgrade = PortalUpgradeChannel(
+                host: url.host, requestTarget: url.requestTarget(publicKey: configuration.publicKey),
+                userAgent: configuration.userAgent.description, sslContext: sslContext, maxMessageSize: maxMessageSize
+            ) { inbound, outbound, _ in
+                report(.opened(outbound))
+                for try await message in inbound.messages(maxSize: maxMessageSize) {
+                    switch message {
+                    case .text(let text): report(.text(text))
+                    case .binary: report(.binaryIgnored)
+                    }
+                }
+            }
+            try await ClientConnection(upgrade, address: .hostname(url.host, port: url.port), logger: logger).run()
+            report(.failed(.streamEnded))
+        } catch {
+            report(.failed(Self.failure(error)))
+        }
+    }
+
+    static func failure(_ error: any Error) -> ConnectionFailure {
+        if let refused = error as? PortalUpgradeRefused {
+            return refused.status.map(ConnectionFailure.httpStatus) ?? .network("the portal refused the WebSocket upgrade")
+        }
+        if case .handshakeFailed(let reason)? = error as? NIOSSLError, "\(reason)".contains("CERTIFICATE_VERIFY_FAILED") {
+            return .invalidPeerCertificate
+        }
+        if let extra = error as? NIOSSLExtraError, extra == .failedToValidateHostname {
+            return .invalidPeerCertificate
+        }
+        return .network("\(error)")
+    }
+}
