@@ -1,0 +1,84 @@
+import PortalMessages
+
+/// The checks the real portal makes on a WebSocket upgrade (spec §1.1, §1.2): a known token (401), then the
+/// device fields and a User-Agent carrying a component version (422).
+public struct ConnectRequest: Sendable {
+    public enum Role: String, Sendable {
+        case client, gateway
+
+        var components: [String] {
+            switch self {
+            case .client: ["connlib", "headless-client", "gui-client", "apple-client", "android-client"]
+            case .gateway: ["gateway", "connlib"]
+            }
+        }
+    }
+
+    /// `os_name "/" os_version " " component "/" version ...` (the portal's `version.ex` and `views/client.ex`).
+    public struct UserAgentParts: Sendable, Equatable {
+        public var osName: String?
+        public var osVersion: String?
+        public var component: String
+        public var version: String
+    }
+
+    /// Why the upgrade is refused, with the HTTP status the portal uses.
+    public struct Refusal: Error, Equatable, CustomStringConvertible {
+        public var status: Int
+        public var reason: String
+        public var description: String { "\(status) \(reason)" }
+    }
+
+    public var role: Role
+    public var token: String
+    public var externalId: String
+    public var name: String
+    public var publicKey: PublicKey
+    public var userAgent: UserAgentParts
+
+    /// - Parameters:
+    ///   - query: the decoded query parameters.
+    ///   - authorization: the `X-Authorization` header, if any (`Bearer <token>`, Firezone's later form).
+    public init(role: Role, query: [String: String], authorization: String?, userAgent: String?,
+                tokenIsKnown: (String) -> Bool) throws(Refusal) {
+        self.role = role
+        let headerToken = authorization.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)).trimmed : nil }
+        guard let token = headerToken ?? query["token"], !token.isEmpty, tokenIsKnown(token) else {
+            throw Refusal(status: 401, reason: "invalid_token")
+        }
+        self.token = token
+        guard let externalId = query["external_id"], !externalId.isEmpty else {
+            throw Refusal(status: 422, reason: "external_id: can't be blank")
+        }
+        self.externalId = externalId
+        name = query["name"] ?? externalId
+        guard let keyText = query["public_key"], let key = WireGuardKey(base64: keyText) else {
+            throw Refusal(status: 422, reason: "public_key: is invalid")
+        }
+        publicKey = key
+        guard let parts = Self.parse(userAgent: userAgent ?? "", components: role.components) else {
+            throw Refusal(status: 422, reason: "last_seen_user_agent: is invalid")
+        }
+        self.userAgent = parts
+    }
+
+    static func parse(userAgent: String, components: [String]) -> UserAgentParts? {
+        let tokens = userAgent.split(separator: " ")
+        guard let index = tokens.firstIndex(where: { token in components.contains { token.hasPrefix($0 + "/") } }) else {
+            return nil
+        }
+        let component = tokens[index].split(separator: "/", maxSplits: 1)
+        guard component.count == 2, component[1].first?.isNumber == true else { return nil }
+        // The OS part is everything before the component token: "Mac OS/15.1.1" or "Ubuntu/22.4.0".
+        let os = tokens[..<index].joined(separator: " ")
+        let osParts = os.split(separator: "/", maxSplits: 1)
+        return UserAgentParts(osName: osParts.first.map(String.init), osVersion: osParts.count == 2 ? String(osParts[1]) : nil,
+                              component: String(component[0]), version: String(component[1]))
+    }
+}
+
+extension String {
+    var trimmed: String {
+        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+    }
+}

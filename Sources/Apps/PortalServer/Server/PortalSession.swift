@@ -1,0 +1,131 @@
+import NIOHTTP1
+import PhoenixChannel
+import PortalMessages
+import SansIO
+import WSCore
+
+/// A connection that passed the upgrade checks.
+struct AcceptedConnection: Sendable {
+    var request: ConnectRequest
+    var device: DeviceRecord
+}
+
+/// One role's WebSocket endpoint: the upgrade checks, then a Phoenix V1 session against ``PortalState``.
+struct PortalSession: Sendable {
+    let role: ConnectRequest.Role
+    let state: PortalState
+    let store: DeviceStore
+
+    /// The real portal's checks, in its order: token (401), then device fields and User-Agent (422).
+    func accept(uri: String, headers: HTTPHeaders) async throws(ConnectRequest.Refusal) -> AcceptedConnection {
+        let config = await state.config
+        let role = self.role
+        let request = try ConnectRequest(
+            role: role, query: QueryString.parse(uri), authorization: headers.first(name: "X-Authorization"),
+            userAgent: headers.first(name: "User-Agent"),
+            tokenIsKnown: { token in
+                role == .client ? config.actor(forClientToken: token) != nil : config.site(forGatewayToken: token) != nil
+            })
+        do {
+            let device = try store.device(kind: role == .client ? .client : .gateway, externalId: request.externalId)
+            return AcceptedConnection(request: request, device: device)
+        } catch {
+            throw ConnectRequest.Refusal(status: 500, reason: "database_error")
+        }
+    }
+
+    /// Reads frames until the connection ends; pushes go out through the session's ``Outbox`` in order.
+    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, accepted: AcceptedConnection) async throws {
+        let outbox = Outbox()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await text in outbox.frames { try await outbound.write(.text(text)) }
+                try? await outbound.close(.normalClosure, reason: nil)
+            }
+            var joined = false
+            for try await message in inbound.messages(maxSize: PortalChildChannel.maxFrameSize) {
+                guard case .text(let text) = message, let frame = try? PhoenixServerFrame(decoding: text) else {
+                    await state.countMalformedFrame()
+                    continue
+                }
+                joined = await handle(frame, joined: joined, accepted: accepted, outbox: outbox)
+            }
+            outbox.finish()
+            await state.left(outbox: outbox)
+            group.cancelAll()
+        }
+    }
+
+    /// One frame; returns whether the topic is joined afterwards.
+    private func handle(_ frame: PhoenixServerFrame, joined: Bool, accepted: AcceptedConnection, outbox: Outbox) async -> Bool {
+        let topic = role.rawValue
+        switch (frame.topic, frame.event) {
+        case ("phoenix", "heartbeat"):
+            outbox.send(frame.reply(status: "ok"))
+            return joined
+        case (topic, "phx_join"):
+            outbox.send(frame.reply(status: "ok"))
+            if role == .client {
+                await state.clientJoined(accepted.request, device: accepted.device, outbox: outbox)
+            } else {
+                await state.gatewayJoined(accepted.request, device: accepted.device, outbox: outbox)
+            }
+            return true
+        case (topic, "phx_leave"):
+            outbox.send(frame.reply(status: "ok"))
+            await state.left(outbox: outbox)
+            return false
+        case (topic, _) where joined:
+            let reply = role == .client
+                ? await state.handleClientMessage(from: outbox, event: frame.event, payload: frame.payload)
+                : await state.handleGatewayMessage(from: outbox, event: frame.event, payload: frame.payload)
+            switch reply {
+            case .none: break
+            case .ok(let response): outbox.send(frame.reply(status: "ok", response: response))
+            case .error(let reason): outbox.send(frame.reply(status: "error", response: "{\"reason\":\(JsonText.string(reason))}"))
+            }
+            return true
+        default:
+            outbox.send(frame.reply(status: "error", response: #"{"reason":"unmatched topic"}"#))
+            return joined
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded` query parameters (`+` is a space); the first of a repeated name wins.
+enum QueryString {
+    static func parse(_ uri: String) -> [String: String] {
+        guard let start = uri.firstIndex(of: "?") else { return [:] }
+        var result: [String: String] = [:]
+        for pair in uri[uri.index(after: start)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = decode(parts[0]) else { continue }
+            let value = parts.count == 2 ? decode(parts[1]) : ""
+            if result[name] == nil, let value { result[name] = value }
+        }
+        return result
+    }
+
+    private static func decode(_ text: Substring) -> String? {
+        var bytes: [UInt8] = []
+        var index = text.utf8.startIndex
+        let utf8 = text.utf8
+        while index < utf8.endIndex {
+            let byte = utf8[index]
+            if byte == UInt8(ascii: "+") {
+                bytes.append(UInt8(ascii: " "))
+            } else if byte == UInt8(ascii: "%") {
+                let high = utf8.index(after: index)
+                guard high < utf8.endIndex, utf8.index(after: high) < utf8.endIndex,
+                      let value = UInt8(String(decoding: [utf8[high], utf8[utf8.index(after: high)]], as: UTF8.self), radix: 16)
+                else { return nil }
+                bytes.append(value)
+                index = utf8.index(after: high)
+            } else {
+                bytes.append(byte)
+            }
+            index = utf8.index(after: index)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,67 @@
+import PhoenixChannel
+import PortalMessages
+import SansIO
+
+/// Frames queued for one WebSocket connection, written in order by that connection's writer task.
+public final class Outbox: Sendable {
+    public let frames: AsyncStream<String>
+    private let continuation: AsyncStream<String>.Continuation
+
+    public init() {
+        (frames, continuation) = AsyncStream.makeStream(of: String.self)
+    }
+
+    public func send(_ text: String) {
+        _ = continuation.yield(text)
+    }
+
+    public func push(topic: String, event: String, payload: String) {
+        send(PhoenixServerFrame.push(topic: topic, event: event, payload: payload))
+    }
+
+    /// Ends the connection after what is queued.
+    public func finish() {
+        continuation.finish()
+    }
+}
+
+/// A connected client, as the portal knows it.
+struct ClientSession: Sendable {
+    var id: ClientId
+    var token: String
+    var actor: String
+    var device: DeviceRecord
+    var publicKey: PublicKey
+    var userAgent: ConnectRequest.UserAgentParts
+    var outbox: Outbox
+    /// The resources last sent, to diff against on reload.
+    var sentResources: [ResourceId: ClientResource] = [:]
+}
+
+/// A connected gateway.
+struct GatewaySession: Sendable {
+    var id: GatewayId
+    var token: String
+    var site: SiteId
+    var device: DeviceRecord
+    var publicKey: PublicKey
+    var outbox: Outbox
+}
+
+/// An `authorize_flow` waiting for the gateway's `flow_authorized`.
+struct PendingFlow: Sendable {
+    var client: ClientId
+    var actor: String
+    var resource: ResourceId
+    var gateway: GatewayId
+    var presharedKey: PresharedKey
+    var ice: (client: IceCredentials, gateway: IceCredentials)
+    var expiresAt: Int64
+}
+
+/// An authorized (client, resource) pair and the gateway that serves it.
+struct Authorization: Sendable, Equatable {
+    var actor: String
+    var gateway: GatewayId
+    var expiresAt: Int64
+}
