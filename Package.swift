@@ -127,6 +127,10 @@ let package = Package(
             "PhoenixChannel", "SansIO", "TestSupport", .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
+        .testTarget(name: "PortalServerTests", dependencies: [
+            "PortalServer", "Portal", "PortalMessages", "PhoenixChannel", "SansIO", "Ice", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "PortalMessagesTests", dependencies: ["PortalMessages", "PhoenixChannel", "Ice", "SansIO"]),
         .testTarget(name: "TurnTests", dependencies: [
             "Turn", "Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),

@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOSSL
 import PhoenixChannel
+import TestSupport
 import Testing
 
 /// `PortalChannel` against an independent Phoenix V1 server (Python `websockets`, `Tests/Support/phoenix_server.py`)
@@ -181,7 +182,7 @@ import Testing
 /// One channel under test: its configuration, its events as an async iterator, and every log line it wrote.
 final class Harness: Sendable {
     let channel: PortalChannel
-    let events: EventQueue
+    let events: EventQueue<PortalChannel.Event>
     private let logs: NIOLockedValueBox<[String]>
 
     init(port: Int, scheme: String = "ws", host: String = "127.0.0.1", maxElapsed: Duration? = .seconds(60),
@@ -225,31 +226,6 @@ final class Harness: Sendable {
         #expect(!everything.contains { $0.contains(PortalChannelTransportTests.token) }, "the token leaked",
                 sourceLocation: sourceLocation)
         #expect(!everything.contains { $0.contains("token=") }, sourceLocation: sourceLocation)
-    }
-}
-
-/// Events in arrival order; `next()` waits up to 20 s.
-final class EventQueue: Sendable {
-    private let state = NIOLockedValueBox<(items: [PortalChannel.Event], taken: Int)>(([], 0))
-
-    func push(_ event: PortalChannel.Event) {
-        state.withLockedValue { $0.items.append(event) }
-    }
-
-    var all: [PortalChannel.Event] { state.withLockedValue { $0.items } }
-
-    func next() async throws -> PortalChannel.Event {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while ContinuousClock.now < deadline {
-            let event: PortalChannel.Event? = state.withLockedValue { state in
-                guard state.taken < state.items.count else { return nil }
-                state.taken += 1
-                return state.items[state.taken - 1]
-            }
-            if let event { return event }
-            try await Task.sleep(for: .milliseconds(5))  // polling for an event, not waiting for one to be sent
-        }
-        throw Failure("no event within 20 s")
     }
 }
 

@@ -195,7 +195,7 @@ private struct Fields {
     }
 
     func list(_ key: String) throws(ConfigError) -> [Node] {
-        guard let value = values[key] else { return [] }
+        guard let value = values[key], !value.isNull else { return [] }
         guard let sequence = value.sequence else { throw ConfigError(line: lineOf(value), message: "'\(key)' must be a list") }
         return Array(sequence)
     }
@@ -208,6 +208,14 @@ private struct Fields {
 }
 
 private func lineOf(_ node: Node) -> Int? { node.mark?.line }
+
+extension Node {
+    /// An empty value (`key:` with nothing after it), `~` or `null`.
+    fileprivate var isNull: Bool {
+        guard let scalar = scalar, scalar.style == .plain else { return false }
+        return ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+    }
+}
 
 private func scalarString(_ node: Node) throws(ConfigError) -> String {
     guard let scalar = node.scalar else { throw ConfigError(line: lineOf(node), message: "expected a single value, not a list or mapping") }

@@ -1,0 +1,74 @@
+import Foundation
+import Logging
+import PhoenixChannel
+import PortalMessages
+import TestSupport
+
+/// A client or gateway connection to the portal under test, through our `PortalChannel`.
+final class Peer: Sendable {
+    let channel: PortalChannel
+    let events = EventQueue<PortalChannel.Event>()
+    let publicKey: String
+
+    init(port: Int, mode: LoginUrl.Mode, token: String, externalId: String) {
+        publicKey = Self.randomKey()
+        let url = try! LoginUrl(apiUrl: "ws://127.0.0.1:\(port)", mode: mode, token: token, device: .init(id: externalId, name: externalId))
+        let agent = UserAgent(osType: "Debian", osVersion: "12.0.0", component: mode == .client ? .headlessClient : .gateway,
+                              version: mode == .client ? "1.5.5" : "1.4.19", architecture: "x86_64", kernelRelease: "6.1.0")
+        var logger = Logger(label: "peer")
+        logger.logLevel = .critical
+        channel = PortalChannel(configuration: .init(url: url, publicKey: publicKey, userAgent: agent, maxElapsed: .seconds(5)),
+                                topic: mode.rawValue, logger: logger)
+    }
+
+    static func randomKey() -> String {
+        Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+    }
+
+    /// A random key as a query value (`+`, `/`, `=` escaped).
+    static func randomKeyForUrl() -> String {
+        randomKey().addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+    }
+
+    func start() -> Task<Void, any Error> {
+        Task { [channel, events] in try await channel.run { events.push($0) } }
+    }
+
+    func fatalError() async -> PhoenixChannelError? {
+        do {
+            try await channel.run { [events] in events.push($0) }
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func send(_ message: ClientEgress) { channel.send(event: message.event, payload: message.payload) }
+    func send(_ message: GatewayEgress) { channel.send(event: message.event, payload: message.payload) }
+
+    /// The next push, decoded as `Message` (replies and other events skipped).
+    func nextPush<Message: PortalPush>(_ type: Message.Type) async throws -> Message {
+        try await events.next { event in
+            guard case .message(let frame) = event, frame.event != "phx_reply" else { return nil }
+            return try? Message(event: frame.event, payload: frame.payload)
+        }
+    }
+
+    /// The reason of the next error reply.
+    func nextErrorReason() async throws -> String {
+        try await events.next { event in
+            guard case .message(let frame) = event, frame.event == "phx_reply",
+                  let object = try? JSONSerialization.jsonObject(with: Data(frame.payload.utf8)) as? [String: Any],
+                  object["status"] as? String == "error"
+            else { return nil }
+            return (object["response"] as? [String: Any])?["reason"] as? String
+        }
+    }
+}
+
+protocol PortalPush: Sendable {
+    init(event: String, payload: String) throws(PortalMessageError)
+}
+
+extension ClientIngress: PortalPush {}
+extension GatewayIngress: PortalPush {}
