@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Ice", targets: ["Ice"]),
         .library(name: "DnsNat", targets: ["DnsNat"]),
         .library(name: "PhoenixChannel", targets: ["PhoenixChannel"]),
+        .library(name: "PhoenixChannelTransport", targets: ["PhoenixChannelTransport"]),
         .library(name: "PortalMessages", targets: ["PortalMessages"]),
         .executable(name: "firezone-pcap-replay", targets: ["PcapReplay"]),
         .executable(name: "firezone-portal", targets: ["Portal"]),
@@ -47,8 +48,9 @@ let package = Package(
         .target(name: "Turn", dependencies: ["Stun", "SansIO"]),
         .target(name: "Ice", dependencies: ["Stun", "SansIO"]),
         .target(name: "DnsNat", dependencies: ["IpPacket"]),
-        .target(name: "PhoenixChannel", dependencies: [
-            "SansIO", .product(name: "Crypto", package: "swift-crypto"),
+        .target(name: "PhoenixChannel", dependencies: ["SansIO", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "PhoenixChannelTransport", dependencies: [
+            "PhoenixChannel", "SansIO",
             .product(name: "WSClient", package: "swift-websocket"), .product(name: "WSCore", package: "swift-websocket"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -124,11 +126,11 @@ let package = Package(
             "DnsNat", "IpPacket", "PcapFile", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "PhoenixChannelTests", dependencies: [
-            "PhoenixChannel", "SansIO", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            "PhoenixChannel", "PhoenixChannelTransport", "SansIO", "TestSupport", .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         .testTarget(name: "PortalServerTests", dependencies: [
-            "PortalServer", "Portal", "PortalMessages", "PhoenixChannel", "SansIO", "Ice", "TestSupport",
+            "PortalServer", "Portal", "PortalMessages", "PhoenixChannel", "PhoenixChannelTransport", "SansIO", "Ice", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "PortalMessagesTests", dependencies: ["PortalMessages", "PhoenixChannel", "Ice", "SansIO"]),

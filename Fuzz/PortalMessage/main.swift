@@ -1,5 +1,5 @@
 // libFuzzer harness for portal input: a WebSocket text frame as the portal (or, for the dev portal, a client
-// or gateway) might send it. Decoding never crashes or hangs; a frame that decodes re-encodes into text that
+// or gateway) might send it. Decoding never crashes or hangs; the server-side decoding echoes refs in replies; a frame that decodes re-encodes into text that
 // decodes equal; and a role message that decodes re-encodes into a payload that decodes equal, for all four
 // directions. Build and run with `scripts/fuzz PortalMessage [seconds]`.
 import PhoenixChannel
@@ -9,6 +9,12 @@ import PortalMessages
 public func fuzzPortalMessage(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size <= 65_536 else { return 0 }
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
+    if let serverFrame = try? PhoenixServerFrame(decoding: text) {
+        // The dev portal's view: a reply echoes the ref and join_ref and is itself a frame that decodes.
+        guard let reply = try? PhoenixServerFrame(decoding: serverFrame.reply(status: "ok")) else { fatalError("a reply does not decode") }
+        precondition(reply.ref == serverFrame.ref && reply.joinRef == serverFrame.joinRef && reply.topic == serverFrame.topic,
+                     "a reply echoes the refs")
+    }
     guard let frame = try? PhoenixFrame(decoding: text) else { return 0 }
     guard let again = try? PhoenixFrame(decoding: frame.encoded()) else { fatalError("our encoding of a decoded frame does not decode") }
     precondition(again == frame, "re-encoded frame decodes equal")

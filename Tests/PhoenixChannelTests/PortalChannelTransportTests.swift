@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOSSL
 import PhoenixChannel
+import PhoenixChannelTransport
 import TestSupport
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PhoenixChannel
+import PhoenixChannelTransport
 import PortalMessages
 import TestSupport
 

@@ -2,6 +2,7 @@ import Foundation
 import Ice
 import Logging
 import PhoenixChannel
+import PhoenixChannelTransport
 import PortalMessages
 import SansIO
 import TestSupport

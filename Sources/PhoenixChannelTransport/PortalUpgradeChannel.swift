@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 import NIOWebSocket
+import PhoenixChannel
 import SansIO
 import WSClient
 // WSCore's frame handler (ping/pong, close handshake, fragments, masking) is SPI; we use it rather than a
