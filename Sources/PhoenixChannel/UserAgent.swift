@@ -16,6 +16,17 @@ public struct UserAgent: Sendable, Hashable, CustomStringConvertible {
         case headlessClient = "headless-client"
         case gateway
         case relay
+
+        /// How long the component keeps reconnecting (spec §1.8); `nil` is unlimited (the headless client
+        /// without `--max-partition-time`, and the relay, which the spec does not list).
+        public var defaultMaxElapsed: Duration? {
+            switch self {
+            case .gateway: .seconds(900)
+            case .headlessClient, .relay: nil
+            case .guiClient, .androidClient: .seconds(30 * 86_400)
+            case .appleClient: .seconds(86_400)
+            }
+        }
     }
 
     public var osType: String

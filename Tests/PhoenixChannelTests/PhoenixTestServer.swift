@@ -50,8 +50,8 @@ final class PhoenixTestServer {
     }
 
     /// The next report, waiting up to `timeout` seconds.
-    func next(timeout: Double = 20) throws -> Seen {
-        guard let line = lines.next(timeout: timeout) else { throw ServerError.silent(timeout) }
+    func next(timeout: Double = 20) async throws -> Seen {
+        guard let line = await lines.nextLine(within: .milliseconds(Int(timeout * 1000))) else { throw ServerError.silent(timeout) }
         let report = try JSONDecoder().decode(Report.self, from: Data(line.utf8))
         if let request = report.request { return .request(request) }
         if let frame = report.frame { return .frame(frame) }
@@ -59,10 +59,10 @@ final class PhoenixTestServer {
     }
 
     /// Reports until one matches.
-    func waitFor<T>(timeout: Double = 20, _ match: (Seen) -> T?) throws -> T {
+    func waitFor<T>(timeout: Double = 20, _ match: (Seen) -> T?) async throws -> T {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if let found = match(try next(timeout: deadline.timeIntervalSinceNow)) { return found }
+            if let found = match(try await next(timeout: deadline.timeIntervalSinceNow)) { return found }
         }
         throw ServerError.silent(timeout)
     }

@@ -38,7 +38,7 @@ final class PortalProcess {
     }
 
     /// Starts the portal and waits for its "listening on" line.
-    func start() throws {
+    func start() async throws {
         let process = Process()
         // Foundation's Process starts children with every signal blocked; exec through Python to start the portal
         // with the empty mask a shell or systemd gives it, so SIGHUP and SIGTERM reach it.
@@ -52,16 +52,16 @@ final class PortalProcess {
         self.process = process
         let lines = LineReader(output.fileHandleForReading)
         self.lines = lines
-        let line = try waitForLine(containing: "listening on 127.0.0.1:")
+        let line = try await waitForLine(containing: "listening on 127.0.0.1:")
         guard let port = Int(line.split(separator: ":").last ?? "") else { throw PortalProcessError("no port in '\(line)'") }
         self.port = port
     }
 
-    func waitForLine(containing text: String, timeout: Double = 30) throws -> String {
+    func waitForLine(containing text: String, timeout: Double = 30) async throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         var seen: [String] = []
         while Date() < deadline {
-            guard let line = lines?.next(timeout: deadline.timeIntervalSinceNow) else { break }
+            guard let line = await lines?.nextLine(within: .milliseconds(Int(deadline.timeIntervalSinceNow * 1000))) else { break }
             if line.contains(text) { return line }
             seen.append(line)
         }

@@ -22,7 +22,7 @@ public struct ConnectRequest: Sendable {
         public var version: String
     }
 
-    /// Why the upgrade is refused, with the HTTP status the portal uses.
+    /// Why the upgrade is refused: the HTTP status and plain-text body the portal uses.
     public struct Refusal: Error, Equatable, CustomStringConvertible {
         public var status: Int
         public var reason: String
@@ -43,23 +43,27 @@ public struct ConnectRequest: Sendable {
                 tokenIsKnown: (String) -> Bool) throws(Refusal) {
         self.role = role
         let headerToken = authorization.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)).trimmed : nil }
-        guard let token = headerToken ?? query["token"], !token.isEmpty, tokenIsKnown(token) else {
-            throw Refusal(status: 401, reason: "invalid_token")
-        }
+        guard let token = headerToken ?? query["token"], !token.isEmpty else { throw Refusal(status: 401, reason: "Missing token") }
+        guard tokenIsKnown(token) else { throw Refusal(status: 401, reason: "Invalid token") }
         self.token = token
         guard let externalId = query["external_id"], !externalId.isEmpty else {
-            throw Refusal(status: 422, reason: "external_id: can't be blank")
+            throw Refusal(status: 422, reason: Self.invalid("external_id: can't be blank"))
         }
         self.externalId = externalId
         name = query["name"] ?? externalId
         guard let keyText = query["public_key"], let key = WireGuardKey(base64: keyText) else {
-            throw Refusal(status: 422, reason: "public_key: is invalid")
+            throw Refusal(status: 422, reason: Self.invalid("public_key: is invalid"))
         }
         publicKey = key
         guard let parts = Self.parse(userAgent: userAgent ?? "", components: role.components) else {
-            throw Refusal(status: 422, reason: "last_seen_user_agent: is invalid")
+            throw Refusal(status: 422, reason: Self.invalid("last_seen_user_agent: is invalid"))
         }
         self.userAgent = parts
+    }
+
+    /// The portal's plain-text body for a changeset error (spec §1.8).
+    private static func invalid(_ field: String) -> String {
+        "Invalid or missing connection parameters: \(field)"
     }
 
     static func parse(userAgent: String, components: [String]) -> UserAgentParts? {

@@ -26,3 +26,16 @@ public final class LineReader {
         return nil
     }
 }
+
+extension LineReader {
+    /// The next line, waiting up to `timeout` without holding a thread of the concurrency pool: tests that run
+    /// async code beside a child process must not block the pool that code needs.
+    public func nextLine(within timeout: Duration) async -> String? {
+        let deadline = ContinuousClock.now + timeout
+        repeat {
+            if let line = next(timeout: 0) { return line }
+            try? await Task.sleep(for: .milliseconds(5))
+        } while ContinuousClock.now < deadline
+        return next(timeout: 0)
+    }
+}

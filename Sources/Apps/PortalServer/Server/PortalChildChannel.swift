@@ -39,7 +39,7 @@ struct PortalChildChannel: ServerChildChannel {
                     promise.completeWithTask {
                         let path = String(head.uri.prefix { $0 != "?" })
                         guard let session = endpoints[path] else {
-                            verdict.withLockedValue { $0 = .refused(.init(status: 404, reason: "not_found")) }
+                            verdict.withLockedValue { $0 = .refused(.init(status: 404, reason: "Not found")) }
                             return nil
                         }
                         do {
@@ -106,13 +106,13 @@ struct PortalChildChannel: ServerChildChannel {
             let body: String
             if let refusal {
                 // NIO does not pass on the request of a refused upgrade: answer without reading it.
-                (status, body) = (refusal.status, #"{"error":{"reason":"\#(refusal.reason)"}}"#)
+                (status, body) = (refusal.status, refusal.reason)
             } else {
                 var requests = inbound.makeAsyncIterator()
                 guard case .head(let head)? = try await requests.next() else { return }
-                (status, body) = head.uri == "/healthz" ? (200, #"{"status":"ok"}"#) : (404, #"{"error":{"reason":"not_found"}}"#)
+                (status, body) = head.uri == "/healthz" ? (200, "ok") : (404, "Not found")
             }
-            let headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", "\(body.utf8.count)"),
+            let headers = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "\(body.utf8.count)"),
                                        ("Connection", "close")])
             try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers)))
             try await outbound.write(.body(.byteBuffer(ByteBuffer(string: body))))

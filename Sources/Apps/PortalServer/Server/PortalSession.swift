@@ -30,7 +30,7 @@ struct PortalSession: Sendable {
             let device = try store.device(kind: role == .client ? .client : .gateway, externalId: request.externalId)
             return AcceptedConnection(request: request, device: device)
         } catch {
-            throw ConnectRequest.Refusal(status: 500, reason: "database_error")
+            throw ConnectRequest.Refusal(status: 500, reason: "Internal server error")
         }
     }
 
