@@ -25,14 +25,7 @@ public struct PhoenixFrame: Sendable, Hashable {
 
     /// Decodes an ingress frame. A string `ref` (the Phoenix JS client's style) is refused, as Firezone does.
     public init(decoding text: String) throws(PhoenixFrameError) {
-        let object: [String: JsonValue]
-        do {
-            object = try JSONDecoder().decode([String: JsonValue].self, from: Data(text.utf8))
-        } catch {
-            throw .notAJsonObject
-        }
-        guard case .string(let topic)? = object["topic"] else { throw .missingField("topic") }
-        guard case .string(let event)? = object["event"] else { throw .missingField("event") }
+        let (topic, event, object) = try Self.fields(of: text)
         switch object["ref"] {
         case nil, .null?: ref = nil
         case .number(let number)?:
@@ -43,6 +36,21 @@ public struct PhoenixFrame: Sendable, Hashable {
         self.topic = topic
         self.event = event
         payload = (object["payload"] ?? .null).json
+    }
+}
+
+extension PhoenixFrame {
+    /// The JSON object of a frame with its string `topic` and `event`, shared by both sides' decoders.
+    static func fields(of text: String) throws(PhoenixFrameError) -> (topic: String, event: String, object: [String: JsonValue]) {
+        let object: [String: JsonValue]
+        do {
+            object = try JSONDecoder().decode([String: JsonValue].self, from: Data(text.utf8))
+        } catch {
+            throw .notAJsonObject
+        }
+        guard case .string(let topic)? = object["topic"] else { throw .missingField("topic") }
+        guard case .string(let event)? = object["event"] else { throw .missingField("event") }
+        return (topic, event, object)
     }
 }
 

@@ -14,14 +14,7 @@ public struct PhoenixServerFrame: Sendable, Hashable {
     public var joinRef: String?
 
     public init(decoding text: String) throws(PhoenixFrameError) {
-        let object: [String: JsonValue]
-        do {
-            object = try JSONDecoder().decode([String: JsonValue].self, from: Data(text.utf8))
-        } catch {
-            throw .notAJsonObject
-        }
-        guard case .string(let topic)? = object["topic"] else { throw .missingField("topic") }
-        guard case .string(let event)? = object["event"] else { throw .missingField("event") }
+        let (topic, event, object) = try PhoenixFrame.fields(of: text)
         self.topic = topic
         self.event = event
         payload = (object["payload"] ?? .null).json

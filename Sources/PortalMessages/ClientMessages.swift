@@ -133,56 +133,6 @@ struct ConfigChanged: Codable {
     var interface: ClientInterface
 }
 
-/// Candidates from, or invalidated by, one gateway (spec §3.7).
-public struct GatewayCandidates: Hashable, Sendable, Codable {
-    public var gatewayId: GatewayId
-    public var candidates: [IceCandidate]
-
-    public init(gatewayId: GatewayId, candidates: [IceCandidate]) {
-        self.gatewayId = gatewayId
-        self.candidates = candidates
-    }
-
-    private enum CodingKeys: String, CodingKey { case gatewayId = "gateway_id", candidates }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        gatewayId = try container.decode(GatewayId.self, forKey: .gatewayId)
-        candidates = try IceCandidateList.decode(container, forKey: .candidates, userInfo: decoder.userInfo)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(gatewayId, forKey: .gatewayId)
-        try IceCandidateList.encode(candidates, &container, forKey: .candidates)
-    }
-}
-
-/// A client's candidates for the gateways it lists, always one (spec §3.11).
-public struct CandidatesForGateways: Hashable, Sendable, Codable {
-    public var gatewayIds: [GatewayId]
-    public var candidates: [IceCandidate]
-
-    public init(gatewayIds: [GatewayId], candidates: [IceCandidate]) {
-        self.gatewayIds = gatewayIds
-        self.candidates = candidates
-    }
-
-    private enum CodingKeys: String, CodingKey { case gatewayIds = "gateway_ids", candidates }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        gatewayIds = try container.decode([GatewayId].self, forKey: .gatewayIds)
-        candidates = try IceCandidateList.decode(container, forKey: .candidates, userInfo: decoder.userInfo)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(gatewayIds, forKey: .gatewayIds)
-        try IceCandidateList.encode(candidates, &container, forKey: .candidates)
-    }
-}
-
 /// `create_flow` (spec §3.8): both keys are required by the portal.
 public struct CreateFlow: Hashable, Sendable, Codable {
     public var resourceId: ResourceId

@@ -245,56 +245,6 @@ public struct Subject: Hashable, Sendable, Codable {
     }
 }
 
-/// Candidates from, or invalidated by, one client (spec §4.6).
-public struct ClientCandidates: Hashable, Sendable, Codable {
-    public var clientId: ClientId
-    public var candidates: [IceCandidate]
-
-    public init(clientId: ClientId, candidates: [IceCandidate]) {
-        self.clientId = clientId
-        self.candidates = candidates
-    }
-
-    private enum CodingKeys: String, CodingKey { case clientId = "client_id", candidates }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        clientId = try container.decode(ClientId.self, forKey: .clientId)
-        candidates = try IceCandidateList.decode(container, forKey: .candidates, userInfo: decoder.userInfo)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(clientId, forKey: .clientId)
-        try IceCandidateList.encode(candidates, &container, forKey: .candidates)
-    }
-}
-
-/// A gateway's candidates for the clients it lists, always one (spec §4.7).
-public struct CandidatesForClients: Hashable, Sendable, Codable {
-    public var clientIds: [ClientId]
-    public var candidates: [IceCandidate]
-
-    public init(clientIds: [ClientId], candidates: [IceCandidate]) {
-        self.clientIds = clientIds
-        self.candidates = candidates
-    }
-
-    private enum CodingKeys: String, CodingKey { case clientIds = "client_ids", candidates }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        clientIds = try container.decode([ClientId].self, forKey: .clientIds)
-        candidates = try IceCandidateList.decode(container, forKey: .candidates, userInfo: decoder.userInfo)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(clientIds, forKey: .clientIds)
-        try IceCandidateList.encode(candidates, &container, forKey: .candidates)
-    }
-}
-
 /// One client's access to one resource: `reject_access` (spec §4.8).
 public struct AccessKey: Hashable, Sendable, Codable {
     public var clientId: ClientId

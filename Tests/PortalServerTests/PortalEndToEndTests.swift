@@ -87,17 +87,17 @@ import Testing
         #expect(created.gatewayIpv4 == gatewayHello.interface.ipv4)
 
         let clientCandidate = try IceCandidateString.parse("candidate:1 1 udp 2130706431 192.0.2.10 50000 typ host")
-        client.send(ClientEgress.broadcastIceCandidates(CandidatesForGateways(gatewayIds: [created.gatewayId], candidates: [clientCandidate])))
+        client.send(ClientEgress.broadcastIceCandidates(CandidatesForGateways(peers: [created.gatewayId], candidates: [clientCandidate])))
         guard case .iceCandidates(let atGateway) = try await gateway.nextPush(GatewayIngress.self) else { throw PortalProcessError("no candidates") }
-        #expect(atGateway.candidates == [clientCandidate] && atGateway.clientId == authorize.client.id)
+        #expect(atGateway.candidates == [clientCandidate] && atGateway.peer == authorize.client.id)
 
         let gatewayCandidate = try IceCandidateString.parse("candidate:2 1 udp 1694498815 198.51.100.7 3478 typ srflx raddr 0.0.0.0 rport 0")
-        gateway.send(GatewayEgress.broadcastInvalidatedIceCandidates(CandidatesForClients(clientIds: [authorize.client.id],
+        gateway.send(GatewayEgress.broadcastInvalidatedIceCandidates(CandidatesForClients(peers: [authorize.client.id],
                                                                                           candidates: [gatewayCandidate])))
         guard case .invalidateIceCandidates(let atClient) = try await client.nextPush(ClientIngress.self) else {
             throw PortalProcessError("no invalidation")
         }
-        #expect(atClient.candidates == [gatewayCandidate] && atClient.gatewayId == created.gatewayId)
+        #expect(atClient.candidates == [gatewayCandidate] && atClient.peer == created.gatewayId)
 
         // A second flow_authorized with the same ref is refused; an unknown event gets unknown_message.
         gateway.send(GatewayEgress.flowAuthorized(ref: authorize.ref))

@@ -104,16 +104,10 @@ public actor PortalState {
         switch message {
         case .createFlow(let request):
             createFlow(request, for: client)
-        case .broadcastIceCandidates(let candidates):
-            for gatewayId in candidates.gatewayIds {
-                gateways[gatewayId].map { push(.iceCandidates(ClientCandidates(clientId: client.id, candidates: candidates.candidates)), to: $0) }
-            }
-        case .broadcastInvalidatedIceCandidates(let candidates):
-            for gatewayId in candidates.gatewayIds {
-                gateways[gatewayId].map {
-                    push(.invalidateIceCandidates(ClientCandidates(clientId: client.id, candidates: candidates.candidates)), to: $0)
-                }
-            }
+        case .broadcastIceCandidates(let message):
+            relay(message, from: client, invalidated: false)
+        case .broadcastInvalidatedIceCandidates(let message):
+            relay(message, from: client, invalidated: true)
         }
         return .none
     }
@@ -132,18 +126,28 @@ public actor PortalState {
         switch message {
         case .flowAuthorized(let ref):
             return flowAuthorized(ref: ref, by: gateway)
-        case .broadcastIceCandidates(let candidates):
-            for clientId in candidates.clientIds {
-                clients[clientId].map { push(.iceCandidates(GatewayCandidates(gatewayId: gateway.id, candidates: candidates.candidates)), to: $0) }
-            }
-        case .broadcastInvalidatedIceCandidates(let candidates):
-            for clientId in candidates.clientIds {
-                clients[clientId].map {
-                    push(.invalidateIceCandidates(GatewayCandidates(gatewayId: gateway.id, candidates: candidates.candidates)), to: $0)
-                }
-            }
+        case .broadcastIceCandidates(let message):
+            relay(message, from: gateway, invalidated: false)
+        case .broadcastInvalidatedIceCandidates(let message):
+            relay(message, from: gateway, invalidated: true)
         }
         return .none
+    }
+
+    /// A client's candidates go to the gateways it lists as `ice_candidates` / `invalidate_ice_candidates`.
+    private func relay(_ message: CandidatesForGateways, from client: ClientSession, invalidated: Bool) {
+        let candidates = ClientCandidates(peer: client.id, candidates: message.candidates)
+        for gateway in message.peers.compactMap({ gateways[$0] }) {
+            push(invalidated ? .invalidateIceCandidates(candidates) : .iceCandidates(candidates), to: gateway)
+        }
+    }
+
+    /// A gateway's candidates go to the clients it lists.
+    private func relay(_ message: CandidatesForClients, from gateway: GatewaySession, invalidated: Bool) {
+        let candidates = GatewayCandidates(peer: gateway.id, candidates: message.candidates)
+        for client in message.peers.compactMap({ clients[$0] }) {
+            push(invalidated ? .invalidateIceCandidates(candidates) : .iceCandidates(candidates), to: client)
+        }
     }
 
     /// `create_flow` → `authorize_flow` to a connected gateway of the resource's site, or `flow_creation_failed`.
