@@ -33,6 +33,7 @@ import Testing
          8, "'tcp/90-80' is not a filter"),
         ("sites: [\n", 2, "not valid YAML"),
         ("actors:\n  - name: a\n    tokens: [t]\n  - name: b\n    tokens: [t]\n", 2, "duplicate client token 't'"),
+        ("sites:\n  - name: hq\nupstream_dns: " + String(repeating: "[", count: 40) + "\n", 3, "nested more than 32 levels deep"),
     ])
     func errorsNameTheLine(_ yaml: String, _ line: Int, _ message: String) {
         #expect {

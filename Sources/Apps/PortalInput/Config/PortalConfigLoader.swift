@@ -16,6 +16,7 @@ extension PortalConfig {
     /// Parses the YAML text strictly: unknown keys, duplicate names, dangling references and malformed
     /// addresses are errors naming their line.
     public init(yaml text: String) throws(ConfigError) {
+        try Self.checkFlowNesting(text)
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else { throw ConfigError(line: nil, message: "the file is empty") }
@@ -56,6 +57,34 @@ extension PortalConfig {
         }
         relays = try top.list("relays").map(Self.relay)
         try unique(relays.map(\.name), top.list("relays"), what: "relay name")
+    }
+
+    /// The deepest `[`/`{` nesting a configuration may use. Yams composes nodes recursively, so a file of a few
+    /// kilobytes of brackets would otherwise exhaust the stack; no real configuration nests beyond a few levels.
+    static let maxFlowNesting = 32
+
+    private static func checkFlowNesting(_ text: String) throws(ConfigError) {
+        var depth = 0
+        var line = 1
+        var previous: Unicode.Scalar?
+        for scalar in text.unicodeScalars {
+            defer { previous = scalar }
+            switch scalar {
+            case "[", "{":
+                depth += 1
+                guard depth <= maxFlowNesting else {
+                    throw ConfigError(line: line, message: "nested more than \(maxFlowNesting) levels deep")
+                }
+            case "]", "}":
+                depth = max(0, depth - 1)
+            case "\n" where previous == "\r":
+                break  // CR LF is one line break
+            case "\n", "\r", "\u{85}", "\u{2028}", "\u{2029}":
+                line += 1  // YAML's line breaks, so the line agrees with the parser's
+            default:
+                break
+            }
+        }
     }
 
     private static func site(_ node: Node) throws(ConfigError) -> SiteConfig {

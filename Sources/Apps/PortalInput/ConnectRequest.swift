@@ -26,6 +26,12 @@ public struct ConnectRequest: Sendable {
     public struct Refusal: Error, Equatable, CustomStringConvertible {
         public var status: Int
         public var reason: String
+
+        public init(status: Int, reason: String) {
+            self.status = status
+            self.reason = reason
+        }
+
         public var description: String { "\(status) \(reason)" }
     }
 
