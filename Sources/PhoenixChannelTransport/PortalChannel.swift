@@ -56,8 +56,7 @@ public final class PortalChannel: Sendable {
     private let continuation: AsyncStream<Input>.Continuation
 
     /// - Parameters:
-    ///   - topic: `client` or `gateway`.
-    ///   - joinPayload: the `phx_join` payload's JSON text (`null` for Firezone's components).
+    ///   - topic: `client` or `gateway`; the join payload is `null`, as Firezone's components send it.
     public init(configuration: Configuration, topic: String, logger: Logger) {
         self.configuration = configuration
         self.topic = topic
