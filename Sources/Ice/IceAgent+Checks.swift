@@ -49,14 +49,7 @@ extension IceAgent {
     public func pollTimeout() -> Instant? {
         var earliest: Instant?
         for pair in pairs where pair.state != .failed {
-            let due: Instant
-            if let last = pair.attempts.last {
-                let byCount = last.at + timings.resendDelay(pair.attempts.count)
-                let byLoss = last.at + timings.resendDelay(max(pair.trailingUnanswered, 1))
-                due = min(byCount, byLoss, last.at + timings.maxRto)
-            } else {
-                due = lastNow ?? Instant(nanoseconds: .min)
-            }
+            let due = nextCheckDue(pair)
             earliest = min(earliest ?? due, due)
         }
         return earliest
@@ -72,6 +65,21 @@ extension IceAgent {
             count = unanswered
         }
         return min(last.at + timings.resendDelay(count), now + timings.maxRto)
+    }
+
+    /// The first moment ``nextCheck(_:now:)`` is not in the future, so that ``pollTimeout()`` never names
+    /// an instant at which ``handleTimeout(now:)`` has nothing to do. Unanswered checks count on their own
+    /// once the first of them is older than maxRto/2, which can bring the check forward.
+    func nextCheckDue(_ pair: CandidatePair) -> Instant {
+        guard let last = pair.attempts.last else { return lastNow ?? Instant(nanoseconds: .min) }
+        let byCount = last.at + timings.resendDelay(pair.attempts.count)
+        let capped = last.at + timings.maxRto
+        let unanswered = pair.trailingUnanswered
+        guard unanswered > 0 else { return min(byCount, capped) }
+        let firstUnanswered = pair.attempts[pair.attempts.count - unanswered].at
+        let countsOnItsOwn = firstUnanswered + timings.maxRto / 2 + .nanoseconds(1)
+        let byLoss = max(countsOnItsOwn, last.at + timings.resendDelay(unanswered))
+        return min(byCount, byLoss, capped)
     }
 
     /// Failed: at least maxRetransmits attempts, as many unanswered, and the last resend delay elapsed.
