@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "PhoenixChannel", targets: ["PhoenixChannel"]),
         .library(name: "PhoenixChannelTransport", targets: ["PhoenixChannelTransport"]),
         .library(name: "PortalMessages", targets: ["PortalMessages"]),
+        .library(name: "Tunnel", targets: ["Tunnel"]),
         .executable(name: "firezone-pcap-replay", targets: ["PcapReplay"]),
         .executable(name: "firezone-portal", targets: ["Portal"]),
     ],
@@ -58,6 +59,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "PortalMessages", dependencies: ["SansIO", "Ice"]),
+        .target(name: "Tunnel", dependencies: ["SansIO", "Stun", "Turn", "Ice", "Noise"]),
 
         // Tools.
         .executableTarget(
@@ -144,6 +146,9 @@ let package = Package(
         .testTarget(name: "PortalMessagesTests", dependencies: ["PortalMessages", "PhoenixChannel", "Ice", "SansIO"]),
         .testTarget(name: "TurnTests", dependencies: [
             "Turn", "Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .testTarget(name: "TunnelTests", dependencies: [
+            "Tunnel", "Turn", "Stun", "Ice", "Noise", "SansIO", "IpPacket", "DnsNat", "TestSupport",
         ]),
         // Sockets, clocks and shell helpers the interop tests share.
         .target(name: "TestSupport", dependencies: ["SansIO"], path: "Tests/Support/TestSupport"),

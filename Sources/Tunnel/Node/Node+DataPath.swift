@@ -1,0 +1,219 @@
+import Ice
+import Noise
+import SansIO
+import Stun
+import Turn
+
+extension Node {
+    /// Encrypts one IP packet for a peer into `output` (at least the packet plus 36 bytes): the datagram's
+    /// bytes start at offset 0. Returns `nil` when the packet was buffered (client, still connecting),
+    /// dropped (gateway without a path, relay without a channel yet) or queued behind a handshake.
+    ///
+    /// Allocation-free once a session exists: the packet is encrypted straight into `output`, leaving room
+    /// for the ChannelData header when a relay carries it.
+    public func encapsulate(
+        _ peer: PeerId, packet: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, now: Instant
+    ) throws(NodeError) -> EncryptedDatagram? {
+        guard let connection = connections[peer] else { throw unknownConnection(peer) }
+        let socket: PeerSocket
+        switch connection.state {
+        case .failed:
+            throw .connectionFailed
+        case .connecting:
+            guard role == .client else {
+                statistics.droppedWithoutPath += 1
+                return nil
+            }
+            connection.bufferPacket(Array(packet))
+            return nil
+        case .connected(let path, _), .idle(let path):
+            socket = path
+        }
+        connection.markActivity(now: now)
+        let relay = socket.ownRelay
+        let offset = relay == nil ? 0 : ChannelData.headerLength
+        guard output.count > offset else { throw .wireGuard(.outputTooSmall(needed: offset + 1, available: output.count), from: socket.destination) }
+        let body = UnsafeMutableRawBufferPointer(rebasing: output[offset...])
+        switch connection.tunnel.encapsulate(packet, into: body, now: now) {
+        case .writeToNetwork(let count):
+            return frame(count: count, in: output, on: socket, relay: relay, now: now)
+        case .error(let error):
+            throw .wireGuard(error, from: socket.destination)
+        case .done, .writeToTunnel:
+            return nil
+        }
+    }
+
+    /// Handles one received UDP datagram of `count` bytes at the start of `buffer` (spec §4.1): relay
+    /// control, ChannelData, ICE checks and WireGuard. Returns the peer and where its decrypted IP packet
+    /// lies in `buffer`, or `nil` when the datagram was consumed (control traffic) or dropped.
+    ///
+    /// `buffer` must have room for a 148-byte reply beyond short messages; decryption happens in place.
+    public func decapsulate(
+        local: SocketAddress, from source: SocketAddress, buffer: UnsafeMutableRawBufferPointer, count: Int,
+        now: Instant
+    ) throws(NodeError) -> (peer: PeerId, packet: Range<Int>)? {
+        let datagram = UnsafeRawBufferPointer(rebasing: buffer[0..<min(count, buffer.count)])
+        var offset = 0
+        var from = source
+        var destination = local
+        if source.port == 3478 {
+            switch DatagramKind.classify(datagram) {
+            case .stun:
+                switch allocations.lookup(source) {
+                case .connected(let id, let allocation):
+                    allocation.handle(Array(datagram), from: source, local: local, now: now)
+                    drainAllocation(id: id, allocation, now: now)
+                    return nil
+                case .disconnected:
+                    statistics.fromStaleRelay += 1
+                    return nil
+                case .unknown:
+                    break
+                }
+            case .channelData:
+                switch allocations.lookup(source) {
+                case .connected(_, let allocation):
+                    guard let (peer, payload) = allocation.decodeChannelData(datagram, from: source, now: now) else {
+                        statistics.unboundChannelData += 1
+                        return nil
+                    }
+                    offset = payload.lowerBound
+                    from = peer
+                    destination = allocation.relayAddresses.first { $0.ip.version == peer.ip.version } ?? local
+                    return try decapsulatePeerTraffic(buffer: buffer, offset: offset, count: payload.count,
+                                                      local: destination, from: from, now: now)
+                case .disconnected:
+                    statistics.fromStaleRelay += 1
+                    return nil
+                case .unknown:
+                    break
+                }
+            case .other:
+                break
+            }
+        }
+        return try decapsulatePeerTraffic(buffer: buffer, offset: offset, count: datagram.count,
+                                          local: destination, from: from, now: now)
+    }
+
+    // MARK: Details
+
+    /// The ICE and WireGuard stages of spec §4.1 for a datagram (or ChannelData payload) at `offset`.
+    private func decapsulatePeerTraffic(
+        buffer: UnsafeMutableRawBufferPointer, offset: Int, count: Int, local: SocketAddress, from: SocketAddress,
+        now: Instant
+    ) throws(NodeError) -> (peer: PeerId, packet: Range<Int>)? {
+        let region = UnsafeMutableRawBufferPointer(rebasing: buffer[offset...])
+        let datagram = UnsafeRawBufferPointer(rebasing: region[0..<count])
+        if DatagramKind.classify(datagram) == .stun {
+            let message = Array(datagram)
+            for connection in connections.values where connection.agent.handle(message, from: from, to: local, now: now) {
+                drainAgent(connection, now: now)
+                return nil
+            }
+            statistics.unmatchedStun += 1
+            return nil
+        }
+        let connection = try owner(of: datagram, from: from)
+        let output = connection.tunnel.decapsulate(datagram, from: endpointKey(from), into: region, now: now)
+        switch output {
+        case .writeToTunnel(let packetOffset, let packetCount):
+            connection.markActivity(now: now)
+            drainTunnelEvents(connection, now: now)
+            let start = offset + packetOffset
+            return (connection.peer, start..<start + packetCount)
+        case .writeToNetwork(let replyCount):
+            let reply = UnsafeRawBufferPointer(rebasing: region[0..<replyCount])
+            if let socket = connection.socket {
+                send(reply, on: socket, now: now)
+            } else {
+                connection.bufferWireGuard(Array(reply))
+            }
+            drainTunnel(connection, now: now)
+            return nil
+        case .done:
+            drainTunnel(connection, now: now)
+            return nil
+        case .error(let error):
+            statistics.refused += 1
+            throw .wireGuard(error, from: from)
+        }
+    }
+
+    /// The connection a WireGuard message belongs to: by the initiator's key for initiations, by the
+    /// receiver index's top 24 bits for everything else (spec §4.2).
+    private func owner(of datagram: UnsafeRawBufferPointer, from: SocketAddress) throws(NodeError) -> Connection<PeerId> {
+        guard let message = WireGuardMessage.peek(datagram) else {
+            statistics.refused += 1
+            throw .notWireGuard(length: datagram.count, from: from)
+        }
+        switch message {
+        case .initiation:
+            guard let key = identity.initiatorPublicKey(of: datagram),
+                  let connection = connections.values.first(where: { $0.tunnel.remotePublicKey == key })
+            else {
+                statistics.refused += 1
+                throw .unknownPeerKey(from: from)
+            }
+            return connection
+        case .response(_, let receiver), .cookieReply(let receiver), .data(let receiver, _):
+            guard let peer = peerByIndex[SessionIndexAllocator.connectionIndex(ofReceiverIndex: receiver)],
+                  let connection = connections[peer]
+            else {
+                statistics.refused += 1
+                throw .unknownSessionIndex(receiver, from: from)
+            }
+            return connection
+        }
+    }
+
+    /// Only the events: on the data path nothing else can be pending.
+    private func drainTunnelEvents(_ connection: Connection<PeerId>, now: Instant) {
+        while let event = connection.tunnel.pollEvent() {
+            switch event {
+            case .sessionEstablished:
+                guard !connection.announcedEstablished else { continue }
+                connection.announcedEstablished = true
+                events.append(.connectionEstablished(connection.peer))
+            case .connectionExpired:
+                connection.fail(.wireGuardExpired, now: now)
+            }
+        }
+    }
+
+    /// Writes the ChannelData header in front of an encrypted packet when our relay carries it.
+    private func frame(count: Int, in output: UnsafeMutableRawBufferPointer, on socket: PeerSocket, relay: String?,
+                       now: Instant) -> EncryptedDatagram? {
+        switch socket {
+        case .peerToPeer(let source, let destination), .peerToRelay(let source, let destination):
+            return EncryptedDatagram(source: source, destination: destination, count: count)
+        case .relayToPeer(_, let destination), .relayToRelay(_, let destination):
+            guard let relay, let allocation = allocations.allocation(id: relay),
+                  let framed = allocation.encodeChannelData(to: destination, payloadLength: count, into: output, now: now)
+            else {
+                statistics.droppedWithoutPath += 1
+                return nil
+            }
+            return EncryptedDatagram(source: nil, destination: framed.destination, count: framed.count)
+        }
+    }
+
+    /// The address bytes and port, the source a cookie is bound to; built on the stack.
+    private func endpointKey(_ address: SocketAddress) -> EndpointKey {
+        var storage: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        return withUnsafeMutableBytes(of: &storage) { raw in
+            switch address.ip {
+            case .v4(let v4):
+                raw.storeBytes(of: v4.value.bigEndian, toByteOffset: 0, as: UInt32.self)
+                raw.storeBytes(of: address.port.bigEndian, toByteOffset: 4, as: UInt16.self)
+                return EndpointKey(UnsafeRawBufferPointer(rebasing: raw[0..<6]))
+            case .v6(let v6):
+                raw.storeBytes(of: v6.high.bigEndian, toByteOffset: 0, as: UInt64.self)
+                raw.storeBytes(of: v6.low.bigEndian, toByteOffset: 8, as: UInt64.self)
+                raw.storeBytes(of: address.port.bigEndian, toByteOffset: 16, as: UInt16.self)
+                return EndpointKey(UnsafeRawBufferPointer(rebasing: raw[0..<18]))
+            }
+        }
+    }
+}

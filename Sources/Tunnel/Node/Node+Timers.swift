@@ -1,0 +1,129 @@
+import Ice
+import Noise
+import SansIO
+
+extension Node {
+    /// Advances every timer (spec §1.3): allocations, then each connection's ICE agent, idle and failure
+    /// deadlines and WireGuard timers, then relay replacement and the removal of failed connections.
+    public func handleTimeout(now: Instant) {
+        for (id, allocation) in allocations.entries {
+            allocation.handleTimeout(now: now)
+            drainAllocation(id: id, allocation, now: now)
+        }
+        for connection in connections.values {
+            connection.agent.handleTimeout(now: now)
+            drainAgent(connection, now: now)
+            connection.checkDeadlines(now: now)
+            if connection.socket != nil, !connection.isFailed {
+                connection.tunnel.handleTimeout(now: now)
+                drainTunnel(connection, now: now)
+            }
+        }
+        replaceLostRelays(now: now)
+        removeFailedConnections(now: now)
+        recentlyClosed.removeAll { now - $0.at >= Self.recentlyClosedMemory }
+    }
+
+    /// When ``handleTimeout(now:)`` should run next.
+    public func pollTimeout() -> Instant? {
+        var earliest: Instant?
+        func consider(_ deadline: Instant?) {
+            guard let deadline else { return }
+            earliest = min(earliest ?? deadline, deadline)
+        }
+        for (_, allocation) in allocations.entries { consider(allocation.pollTimeout()) }
+        for connection in connections.values {
+            consider(connection.nextDeadline())
+            consider(connection.agent.pollTimeout())
+            if connection.socket != nil { consider(connection.tunnel.pollTimeout()) }
+        }
+        if let oldest = recentlyClosed.first { consider(oldest.at + Self.recentlyClosedMemory) }
+        return earliest
+    }
+
+    // MARK: Draining sub-components
+
+    /// Acts on the agent's events (nomination, state) and queues its checks.
+    func drainAgent(_ connection: Connection<PeerId>, now: Instant) {
+        while let event = connection.agent.pollEvent() {
+            switch event {
+            case let .nominated(source, destination):
+                guard let socket = peerSocket(source: source, destination: destination, agent: connection.agent)
+                else { continue }
+                nominate(socket, for: connection, now: now)
+            case .stateChanged(let state):
+                if state == .disconnected {
+                    connection.disconnectedSince = connection.disconnectedSince ?? now
+                } else {
+                    connection.disconnectedSince = nil
+                }
+            case .remotePeerReflexive, .localPeerReflexive:
+                break
+            }
+        }
+        while let transmit = connection.agent.pollTransmit() { send(transmit, now: now) }
+    }
+
+    /// The transitions on `NominatedSend` (spec §1.4): leave `Connecting` and flush its buffers, or switch
+    /// paths; a client then starts a (debounced) handshake.
+    func nominate(_ socket: PeerSocket, for connection: Connection<PeerId>, now: Instant) {
+        switch connection.state {
+        case let .connecting(wireGuard, packets):
+            connection.state = .connected(socket, lastActivity: now)
+            for datagram in wireGuard { datagram.withUnsafeBytes { send($0, on: socket, now: now) } }
+            for packet in packets { packet.withUnsafeBytes { sendEncrypted($0, via: connection, on: socket, now: now) } }
+        case let .connected(current, lastActivity):
+            guard current != socket else { return }
+            connection.state = .connected(socket, lastActivity: lastActivity)
+        case .idle:
+            connection.state = .idle(socket)
+        case .failed:
+            return
+        }
+        connection.initiateDebouncedHandshake(now: now)
+        drainTunnel(connection, now: now)
+    }
+
+    /// Encrypts a buffered packet on the control path (through the scratch buffer).
+    private func sendEncrypted(_ packet: UnsafeRawBufferPointer, via connection: Connection<PeerId>,
+                               on socket: PeerSocket, now: Instant) {
+        let body = UnsafeMutableRawBufferPointer(rebasing: scratch[4...])
+        guard packet.count + 32 <= body.count,
+              case .writeToNetwork(let count) = connection.tunnel.encapsulate(packet, into: body, now: now)
+        else { return }
+        send(UnsafeRawBufferPointer(rebasing: body[0..<count]), on: socket, now: now)
+    }
+
+    /// Acts on the tunnel's events and sends what its timers and queue produced: on the path, or into the
+    /// connecting buffer while there is none.
+    func drainTunnel(_ connection: Connection<PeerId>, now: Instant) {
+        while let event = connection.tunnel.pollEvent() {
+            switch event {
+            case .sessionEstablished:
+                guard !connection.announcedEstablished else { continue }
+                connection.announcedEstablished = true
+                events.append(.connectionEstablished(connection.peer))
+            case .connectionExpired:
+                connection.fail(.wireGuardExpired, now: now)
+            }
+        }
+        let body = UnsafeMutableRawBufferPointer(rebasing: scratch[4...])
+        while let count = connection.tunnel.pollTransmit(into: body, now: now) {
+            let message = UnsafeRawBufferPointer(rebasing: body[0..<count])
+            if let socket = connection.socket {
+                send(message, on: socket, now: now)
+            } else {
+                connection.bufferWireGuard(Array(message))
+            }
+        }
+    }
+
+    /// Removes failed connections and reports them (spec §1.3 step 7).
+    func removeFailedConnections(now: Instant) {
+        for connection in connections.values {
+            guard case .failed(let reason, _) = connection.state else { continue }
+            forget(connection.peer, now: now)
+            events.append(.connectionFailed(connection.peer, reason: reason))
+        }
+    }
+}

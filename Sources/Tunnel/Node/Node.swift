@@ -1,0 +1,231 @@
+import Ice
+import Noise
+import SansIO
+import Turn
+
+/// Firezone's snownet in Swift (spec `snownet.md` §1): one WireGuard key pair, one connection per peer (an ICE
+/// agent and a WireGuard tunnel), and the TURN allocations on every relay, shared by all connections.
+///
+/// Sans-IO: every input carries the time, outputs are values the IO layer executes. After any input, drain
+/// ``pollTransmit()`` and ``pollEvent()``, then call ``handleTimeout(now:)`` at ``pollTimeout()``.
+///
+/// ```swift
+/// let node = Node<GatewayId>(role: .client, privateKey: key, now: now, unixTimeNanoseconds: unixNow)
+/// node.updateRelays(removing: [], adding: relays, now: now)
+/// try node.upsertConnection(gateway, remoteKey: key, presharedKey: psk, local: mine, remote: theirs, now: now)
+/// node.addRemoteCandidate(gateway, candidate, now: now)
+/// if let datagram = try node.encapsulate(gateway, packet: packet, into: buffer, now: now) { send(datagram) }
+/// if let (peer, range) = try node.decapsulate(local: local, from: from, buffer: buffer, count: n, now: now) { … }
+/// ```
+public final class Node<PeerId: Hashable & Sendable> {
+    public let role: NodeRole
+    /// The node's WireGuard identity; a new one after every ``reset(now:)``.
+    public private(set) var identity: WireGuardIdentity
+    /// Counters of dropped and refused input.
+    public internal(set) var statistics = NodeStatistics()
+
+    let allocations = Allocations()
+    var connections: [PeerId: Connection<PeerId>] = [:]
+    var peerByIndex: [UInt32: PeerId] = [:]
+    var recentlyClosed: [(peer: PeerId, at: Instant)] = []
+    var indices: SessionIndexAllocator
+    var random: SplitMixRandom
+    var transmits: [NodeTransmit] = []
+    var events: [NodeEvent<PeerId>] = []
+    let timeAnchor: Instant
+    let unixNanosecondsAtAnchor: Int64
+    /// Room for one message of a tunnel's control path (handshakes, keepalives, flushed packets) plus a
+    /// ChannelData header; allocated once.
+    let scratch: UnsafeMutableRawBufferPointer
+
+    static var scratchCapacity: Int { 2048 }
+    static var recentlyClosedMemory: Duration { .seconds(5) }
+
+    /// - Parameters:
+    ///   - privateKey: the node's static key; `reset` replaces it with one drawn from `random`.
+    ///   - now, unixTimeNanoseconds: the same moment on both clocks, the anchor of WireGuard's timestamps.
+    ///   - random: session indices, relay choice, ICE tie-breakers, WireGuard ephemerals and jitter.
+    public init(role: NodeRole, privateKey: SecretKey, now: Instant, unixTimeNanoseconds: Int64,
+                random: any RandomNumberGenerator = SystemRandomNumberGenerator()) {
+        var base = random
+        self.random = SplitMixRandom(seed: base.next())
+        self.role = role
+        identity = WireGuardIdentity(privateKey: privateKey)
+        indices = SessionIndexAllocator(using: &self.random)
+        timeAnchor = now
+        unixNanosecondsAtAnchor = unixTimeNanoseconds
+        scratch = .allocate(byteCount: Self.scratchCapacity, alignment: 16)
+    }
+
+    deinit {
+        scratch.deallocate()
+    }
+
+    public var publicKey: PublicKey { identity.publicKey }
+    public var connectionCount: Int { connections.count }
+
+    /// The nominated path of a connection, or `nil` while it is connecting (or unknown).
+    public func path(to peer: PeerId) -> PeerSocket? {
+        connections[peer]?.socket
+    }
+
+    /// The peer a WireGuard public key belongs to.
+    public func peer(withKey key: PublicKey) -> PeerId? {
+        connections.values.first { $0.tunnel.remotePublicKey == key }?.peer
+    }
+
+    // MARK: Connections
+
+    /// Creates a connection, or keeps the existing one when the ICE credentials, peer key and preshared key
+    /// are unchanged (spec §1.5): then its candidates are signalled again and a client rolls the WireGuard
+    /// session (at most every 20 s).
+    public func upsertConnection(
+        _ peer: PeerId, remoteKey: PublicKey, presharedKey: SecretKey, local: IceCredentials, remote: IceCredentials,
+        now: Instant
+    ) throws(NodeError) {
+        if let existing = connections[peer],
+           existing.matches(remoteKey: remoteKey, presharedKey: presharedKey, local: local, remote: remote) {
+            existing.markActivity(now: now)
+            for candidate in existing.agent.localCandidates where candidate.kind != .peerReflexive {
+                events.append(.newIceCandidate(peer: peer, candidate: candidate))
+            }
+            seedLocalCandidates(existing)
+            existing.initiateDebouncedHandshake(now: now)
+            drainTunnel(existing, now: now)
+            return
+        }
+        guard let relay = sampleRelay() else { throw .noTurnServers }
+        guard let index = nextConnectionIndex() else { throw .tooManyPeers }
+        if let old = connections.removeValue(forKey: peer) { peerByIndex[old.index] = nil }
+        let agent = IceAgent(controlling: role.isControlling, local: local, remote: remote,
+                             timings: role.defaultTimings, random: random.split())
+        let tunnel = WireGuardTunnel(
+            identity: identity, remotePublicKey: remoteKey, presharedKey: presharedKey, connectionIndex: index,
+            now: now, unixTimeNanoseconds: unixNanosecondsAtAnchor + (now - timeAnchor).totalNanoseconds,
+            random: random.split())
+        let connection = Connection(peer: peer, index: index, agent: agent, tunnel: tunnel, presharedKey: presharedKey,
+                                    relay: relay, role: role, now: now)
+        connections[peer] = connection
+        peerByIndex[index] = peer
+        seedLocalCandidates(connection)
+    }
+
+    /// A candidate the peer signalled.
+    public func addRemoteCandidate(_ peer: PeerId, _ candidate: IceCandidate, now: Instant) {
+        guard let connection = connections[peer] else { return }
+        connection.agent.addRemoteCandidate(candidate)
+        connection.hasRemoteCandidates = true
+        if candidate.kind != .host { connection.markActivity(now: now) }
+        drainAgent(connection, now: now)
+    }
+
+    /// A candidate the peer invalidated.
+    public func removeRemoteCandidate(_ peer: PeerId, _ candidate: IceCandidate, now: Instant) {
+        guard let connection = connections[peer] else { return }
+        connection.agent.invalidateRemoteCandidate(address: candidate.address)
+        connection.markActivity(now: now)
+        drainAgent(connection, now: now)
+    }
+
+    /// Closes a connection gracefully (spec §1.8): if it had a path, `goodbye` (a p2p control packet) is
+    /// encrypted and sent once on it and ``NodeEvent/connectionClosed(_:)`` is emitted.
+    public func closeConnection(_ peer: PeerId, goodbye: UnsafeRawBufferPointer, now: Instant) {
+        guard let connection = forget(peer, now: now), let socket = connection.socket else { return }
+        events.append(.connectionClosed(peer))
+        guard connection.tunnel.currentSessionIndex != nil, goodbye.count + 36 <= scratch.count else { return }
+        let body = UnsafeMutableRawBufferPointer(rebasing: scratch[4...])
+        guard case .writeToNetwork(let count) = connection.tunnel.encapsulate(goodbye, into: body, now: now) else { return }
+        send(UnsafeRawBufferPointer(rebasing: body[0..<count]), on: socket, now: now)
+    }
+
+    /// Closes every connection gracefully.
+    public func closeAll(goodbye: UnsafeRawBufferPointer, now: Instant) {
+        for peer in Array(connections.keys) { closeConnection(peer, goodbye: goodbye, now: now) }
+    }
+
+    /// Drops a connection's state without a word (used when the peer said goodbye).
+    public func removeConnection(_ peer: PeerId, now: Instant) {
+        forget(peer, now: now)
+    }
+
+    /// Roaming (spec §1.9): every allocation and connection is dropped (``NodeEvent/connectionClosed(_:)``
+    /// for each), queued output discarded, and a new key pair generated. The caller rebinds its sockets,
+    /// reconnects to the portal with the new key and adds the relays again.
+    public func reset(now: Instant) {
+        allocations.removeAll()
+        transmits.removeAll()
+        events.removeAll()
+        for peer in connections.keys { events.append(.connectionClosed(peer)) }
+        connections.removeAll()
+        peerByIndex.removeAll()
+        var seed = [UInt8](repeating: 0, count: 32)
+        for index in seed.indices { seed[index] = UInt8.random(in: 0...255, using: &random) }
+        if let key = SecretKey(bytes: seed) { identity = WireGuardIdentity(privateKey: key) }
+    }
+
+    // MARK: Relays
+
+    /// Applies the portal's relay changes (spec §3.7): removed relays' candidates are invalidated on every
+    /// connection, new or changed ones allocate, and every other known relay is probed.
+    public func updateRelays(removing removed: [String], adding added: [RelayDescription], now: Instant) {
+        for id in removed {
+            guard let allocation = allocations.allocation(id: id) else { continue }
+            invalidateRelayCandidates(of: allocation, now: now)
+            allocations.remove(id: id)
+        }
+        let addedIds = Set(added.map(\.id))
+        for (id, allocation) in allocations.entries where !addedIds.contains(id) {
+            allocation.refresh(now: now)
+        }
+        for relay in added {
+            let previous = allocations.allocation(id: relay.id)
+            let result = allocations.upsert(id: relay.id, server: relay.server, credentials: relay.credentials,
+                                            now: now, random: random.split())
+            if result == .replaced, let previous { invalidateRelayCandidates(of: previous, now: now) }
+        }
+    }
+
+    // MARK: Outputs
+
+    /// The next datagram to send: relay control first, then ICE, WireGuard control and flushed packets.
+    public func pollTransmit() -> NodeTransmit? {
+        for (_, allocation) in allocations.entries {
+            if let transmit = allocation.pollTransmit() {
+                return NodeTransmit(source: nil, destination: transmit.destination, payload: transmit.payload)
+            }
+        }
+        return transmits.isEmpty ? nil : transmits.removeFirst()
+    }
+
+    public func pollEvent() -> NodeEvent<PeerId>? {
+        events.isEmpty ? nil : events.removeFirst()
+    }
+
+    // MARK: Details
+
+    /// Removes a connection and its index; remembers it for 5 s for clearer errors.
+    @discardableResult
+    func forget(_ peer: PeerId, now: Instant) -> Connection<PeerId>? {
+        guard let connection = connections.removeValue(forKey: peer) else { return nil }
+        peerByIndex[connection.index] = nil
+        recentlyClosed.append((peer, now))
+        return connection
+    }
+
+    func unknownConnection(_ peer: PeerId) -> NodeError {
+        .unknownConnection(recentlyDisconnected: recentlyClosed.contains { $0.peer == peer })
+    }
+
+    /// A 24-bit index no live connection uses.
+    func nextConnectionIndex() -> UInt32? {
+        while let index = indices.next() {
+            if peerByIndex[index] == nil { return index }
+        }
+        return nil
+    }
+
+    /// Uniform over all known relays, allocated or not (spec §3.7 `sample`).
+    func sampleRelay() -> String? {
+        allocations.entries.randomElement(using: &random)?.id
+    }
+}

@@ -1,0 +1,22 @@
+/// SplitMix64, seeded from the node's injected generator, so that every sub-component (ICE agents,
+/// WireGuard tunnels, allocations) gets its own deterministic stream and a seeded run repeats exactly.
+struct SplitMixRandom: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    init(seed: UInt64) {
+        state = seed
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A new independent generator.
+    mutating func split() -> SplitMixRandom {
+        SplitMixRandom(seed: next())
+    }
+}

@@ -1,0 +1,157 @@
+import Ice
+import SansIO
+import Testing
+import TestSupport
+@testable import Tunnel
+
+/// A client and a gateway on the simulated network with one relay between them.
+final class TwoPeers {
+    let simulation: Simulation
+    let relay: TestRelay
+    let signalling: StubSignalling
+    let client: SimulatedNode
+    let gateway: SimulatedNode
+
+    init(seed: UInt64 = 1, clientNat: SimulatedNat.Behaviour? = nil, gatewayPort: UInt16 = 51820) {
+        simulation = Simulation(seed: seed)
+        relay = TestRelay(id: "relay-1", ip: IpAddress("192.0.2.1")!)
+        simulation.attach(relay, at: relay.ip)
+        signalling = StubSignalling(simulation: simulation)
+        var nat: SimulatedNat?
+        if let clientNat {
+            nat = SimulatedNat(publicIp: IpAddress("203.0.113.99")!, behaviour: clientNat)
+            simulation.attach(nat!, at: nat!.publicIp)
+        }
+        client = SimulatedNode(name: "client", role: .client,
+                               socket: SocketAddress(nat == nil ? "203.0.113.10:41000" : "10.0.0.2:41000")!, nat: nat,
+                               in: simulation)
+        gateway = SimulatedNode(name: "gateway", role: .gateway,
+                                socket: SocketAddress(ip: IpAddress("198.51.100.20")!, port: gatewayPort), in: simulation)
+        for peer in [client, gateway] {
+            signalling.register(peer)
+            peer.node.updateRelays(removing: [], adding: [relay.announcement], now: simulation.now)
+            peer.flush(in: simulation)
+        }
+        simulation.run(for: .seconds(1))
+    }
+
+    /// Drops every datagram between the client's and the gateway's public addresses, in both directions.
+    func blockDirectPath() {
+        let gatewayIp = gateway.socket.ip
+        simulation.dropRules.append { datagram in
+            (datagram.destination.ip == gatewayIp && datagram.source.ip != IpAddress("192.0.2.1")!)
+                || (datagram.source.ip == gatewayIp && datagram.destination.ip != IpAddress("192.0.2.1")!)
+        }
+    }
+
+    func ping(_ index: Int) -> [UInt8] {
+        Array("ping \(index) from the client".utf8)
+    }
+
+    /// Connects, sends one packet each way and runs until both arrived.
+    func establish(within limit: Duration = .seconds(5)) throws {
+        try signalling.connect(client, gateway)
+        try client.send(ping(0), to: "gateway", in: simulation)
+        let arrived = simulation.run(within: limit) { !gateway.packets(from: "client").isEmpty }
+        #expect(arrived, "the client's first packet never reached the gateway")
+    }
+}
+
+@Suite("Node: connections in the simulated network")
+struct NodeConnectionTests {
+    @Test("direct path: ICE nominates host to host, the buffered first packet and replies arrive")
+    func directPath() throws {
+        let world = TwoPeers()
+        try world.establish()
+        #expect(world.gateway.packets(from: "client") == [world.ping(0)])
+        guard case .peerToPeer(let source, let destination)? = world.client.node.path(to: "gateway") else {
+            Issue.record("expected a direct path, got \(String(describing: world.client.node.path(to: "gateway")))")
+            return
+        }
+        #expect(source == world.client.socket)
+        #expect(destination == world.gateway.socket)
+        #expect(try world.gateway.send(Array("pong".utf8), to: "client", in: world.simulation))
+        world.simulation.run(for: .milliseconds(50))
+        #expect(world.client.packets(from: "gateway") == [Array("pong".utf8)])
+        #expect(world.client.count { $0 == .connectionEstablished("gateway") } == 1)
+        #expect(world.gateway.count { $0 == .connectionEstablished("client") } == 1)
+        #expect(world.relay.relayedWireGuard == 0)
+        #expect(world.client.refusals.isEmpty && world.gateway.refusals.isEmpty)
+    }
+
+    @Test("relayed path: with direct UDP dropped the traffic goes through the relay as ChannelData")
+    func relayedPath() throws {
+        let world = TwoPeers()
+        world.blockDirectPath()
+        try world.establish(within: .seconds(10))
+        let path = try #require(world.client.node.path(to: "gateway"))
+        #expect(path.isRelayed)
+        for index in 1...20 { try world.client.send(world.ping(index), to: "gateway", in: world.simulation) }
+        world.simulation.run(for: .milliseconds(100))
+        #expect(world.gateway.packets(from: "client") == (0...20).map(world.ping))
+        #expect(world.relay.relayedWireGuard > 20)
+    }
+
+    @Test("a gateway drops packets until ICE nominates; a client buffers up to 128 of them")
+    func connectingBuffers() throws {
+        let world = TwoPeers()
+        try world.signalling.upsertGateway(world.gateway, for: world.client, StubSignalling.pairing(1))
+        #expect(try world.gateway.send([1, 2, 3], to: "client", in: world.simulation) == false)
+        #expect(world.gateway.node.statistics.droppedWithoutPath == 1)
+        try world.signalling.upsertClient(world.client, for: world.gateway, StubSignalling.pairing(1))
+        for index in 0..<130 { try world.client.send(world.ping(index), to: "gateway", in: world.simulation) }
+        world.simulation.run(for: .seconds(3))
+        // The oldest two were overwritten in the 128-entry buffer.
+        #expect(world.gateway.packets(from: "client") == (2..<130).map(world.ping))
+    }
+
+    @Test("a peer behind a NAT that maps to port 3478 still gets a direct path (seed 000)")
+    func peerOnPort3478() throws {
+        let world = TwoPeers(gatewayPort: 3478)
+        try world.establish()
+        guard case .peerToPeer? = world.client.node.path(to: "gateway") else {
+            Issue.record("expected a direct path, got \(String(describing: world.client.node.path(to: "gateway")))")
+            return
+        }
+        #expect(world.relay.relayedWireGuard == 0)
+    }
+
+    @Test("through an endpoint-independent NAT the client is reached at its server-reflexive address")
+    func behindNat() throws {
+        let world = TwoPeers(clientNat: .endpointIndependent)
+        try world.establish()
+        let path = try #require(world.gateway.node.path(to: "client"))
+        #expect(path.destination.ip == IpAddress("203.0.113.99")!)
+        #expect(!path.isRelayed)
+    }
+
+    @Test("a connection without remote candidates fails after 10 s")
+    func candidateTimeout() throws {
+        let world = TwoPeers()
+        let pairing = StubSignalling.pairing(1)
+        try world.client.node.upsertConnection(
+            "nobody", remoteKey: world.gateway.node.publicKey, presharedKey: pairing.presharedKey,
+            local: pairing.clientCredentials, remote: pairing.gatewayCredentials, now: world.simulation.now)
+        let start = world.simulation.now
+        world.simulation.run(for: .seconds(12))
+        #expect(world.client.count { $0 == .connectionFailed("nobody", reason: .noCandidatesReceived) } == 1)
+        #expect(world.client.node.connectionCount == 0)
+        #expect(throws: NodeError.unknownConnection(recentlyDisconnected: true)) {
+            try world.client.node.encapsulate("nobody", packet: UnsafeRawBufferPointer(start: nil, count: 0),
+                                              into: UnsafeMutableRawBufferPointer(start: nil, count: 0), now: start + .seconds(12))
+        }
+    }
+
+    @Test("a node without relays refuses to create a connection")
+    func noTurnServers() throws {
+        let simulation = Simulation(seed: 3)
+        let lonely = SimulatedNode(name: "lonely", role: .client, socket: SocketAddress("203.0.113.50:1000")!, in: simulation)
+        let pairing = StubSignalling.pairing(1)
+        #expect(throws: NodeError.noTurnServers) {
+            try lonely.node.upsertConnection("gateway", remoteKey: lonely.node.publicKey, presharedKey: pairing.presharedKey,
+                                             local: pairing.clientCredentials, remote: pairing.gatewayCredentials,
+                                             now: simulation.now)
+        }
+        #expect(lonely.node.connectionCount == 0)
+    }
+}

@@ -1,0 +1,53 @@
+import SansIO
+
+/// A NAT between private hosts and the simulated network.
+///
+/// - endpoint-independent: one public port per private socket, any remote may answer (full cone);
+/// - symmetric: one public port per private socket *and* remote, only that remote may answer.
+final class SimulatedNat: SimulatedHost {
+    enum Behaviour { case endpointIndependent, symmetric }
+
+    let publicIp: IpAddress
+    let behaviour: Behaviour
+    private var inside: [IpAddress: SimulatedHost] = [:]
+    private var mappings: [(inner: SocketAddress, remote: SocketAddress?, port: UInt16)] = []
+    private var nextPort: UInt16 = 40_000
+
+    init(publicIp: IpAddress, behaviour: Behaviour) {
+        self.publicIp = publicIp
+        self.behaviour = behaviour
+    }
+
+    func connect(_ host: SimulatedHost, at privateIp: IpAddress) {
+        inside[privateIp] = host
+    }
+
+    /// Translates an outgoing datagram's source.
+    func outbound(_ datagram: Datagram) -> Datagram {
+        let remote = behaviour == .symmetric ? datagram.destination : nil
+        let port: UInt16
+        if let mapping = mappings.first(where: { $0.inner == datagram.source && $0.remote == remote }) {
+            port = mapping.port
+        } else {
+            port = nextPort
+            nextPort += 1
+            mappings.append((datagram.source, remote, port))
+        }
+        var translated = datagram
+        translated.source = SocketAddress(ip: publicIp, port: port)
+        return translated
+    }
+
+    func receive(_ datagram: Datagram, in simulation: Simulation) {
+        guard let mapping = mappings.first(where: {
+            $0.port == datagram.destination.port && ($0.remote == nil || $0.remote == datagram.source)
+        }), let host = inside[mapping.inner.ip] else { return }
+        var translated = datagram
+        translated.destination = mapping.inner
+        host.receive(translated, in: simulation)
+    }
+
+    var description: String { "NAT \(publicIp)" }
+    func nextDeadline() -> Instant? { nil }
+    func advance(in simulation: Simulation) {}
+}

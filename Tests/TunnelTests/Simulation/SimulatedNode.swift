@@ -1,0 +1,108 @@
+import Ice
+import Noise
+import SansIO
+import TestSupport
+@testable import Tunnel
+
+/// A ``Node`` on the simulated network: one UDP socket, optionally behind a NAT; it records what it
+/// decrypted, what it was told, and every refused datagram.
+final class SimulatedNode: SimulatedHost {
+    let name: String
+    let node: Node<String>
+    let socket: SocketAddress
+    let nat: SimulatedNat?
+    private(set) var events: [NodeEvent<String>] = []
+    private(set) var received: [(peer: String, packet: [UInt8])] = []
+    private(set) var refusals: [NodeError] = []
+    /// Called for every node event, e.g. to relay candidates through the stub portal.
+    var onEvent: (NodeEvent<String>) -> Void = { _ in }
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
+
+    init(name: String, role: NodeRole, socket: SocketAddress, nat: SimulatedNat? = nil, in simulation: Simulation) {
+        self.name = name
+        self.socket = socket
+        self.nat = nat
+        var seed = [UInt8](repeating: 0, count: 32)
+        for index in seed.indices { seed[index] = UInt8.random(in: 0...255, using: &simulation.random) }
+        node = Node(role: role, privateKey: SecretKey(bytes: seed)!, now: simulation.now,
+                    unixTimeNanoseconds: simulation.unixAnchor, random: SplitMix64(seed: simulation.random.next()))
+        if let nat {
+            nat.connect(self, at: socket.ip)
+            simulation.join(self)
+        } else {
+            simulation.attach(self, at: socket.ip)
+        }
+    }
+
+    deinit {
+        buffer.deallocate()
+    }
+
+    func receive(_ datagram: Datagram, in simulation: Simulation) {
+        buffer.copyBytes(from: datagram.payload)
+        do {
+            if let (peer, range) = try node.decapsulate(local: socket, from: datagram.source, buffer: buffer,
+                                                        count: datagram.payload.count, now: simulation.now) {
+                received.append((peer, Array(buffer[range])))
+            }
+        } catch {
+            refusals.append(error)
+        }
+        flush(in: simulation)
+    }
+
+    func nextDeadline() -> Instant? { node.pollTimeout() }
+
+    /// The node's timers by component, for a stuck simulation's report.
+    var description: String {
+        var parts = ["node \(name)"]
+        for (id, allocation) in node.allocations.entries { parts.append("allocation \(id): \(String(describing: allocation.pollTimeout()))") }
+        for (peer, connection) in node.connections {
+            parts.append("connection \(peer): own \(String(describing: connection.nextDeadline())) agent \(String(describing: connection.agent.pollTimeout())) wg \(String(describing: connection.tunnel.pollTimeout()))")
+        }
+        return parts.joined(separator: "; ")
+    }
+
+    func advance(in simulation: Simulation) {
+        node.handleTimeout(now: simulation.now)
+        flush(in: simulation)
+    }
+
+    /// Sends an IP packet to a peer; returns whether it went out at once (rather than buffered or dropped).
+    @discardableResult
+    func send(_ packet: [UInt8], to peer: String, in simulation: Simulation) throws -> Bool {
+        let datagram = try packet.withUnsafeBytes { bytes in
+            try node.encapsulate(peer, packet: bytes, into: buffer, now: simulation.now)
+        }
+        if let datagram {
+            transmit(Datagram(source: datagram.source ?? socket, destination: datagram.destination,
+                              payload: Array(buffer[0..<datagram.count])), in: simulation)
+        }
+        flush(in: simulation)
+        return datagram != nil
+    }
+
+    /// Drains the node's transmits onto the network and its events into ``events``.
+    func flush(in simulation: Simulation) {
+        while let transmit = node.pollTransmit() {
+            self.transmit(Datagram(source: transmit.source ?? socket, destination: transmit.destination,
+                                   payload: transmit.payload), in: simulation)
+        }
+        while let event = node.pollEvent() {
+            events.append(event)
+            onEvent(event)
+        }
+    }
+
+    private func transmit(_ datagram: Datagram, in simulation: Simulation) {
+        simulation.send(nat?.outbound(datagram) ?? datagram)
+    }
+
+    func packets(from peer: String) -> [[UInt8]] {
+        received.filter { $0.peer == peer }.map(\.packet)
+    }
+
+    func count(_ predicate: (NodeEvent<String>) -> Bool) -> Int {
+        events.filter(predicate).count
+    }
+}
