@@ -1,4 +1,6 @@
+import DnsNat
 import Ice
+import IpPacket
 import Noise
 import SansIO
 import TestSupport
@@ -43,7 +45,12 @@ final class SimulatedNode: SimulatedHost {
         do {
             if let (peer, range) = try node.decapsulate(local: socket, from: datagram.source, buffer: buffer,
                                                         count: datagram.payload.count, now: simulation.now) {
-                received.append((peer, Array(buffer[range])))
+                let packet = Array(buffer[range])
+                received.append((peer, packet))
+                // The tunnel layer's reaction to a Goodbye: drop the peer's state without a word.
+                if let parsed = try? IpPacket(copying: packet), (try? P2pControlEvent(parsed)) == .goodbye {
+                    node.removeConnection(peer, now: simulation.now)
+                }
             }
         } catch {
             refusals.append(error)
