@@ -8,14 +8,18 @@ import TestSupport
 final class TwoPeers {
     let simulation: Simulation
     let relay: TestRelay
+    /// A second relay, when asked for.
+    let spareRelay: TestRelay?
     let signalling: StubSignalling
     let client: SimulatedNode
     let gateway: SimulatedNode
 
-    init(seed: UInt64 = 1, clientNat: SimulatedNat.Behaviour? = nil, gatewayPort: UInt16 = 51820) {
+    init(seed: UInt64 = 1, clientNat: SimulatedNat.Behaviour? = nil, gatewayPort: UInt16 = 51820, twoRelays: Bool = false) {
         simulation = Simulation(seed: seed)
         relay = TestRelay(id: "relay-1", ip: IpAddress("192.0.2.1")!)
         simulation.attach(relay, at: relay.ip)
+        spareRelay = twoRelays ? TestRelay(id: "relay-2", ip: IpAddress("192.0.2.2")!) : nil
+        if let spareRelay { simulation.attach(spareRelay, at: spareRelay.ip) }
         signalling = StubSignalling(simulation: simulation)
         var nat: SimulatedNat?
         if let clientNat {
@@ -29,7 +33,8 @@ final class TwoPeers {
                                 socket: SocketAddress(ip: IpAddress("198.51.100.20")!, port: gatewayPort), in: simulation)
         for peer in [client, gateway] {
             signalling.register(peer)
-            peer.node.updateRelays(removing: [], adding: [relay.announcement], now: simulation.now)
+            peer.node.updateRelays(removing: [], adding: [relay, spareRelay].compactMap { $0?.announcement },
+                                   now: simulation.now)
             peer.flush(in: simulation)
         }
         simulation.run(for: .seconds(1))
@@ -38,9 +43,10 @@ final class TwoPeers {
     /// Drops every datagram between the client's and the gateway's public addresses, in both directions.
     func blockDirectPath() {
         let gatewayIp = gateway.socket.ip
+        let relays = Set([relay, spareRelay].compactMap { $0?.ip })
         simulation.dropRules.append { datagram in
-            (datagram.destination.ip == gatewayIp && datagram.source.ip != IpAddress("192.0.2.1")!)
-                || (datagram.source.ip == gatewayIp && datagram.destination.ip != IpAddress("192.0.2.1")!)
+            (datagram.destination.ip == gatewayIp && !relays.contains(datagram.source.ip))
+                || (datagram.source.ip == gatewayIp && !relays.contains(datagram.destination.ip))
         }
     }
 

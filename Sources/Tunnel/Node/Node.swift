@@ -166,7 +166,8 @@ public final class Node<PeerId: Hashable & Sendable> {
     // MARK: Relays
 
     /// Applies the portal's relay changes (spec §3.7): removed relays' candidates are invalidated on every
-    /// connection, new or changed ones allocate, and every other known relay is probed.
+    /// connection, new or changed ones allocate, and every other known relay is probed. Connections whose
+    /// relay was removed move to another one at once (spec §3.10).
     public func updateRelays(removing removed: [String], adding added: [RelayDescription], now: Instant) {
         for id in removed {
             guard let allocation = allocations.allocation(id: id) else { continue }
@@ -183,6 +184,7 @@ public final class Node<PeerId: Hashable & Sendable> {
                                             now: now, random: random.split())
             if result == .replaced, let previous { invalidateRelayCandidates(of: previous, now: now) }
         }
+        replaceLostRelays(now: now)
     }
 
     // MARK: Outputs
