@@ -227,4 +227,32 @@ final class SimulatedNetwork {
         #expect(network.client.nominated?.local.kind == .host, "re-nominated the direct pair")
         #expect(network.nominations(of: network.gateway) == [relay.address, clientHost])
     }
+
+    /// A caller that sleeps exactly until `pollTimeout()` must find work there: a check to send, or a later
+    /// deadline. With lossy checks (answered ones followed by unanswered ones) the two once disagreed.
+    @Test func pollTimeoutAlwaysNamesAnInstantWithWork() {
+        let network = SimulatedNetwork(clientNat: .none, gatewayNat: .none)
+        network.lossRate = 0.5
+        let host = network.client.addLocalCandidate(kind: .host, address: clientHost)!
+        let gatewayHost = network.gateway.addLocalCandidate(kind: .host, address: gatewayPublic)!
+        network.gateway.addRemoteCandidate(host)
+        network.client.addRemoteCandidate(gatewayHost)
+        var wastedWakeups = 0
+        for _ in 0..<3000 {
+            for agent in [network.client, network.gateway] {
+                guard let due = agent.pollTimeout(), due <= network.now else { continue }
+                agent.handleTimeout(now: network.now)
+                var sent = 0
+                while let transmit = agent.pollTransmit() {
+                    sent += 1
+                    network.send(transmit, from: agent)
+                }
+                while agent.pollEvent() != nil {}
+                if sent == 0, let again = agent.pollTimeout(), again <= network.now { wastedWakeups += 1 }
+            }
+            guard let next = [network.client.pollTimeout(), network.gateway.pollTimeout()].compactMap({ $0 }).min() else { break }
+            network.now = max(network.now, next)
+        }
+        #expect(wastedWakeups == 0)
+    }
 }
