@@ -59,7 +59,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "PortalMessages", dependencies: ["SansIO", "Ice"]),
-        .target(name: "Tunnel", dependencies: ["SansIO", "Stun", "Turn", "Ice", "Noise"]),
+        .target(name: "Tunnel", dependencies: ["SansIO", "Stun", "Turn", "Ice", "Noise", "IpPacket", "DnsNat", "PortalMessages"]),
 
         // Tools.
         .executableTarget(
@@ -148,7 +148,7 @@ let package = Package(
             "Turn", "Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "TunnelTests", dependencies: [
-            "Tunnel", "Turn", "Stun", "Ice", "Noise", "SansIO", "IpPacket", "DnsNat", "TestSupport",
+            "Tunnel", "Turn", "Stun", "Ice", "Noise", "SansIO", "IpPacket", "DnsNat", "PortalMessages", "TestSupport",
         ]),
         // Sockets, clocks and shell helpers the interop tests share.
         .target(name: "TestSupport", dependencies: ["SansIO"], path: "Tests/Support/TestSupport"),

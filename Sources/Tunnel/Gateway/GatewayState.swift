@@ -1,0 +1,238 @@
+import DnsNat
+import Ice
+import IpPacket
+import Noise
+import PortalMessages
+import SansIO
+import Turn
+
+/// The gateway's tunnel (spec `tunnel-dns.md` §5): the portal's orders, one ``Node`` connection per client,
+/// per-client authorisation with filters and expiry, DNS-resource NAT, and the ICMP answers the gateway
+/// originates. Sans-IO like the node: the app feeds portal messages, datagrams, TUN packets and time, and
+/// drains ``pollPortalMessage()``, ``pollTransmit()`` and ``pollEvent()``.
+public final class GatewayState {
+    public let node: Node<ClientId>
+    /// The gateway's own tunnel addresses, from `init`.
+    public private(set) var interface: GatewayInterface?
+    public internal(set) var statistics = GatewayStatistics()
+
+    var clients: [ClientId: ClientOnGateway] = [:]
+    var clientByTunnelIp: [IpAddress: ClientId] = [:]
+    var portalOutbox: [GatewayEgress] = []
+    var events: [GatewayEvent] = []
+    var nextTick: Instant?
+    let timeAnchor: Instant
+    let unixNanosecondsAtAnchor: Int64
+    /// Room for encrypting control packets (ICMP errors, DomainStatus, Goodbye) to a client.
+    let scratch: UnsafeMutableRawBufferPointer
+
+    static var tick: Duration { .seconds(1) }
+
+    public init(privateKey: SecretKey, now: Instant, unixTimeNanoseconds: Int64,
+                random: any RandomNumberGenerator = SystemRandomNumberGenerator()) {
+        node = Node(role: .gateway, privateKey: privateKey, now: now, unixTimeNanoseconds: unixTimeNanoseconds,
+                    random: random)
+        timeAnchor = now
+        unixNanosecondsAtAnchor = unixTimeNanoseconds
+        scratch = .allocate(byteCount: 2048, alignment: 16)
+    }
+
+    deinit {
+        scratch.deallocate()
+    }
+
+    /// The clients with state on this gateway.
+    public var clientIds: [ClientId] { Array(clients.keys) }
+
+    /// The resources a client is authorised for.
+    public func resources(of client: ClientId) -> [PortalMessages.ResourceId] {
+        clients[client].map { Array($0.authorizations.keys) } ?? []
+    }
+
+    // MARK: Portal
+
+    /// Applies one message from the portal (spec §5.2).
+    public func handle(_ message: GatewayIngress, now: Instant) {
+        switch message {
+        case .initialize(let initMessage):
+            initialize(initMessage, now: now)
+        case .authorizeFlow(let flow):
+            authorize(flow, now: now)
+        case .iceCandidates(let candidates):
+            for candidate in candidates.candidates { node.addRemoteCandidate(candidates.peer, candidate, now: now) }
+        case .invalidateIceCandidates(let candidates):
+            for candidate in candidates.candidates { node.removeRemoteCandidate(candidates.peer, candidate, now: now) }
+        case .relaysPresence(let presence):
+            node.updateRelays(removing: presence.disconnectedIds.map(\.description),
+                              adding: Self.relayDescriptions(presence.connected), now: now)
+        case .resourceUpdated(let resource):
+            updateResource(resource)
+        case .rejectAccess(let key):
+            removeAccess(client: key.clientId, resources: [key.resourceId], now: now)
+        case .accessAuthorizationExpiryUpdated(let expiry):
+            clients[expiry.clientId]?.authorizations[expiry.resourceId]?.expiresAt = expiry.expiresAt
+        }
+    }
+
+    /// The next message for the portal: `flow_authorized` replies and candidates to broadcast.
+    public func pollPortalMessage() -> GatewayEgress? {
+        drainNodeEvents()
+        return portalOutbox.isEmpty ? nil : portalOutbox.removeFirst()
+    }
+
+    public func pollEvent() -> GatewayEvent? {
+        drainNodeEvents()
+        return events.isEmpty ? nil : events.removeFirst()
+    }
+
+    public func pollTransmit() -> NodeTransmit? {
+        node.pollTransmit()
+    }
+
+    // MARK: Time
+
+    /// Node timers, and every second the expiry of authorisations and NAT sessions (spec §5.2).
+    public func handleTimeout(now: Instant) {
+        node.handleTimeout(now: now)
+        guard nextTick.map({ now >= $0 }) ?? true else { return }
+        nextTick = now + Self.tick
+        let unixSeconds = (unixNanosecondsAtAnchor + (now - timeAnchor).totalNanoseconds) / 1_000_000_000
+        for (id, client) in clients {
+            let expired = client.authorizations.filter { $0.value.expiresAt.map { $0 <= unixSeconds } ?? false }.map(\.key)
+            if !expired.isEmpty { removeAccess(client: id, resources: expired, now: now) }
+            clients[id]?.dnsNat.expire(now: now)
+        }
+    }
+
+    public func pollTimeout() -> Instant? {
+        [node.pollTimeout(), nextTick].compactMap { $0 }.min()
+    }
+
+    /// Graceful shutdown: a Goodbye to every client.
+    public func shutdown(now: Instant) {
+        withGoodbye { node.closeAll(goodbye: $0, now: now) }
+    }
+
+    // MARK: Details
+
+    private func initialize(_ message: GatewayInit, now: Instant) {
+        let listed = Set(message.relays.map(\.id.description))
+        let stale = node.allocations.entries.map(\.id).filter { !listed.contains($0) }
+        node.updateRelays(removing: stale, adding: Self.relayDescriptions(message.relays), now: now)
+        interface = message.interface
+        events.append(.interfaceConfigured(ipv4: message.interface.ipv4, ipv6: message.interface.ipv6))
+        for (id, client) in clients {
+            let kept = message.authorizations.filter { $0.clientId == id }
+            let dropped = client.authorizations.keys.filter { resource in !kept.contains { $0.resourceId == resource } }
+            for expiry in kept { client.authorizations[expiry.resourceId]?.expiresAt = expiry.expiresAt }
+            if !dropped.isEmpty { removeAccess(client: id, resources: Array(dropped), now: now) }
+        }
+    }
+
+    private func authorize(_ flow: AuthorizeFlow, now: Instant) {
+        guard let remoteKey = Noise.PublicKey(bytes: flow.client.publicKey.bytes),
+              let presharedKey = SecretKey(bytes: flow.client.presharedKey.key.bytes)
+        else {
+            events.append(.refused("authorize_flow \(flow.ref): unusable client keys"))
+            return
+        }
+        do {
+            try node.upsertConnection(flow.client.id, remoteKey: remoteKey, presharedKey: presharedKey,
+                                      local: Self.iceCredentials(flow.gatewayIceCredentials),
+                                      remote: Self.iceCredentials(flow.clientIceCredentials), now: now)
+        } catch .noTurnServers {
+            events.append(.noRelays)
+            return
+        } catch {
+            events.append(.refused("authorize_flow \(flow.ref): \(error)"))
+            return
+        }
+        let client = clients[flow.client.id] ?? ClientOnGateway(id: flow.client.id, ipv4: flow.client.ipv4, ipv6: flow.client.ipv6)
+        clientByTunnelIp[.v4(client.ipv4)] = nil
+        clientByTunnelIp[.v6(client.ipv6)] = nil
+        client.ipv4 = flow.client.ipv4
+        client.ipv6 = flow.client.ipv6
+        clients[client.id] = client
+        clientByTunnelIp[.v4(client.ipv4)] = client.id
+        clientByTunnelIp[.v6(client.ipv6)] = client.id
+        // Re-authorising keeps the old expiry; only the filters change (spec §5.2, 2025).
+        let expiry = client.authorizations[flow.resource.id].map(\.expiresAt) ?? flow.expiresAt
+        client.authorizations[flow.resource.id] = .init(resource: flow.resource, expiresAt: expiry)
+        client.recomputeFilters()
+        portalOutbox.append(.flowAuthorized(ref: flow.ref))
+    }
+
+    private func updateResource(_ resource: GatewayResource) {
+        for client in clients.values {
+            guard let existing = client.authorizations[resource.id] else { continue }
+            guard Self.sameType(existing.resource, resource) else {
+                events.append(.refused("resource_updated \(resource.id): the type of a resource cannot change"))
+                continue
+            }
+            client.authorizations[resource.id]?.resource = resource
+            client.recomputeFilters()
+        }
+    }
+
+    /// Removes resources; a client left with none is forgotten and sent a Goodbye (spec §5.2, §5.11).
+    func removeAccess(client id: ClientId, resources: [PortalMessages.ResourceId], now: Instant) {
+        guard let client = clients[id] else { return }
+        for resource in resources { client.authorizations[resource] = nil }
+        client.recomputeFilters()
+        guard client.authorizations.isEmpty else { return }
+        forgetClient(id)
+        withGoodbye { node.closeConnection(id, goodbye: $0, now: now) }
+    }
+
+    func forgetClient(_ id: ClientId) {
+        guard let client = clients.removeValue(forKey: id) else { return }
+        clientByTunnelIp[.v4(client.ipv4)] = nil
+        clientByTunnelIp[.v6(client.ipv6)] = nil
+    }
+
+    private func drainNodeEvents() {
+        while let event = node.pollEvent() {
+            switch event {
+            case let .newIceCandidate(peer, candidate):
+                portalOutbox.append(.broadcastIceCandidates(CandidatesForClients(peers: [peer], candidates: [candidate])))
+            case let .invalidateIceCandidate(peer, candidate):
+                portalOutbox.append(.broadcastInvalidatedIceCandidates(CandidatesForClients(peers: [peer], candidates: [candidate])))
+            case .connectionEstablished, .connectionFailed, .connectionClosed:
+                // The client's state outlives its connections (spec §5.11).
+                break
+            }
+        }
+    }
+
+    private func withGoodbye(_ body: (UnsafeRawBufferPointer) -> Void) {
+        guard let goodbye = try? P2pControlEvent.goodbye.packet() else { return }
+        goodbye.withUnsafeBytes { body($0) }
+    }
+
+    static func iceCredentials(_ credentials: PortalMessages.IceCredentials) -> Ice.IceCredentials {
+        Ice.IceCredentials(ufrag: credentials.username, password: credentials.password)
+    }
+
+    /// The portal lists a relay once per address; the node wants one entry per relay with both families.
+    static func relayDescriptions(_ relays: [Relay]) -> [RelayDescription] {
+        var byId: [String: RelayDescription] = [:]
+        var order: [String] = []
+        for case .turn(let relay) in relays {
+            let id = relay.id.description
+            var description = byId[id] ?? RelayDescription(
+                id: id, server: RelayServer(),
+                credentials: TurnCredentials(username: relay.username, password: relay.password, realm: "firezone"))
+            if relay.address.ip.version == .v4 { description.server.ipv4 = relay.address } else { description.server.ipv6 = relay.address }
+            if byId[id] == nil { order.append(id) }
+            byId[id] = description
+        }
+        return order.compactMap { byId[$0] }
+    }
+
+    private static func sameType(_ a: GatewayResource, _ b: GatewayResource) -> Bool {
+        switch (a, b) {
+        case (.cidr, .cidr), (.dns, .dns), (.internet, .internet): true
+        default: false
+        }
+    }
+}
