@@ -1,0 +1,298 @@
+import DnsNat
+import IpPacket
+import Noise
+import PortalMessages
+import SansIO
+
+/// The client's tunnel (spec `tunnel-dns.md` §4): resources and routes, route selection, connection intents
+/// with their buffers, one ``Node`` connection per gateway, and the reactions to every portal message.
+/// Sans-IO: the app feeds portal messages, TUN packets, datagrams and time, and drains
+/// ``pollPortalMessage()``, ``pollTransmit()`` and ``pollEvent()``.
+///
+/// DNS resources are known and listed but not yet routed: the stub resolver and the client side of
+/// DNS-resource NAT (`DnsNat`) are wired in by a later change.
+public final class ClientState {
+    public typealias ResourceId = PortalMessages.ResourceId
+
+    /// A resource's pending connection intent: its buffered packets and when the last intent went out.
+    struct PendingFlow {
+        var lastIntent: Instant
+        var packets = UniquePacketRing(capacity: 128)
+    }
+
+    public let node: Node<GatewayId>
+    public private(set) var tunConfig: TunConfig?
+    public private(set) var resources: [ResourceId: ClientResource] = [:]
+    public private(set) var internetResourceEnabled: Bool
+    public internal(set) var statistics = ClientStatistics()
+
+    var interface: ClientInterface?
+    /// Longest prefix first.
+    var activeCidrs: [(network: IpNetwork, resource: ResourceId)] = []
+    var authorized: [ResourceId: GatewayId] = [:]
+    var gatewaysBySite: [SiteId: Set<GatewayId>] = [:]
+    var peers: [GatewayId: GatewayPeer] = [:]
+    var peerByTunnelIp: [IpAddress: GatewayId] = [:]
+    var pendingFlows: [ResourceId: PendingFlow] = [:]
+    var portalOutbox: [ClientEgress] = []
+    var events: [ClientEvent] = []
+    var lastResourcesEmitted: [ClientResource]?
+    let scratch: UnsafeMutableRawBufferPointer
+
+    static var intentInterval: Duration { .seconds(2) }
+
+    public init(privateKey: SecretKey, now: Instant, unixTimeNanoseconds: Int64, internetResourceEnabled: Bool = false,
+                random: any RandomNumberGenerator = SystemRandomNumberGenerator()) {
+        node = Node(role: .client, privateKey: privateKey, now: now, unixTimeNanoseconds: unixTimeNanoseconds, random: random)
+        self.internetResourceEnabled = internetResourceEnabled
+        scratch = .allocate(byteCount: 2048, alignment: 16)
+    }
+
+    deinit {
+        scratch.deallocate()
+    }
+
+    /// The gateway a resource is authorised on, if any.
+    public func gateway(for resource: ResourceId) -> GatewayId? {
+        authorized[resource]
+    }
+
+    // MARK: Portal
+
+    public func handle(_ message: ClientIngress, now: Instant) {
+        switch message {
+        case .initialize(let initMessage):
+            node.updateRelays(removing: staleRelays(keeping: initMessage.relays), adding: GatewayState.relayDescriptions(initMessage.relays),
+                              now: now)
+            interface = initMessage.interface
+            setAllResources(initMessage.resources, now: now)
+        case .configChanged(let interface):
+            self.interface = interface
+            recomputeTunConfig()
+        case .resourceCreatedOrUpdated(let resource):
+            add(resource, now: now)
+            recomputeAfterResourceChange()
+        case .resourceDeleted(let id):
+            remove(id, now: now)
+            recomputeAfterResourceChange()
+        case .relaysPresence(let presence):
+            node.updateRelays(removing: presence.disconnectedIds.map(\.description),
+                              adding: GatewayState.relayDescriptions(presence.connected), now: now)
+        case .iceCandidates(let candidates):
+            for candidate in candidates.candidates { node.addRemoteCandidate(candidates.peer, candidate, now: now) }
+        case .invalidateIceCandidates(let candidates):
+            for candidate in candidates.candidates { node.removeRemoteCandidate(candidates.peer, candidate, now: now) }
+        case .flowCreated(let flow):
+            flowCreated(flow, now: now)
+        case .flowCreationFailed(let failure):
+            guard failure.reason == .offline else {
+                events.append(.refused("create_flow for \(failure.resourceId) failed: \(failure.reason)"))
+                return
+            }
+            pendingFlows[failure.resourceId] = nil
+            if let gateway = authorized[failure.resourceId] { cleanUp(gateway) }
+        }
+    }
+
+    /// Turns the Internet resource on or off (idempotent); off closes a gateway nothing else uses.
+    public func setInternetResource(enabled: Bool, now: Instant) {
+        guard enabled != internetResourceEnabled else { return }
+        internetResourceEnabled = enabled
+        if !enabled, let internet = resources.values.first(where: { if case .internet = $0 { true } else { false } }) {
+            disable(internet.id, now: now)
+        }
+        recomputeTunConfig()
+    }
+
+    public func pollPortalMessage() -> ClientEgress? {
+        drainNodeEvents()
+        return portalOutbox.isEmpty ? nil : portalOutbox.removeFirst()
+    }
+
+    public func pollEvent() -> ClientEvent? {
+        drainNodeEvents()
+        return events.isEmpty ? nil : events.removeFirst()
+    }
+
+    public func pollTransmit() -> NodeTransmit? {
+        node.pollTransmit()
+    }
+
+    public func handleTimeout(now: Instant) {
+        node.handleTimeout(now: now)
+        drainNodeEvents()
+    }
+
+    public func pollTimeout() -> Instant? {
+        node.pollTimeout()
+    }
+
+    /// Sign-out: a Goodbye to every gateway.
+    public func shutdown(now: Instant) {
+        withGoodbye { node.closeAll(goodbye: $0, now: now) }
+    }
+
+    // MARK: Resources
+
+    private func setAllResources(_ list: [ClientResource], now: Instant) {
+        let listed = Set(list.map(\.id))
+        for id in resources.keys where !listed.contains(id) { remove(id, now: now) }
+        for resource in list { add(resource, now: now) }
+        recomputeAfterResourceChange()
+    }
+
+    /// Adds or updates a resource; a change of address, IP stack or sites removes the old one first (spec §4.2).
+    private func add(_ resource: ClientResource, now: Instant) {
+        if let existing = resources[resource.id], !Self.sameAddressability(existing, resource) {
+            remove(resource.id, now: now)
+        }
+        resources[resource.id] = resource
+    }
+
+    private func remove(_ id: ResourceId, now: Instant) {
+        guard resources.removeValue(forKey: id) != nil else { return }
+        disable(id, now: now)
+    }
+
+    /// Drops a resource's pending flow and authorisation; a gateway left without resources gets a Goodbye.
+    private func disable(_ id: ResourceId, now: Instant) {
+        pendingFlows[id] = nil
+        guard let gatewayId = authorized.removeValue(forKey: id), let peer = peers[gatewayId] else { return }
+        guard peer.revoke(id) else { return }
+        forgetPeer(gatewayId)
+        withGoodbye { node.closeConnection(gatewayId, goodbye: $0, now: now) }
+    }
+
+    private func recomputeAfterResourceChange() {
+        recomputeActiveCidrs()
+        recomputeTunConfig()
+        let list = resources.values.sorted { $0.id < $1.id }
+        if list != lastResourcesEmitted {
+            lastResourcesEmitted = list
+            events.append(.resourcesChanged(list))
+        }
+    }
+
+    /// One active resource per identical network: visiting ascending ids, a later one replaces the entry
+    /// unless the current one is connected (spec §4.2 "CIDR overlap").
+    private func recomputeActiveCidrs() {
+        var byNetwork: [IpNetwork: ResourceId] = [:]
+        for resource in resources.values.sorted(by: { $0.id < $1.id }) {
+            guard case .cidr(let cidr) = resource else { continue }
+            if let current = byNetwork[cidr.address], isConnected(current) { continue }
+            byNetwork[cidr.address] = cidr.id
+        }
+        activeCidrs = byNetwork.map { ($0.key, $0.value) }.sorted { $0.network.prefixLength > $1.network.prefixLength }
+    }
+
+    func isConnected(_ resource: ResourceId) -> Bool {
+        authorized[resource].map { peers[$0] != nil } ?? false
+    }
+
+    var internetResourceId: ResourceId? {
+        guard internetResourceEnabled else { return nil }
+        return resources.values.first { if case .internet = $0 { true } else { false } }?.id
+    }
+
+    private func recomputeTunConfig() {
+        guard let interface else { return }
+        var routes = activeCidrs.map(\.network) + AddressPlan.fixedRoutes
+        if internetResourceId != nil { routes += [AddressPlan.everythingV4, AddressPlan.everythingV6] }
+        routes = Array(Set(routes)).sorted {
+            ($0.address.version.rawValue, 255 - $0.prefixLength, $0.address) < ($1.address.version.rawValue, 255 - $1.prefixLength, $1.address)
+        }
+        let config = TunConfig(ipv4: interface.ipv4, ipv6: interface.ipv6, routes: routes)
+        guard config != tunConfig else { return }
+        tunConfig = config
+        events.append(.tunInterfaceUpdated(config))
+    }
+
+    private static func sameAddressability(_ a: ClientResource, _ b: ClientResource) -> Bool {
+        switch (a, b) {
+        case let (.cidr(x), .cidr(y)): x.address == y.address && Set(x.sites.map(\.id)) == Set(y.sites.map(\.id))
+        case let (.dns(x), .dns(y)):
+            x.address == y.address && x.ipStack == y.ipStack && Set(x.sites.map(\.id)) == Set(y.sites.map(\.id))
+        case let (.internet(x), .internet(y)): Set(x.sites.map(\.id)) == Set(y.sites.map(\.id))
+        default: false
+        }
+    }
+
+    private func staleRelays(keeping relays: [Relay]) -> [String] {
+        let listed = Set(relays.map(\.id.description))
+        return node.allocations.entries.map(\.id).filter { !listed.contains($0) }
+    }
+
+    // MARK: Gateways
+
+    private func flowCreated(_ flow: FlowCreated, now: Instant) {
+        guard let resource = resources[flow.resourceId] else {
+            events.append(.refused("flow_created for unknown resource \(flow.resourceId)"))
+            return
+        }
+        guard let pending = pendingFlows.removeValue(forKey: flow.resourceId) else { return }
+        guard let remoteKey = Noise.PublicKey(bytes: flow.gatewayPublicKey.bytes),
+              let presharedKey = SecretKey(bytes: flow.presharedKey.key.bytes)
+        else {
+            events.append(.refused("flow_created for \(flow.resourceId): unusable gateway keys"))
+            return
+        }
+        do {
+            try node.upsertConnection(flow.gatewayId, remoteKey: remoteKey, presharedKey: presharedKey,
+                                      local: GatewayState.iceCredentials(flow.clientIceCredentials),
+                                      remote: GatewayState.iceCredentials(flow.gatewayIceCredentials), now: now)
+        } catch .noTurnServers {
+            events.append(.noRelays)
+            return
+        } catch {
+            events.append(.refused("flow_created for \(flow.resourceId): \(error)"))
+            return
+        }
+        authorized[flow.resourceId] = flow.gatewayId
+        gatewaysBySite[flow.siteId, default: []].insert(flow.gatewayId)
+        let peer = peers[flow.gatewayId] ?? GatewayPeer(id: flow.gatewayId, ipv4: flow.gatewayIpv4, ipv6: flow.gatewayIpv6)
+        peers[flow.gatewayId] = peer
+        peerByTunnelIp[.v4(peer.ipv4)] = flow.gatewayId
+        peerByTunnelIp[.v6(peer.ipv6)] = flow.gatewayId
+        switch resource {
+        case .cidr(let cidr): peer.allow([cidr.address], for: cidr.id)
+        case .internet(let internet): peer.allow([AddressPlan.everythingV4, AddressPlan.everythingV6], for: internet.id)
+        case .dns: break
+        }
+        var buffered = pending.packets
+        for packet in buffered.drain() { sendToGateway(packet, gateway: flow.gatewayId, now: now) }
+    }
+
+    /// After a failed connection or a Goodbye: forget the gateway and its authorisations, so the next packet
+    /// asks the portal again.
+    func cleanUp(_ gateway: GatewayId) {
+        for (resource, authorizedGateway) in authorized where authorizedGateway == gateway { authorized[resource] = nil }
+        forgetPeer(gateway)
+        recomputeActiveCidrs()
+    }
+
+    private func forgetPeer(_ gateway: GatewayId) {
+        guard let peer = peers.removeValue(forKey: gateway) else { return }
+        peerByTunnelIp[.v4(peer.ipv4)] = nil
+        peerByTunnelIp[.v6(peer.ipv6)] = nil
+    }
+
+    private func drainNodeEvents() {
+        while let event = node.pollEvent() {
+            switch event {
+            case let .newIceCandidate(peer, candidate):
+                portalOutbox.append(.broadcastIceCandidates(CandidatesForGateways(peers: [peer], candidates: [candidate])))
+            case let .invalidateIceCandidate(peer, candidate):
+                portalOutbox.append(.broadcastInvalidatedIceCandidates(CandidatesForGateways(peers: [peer], candidates: [candidate])))
+            case .connectionFailed(let gateway, _):
+                cleanUp(gateway)
+            case .connectionEstablished, .connectionClosed:
+                break
+            }
+        }
+    }
+
+    func withGoodbye(_ body: (UnsafeRawBufferPointer) -> Void) {
+        guard let goodbye = try? P2pControlEvent.goodbye.packet() else { return }
+        goodbye.withUnsafeBytes { body($0) }
+    }
+}

@@ -1,0 +1,75 @@
+import IpPacket
+import PortalMessages
+import SansIO
+
+/// The TUN device's configuration (spec `tunnel-dns.md` §4.3).
+public struct TunConfig: Hashable, Sendable {
+    public var ipv4: IPv4Address
+    public var ipv6: IPv6Address
+    /// Sorted by family, then prefix length (longest first), then address.
+    public var routes: [IpNetwork]
+}
+
+/// What the client asks of its app besides sending datagrams. Emitted only on change.
+public enum ClientEvent: Hashable, Sendable {
+    case tunInterfaceUpdated(TunConfig)
+    case resourcesChanged([ClientResource])
+    /// `flow_created` arrived while no relay is known: reconnect to the portal for a new `init`.
+    case noRelays
+    /// A portal message that could not be applied, with the reason.
+    case refused(String)
+}
+
+/// Why the client dropped a packet (spec §4.4, §4.5). Counted per reason.
+public enum ClientDrop: Hashable, Sendable, CaseIterable {
+    case multicast
+    case unconfigured
+    case badSource
+    case unknownPeer
+    case unknownResource
+    /// A gateway's packet from a source outside what it was authorised for.
+    case notAllowed
+    /// A full intent buffer overwrote its oldest packet.
+    case bufferFull
+}
+
+/// Counters for metrics.
+public struct ClientStatistics: Hashable, Sendable {
+    public var drops: [ClientDrop: Int] = [:]
+    public var malformed = 0
+
+    mutating func count(_ drop: ClientDrop) {
+        drops[drop, default: 0] += 1
+    }
+}
+
+/// Why the client refused a datagram or packet; counted, never fatal.
+public enum ClientError: Error, Hashable, Sendable, CustomStringConvertible {
+    case node(NodeError)
+    case packet(IpPacketError)
+
+    public var description: String {
+        switch self {
+        case .node(let error): "\(error)"
+        case .packet(let error): "\(error)"
+        }
+    }
+}
+
+/// Firezone's fixed address plan (spec §1, §4.3).
+enum AddressPlan {
+    static let tunnelV4 = IpNetwork("100.64.0.0/11")!
+    static let tunnelV6 = IpNetwork("fd00:2021:1111::/107")!
+    static let proxyV4 = IpNetwork("100.96.0.0/11")!
+    static let proxyV6 = IpNetwork("fd00:2021:1111:8000::/107")!
+    static let sentinelV4 = IpNetwork("100.100.111.0/24")!
+    static let sentinelV6 = IpNetwork("fd00:2021:1111:8000:100:100:111:0/120")!
+    static let everythingV4 = IpNetwork("0.0.0.0/0")!
+    static let everythingV6 = IpNetwork("::/0")!
+
+    static var fixedRoutes: [IpNetwork] { [tunnelV4, tunnelV6, proxyV4, proxyV6, sentinelV4, sentinelV6] }
+
+    static func isTunnel(_ address: IpAddress) -> Bool {
+        tunnelV4.contains(address) || tunnelV6.contains(address)
+    }
+}

@@ -1,0 +1,174 @@
+import Foundation
+import IpPacket
+import Noise
+import PortalMessages
+import SansIO
+import TestSupport
+import Testing
+@testable import Tunnel
+
+/// A ``ClientState`` on the simulated network; what it writes to its TUN device is recorded.
+final class SimulatedClient: SimulatedHost {
+    let state: ClientState
+    let socket: SocketAddress
+    private(set) var toTun: [IpPacket] = []
+    private(set) var errors: [ClientError] = []
+    private(set) var events: [ClientEvent] = []
+    var onPortalMessage: (ClientEgress) -> Void = { _ in }
+    private let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
+
+    init(socket: SocketAddress, in simulation: Simulation) {
+        self.socket = socket
+        var seed = [UInt8](repeating: 0, count: 32)
+        for index in seed.indices { seed[index] = UInt8.random(in: 0...255, using: &simulation.random) }
+        state = ClientState(privateKey: SecretKey(bytes: seed)!, now: simulation.now, unixTimeNanoseconds: simulation.unixAnchor,
+                            random: SplitMix64(seed: simulation.random.next()))
+        simulation.attach(self, at: socket.ip)
+    }
+
+    deinit {
+        output.deallocate()
+    }
+
+    var description: String { "client \(socket)" }
+
+    func deliver(_ message: ClientIngress, in simulation: Simulation) throws {
+        state.handle(try ClientIngress(event: message.event, payload: message.payload), now: simulation.now)
+        flush(in: simulation)
+    }
+
+    /// A packet the OS writes into the TUN device.
+    func fromTun(_ packet: IpPacket, in simulation: Simulation) {
+        do {
+            if let datagram = try state.handleTunPacket(packet, into: output, now: simulation.now) {
+                simulation.send(Datagram(source: datagram.source ?? socket, destination: datagram.destination,
+                                         payload: Array(output[0..<datagram.count])))
+            }
+        } catch {
+            errors.append(error)
+        }
+        flush(in: simulation)
+    }
+
+    func receive(_ datagram: Datagram, in simulation: Simulation) {
+        let buffer = PacketBufferPool.shared.take()
+        guard datagram.payload.withUnsafeBytes({ buffer.copy(from: $0) }) else { return }
+        do {
+            if let packet = try state.handleDatagram(local: socket, from: datagram.source, buffer: buffer,
+                                                     count: datagram.payload.count, now: simulation.now) {
+                toTun.append(packet)
+            }
+        } catch {
+            errors.append(error)
+        }
+        flush(in: simulation)
+    }
+
+    func nextDeadline() -> Instant? { state.pollTimeout() }
+
+    func advance(in simulation: Simulation) {
+        state.handleTimeout(now: simulation.now)
+        flush(in: simulation)
+    }
+
+    func flush(in simulation: Simulation) {
+        while let transmit = state.pollTransmit() {
+            simulation.send(Datagram(source: transmit.source ?? socket, destination: transmit.destination, payload: transmit.payload))
+        }
+        while let message = state.pollPortalMessage() { onPortalMessage(message) }
+        while let event = state.pollEvent() { events.append(event) }
+    }
+}
+
+/// The portal between one client and one gateway: `create_flow` becomes `authorize_flow`, the gateway's
+/// `flow_authorized` becomes `flow_created`, candidates are relayed; every message in its wire form.
+final class StubPortal {
+    let simulation: Simulation
+    let client: SimulatedClient
+    let gateway: SimulatedGateway
+    let clientId = ClientId(UUID(uuidString: "11111111-2222-3333-4444-555555555555")!)
+    let gatewayId = GatewayId(UUID(uuidString: "99999999-2222-3333-4444-555555555555")!)
+    let siteId = SiteId(UUID(uuidString: "77777777-2222-3333-4444-555555555555")!)
+    let clientIpv4 = IPv4Address(100, 64, 0, 2)
+    let gatewayIpv4 = IPv4Address(100, 64, 0, 1)
+    /// The gateway's view of each resource.
+    var gatewayResources: [ResourceId: GatewayResource] = [:]
+    private(set) var createFlows: [CreateFlow] = []
+    private var pendingRefs: [String: ResourceId] = [:]
+    private var nextRef = 0
+    let delay: Duration = .milliseconds(20)
+
+    init(simulation: Simulation, client: SimulatedClient, gateway: SimulatedGateway) {
+        self.simulation = simulation
+        self.client = client
+        self.gateway = gateway
+        client.onPortalMessage = { [unowned self] message in self.fromClient(message) }
+        gateway.onPortalMessage = { [unowned self] message in self.fromGateway(message) }
+    }
+
+    func later(_ action: @escaping () throws -> Void) {
+        simulation.schedule(after: delay) {
+            do { try action() } catch { Issue.record("portal message failed: \(error)") }
+        }
+    }
+
+    private func credentials(_ name: String) -> PortalMessages.IceCredentials {
+        .init(username: "\(name.prefix(1))uf\(nextRef)", password: "\(name)-password-\(nextRef)-xxxxxxxxxx")
+    }
+
+    private func fromClient(_ message: ClientEgress) {
+        switch message {
+        case .createFlow(let flow):
+            createFlows.append(flow)
+            guard let resource = gatewayResources[flow.resourceId] else { return }
+            nextRef += 1
+            let ref = "ref-\(nextRef)"
+            pendingRefs[ref] = flow.resourceId
+            let psk = PresharedKey(WireGuardKey(bytes: [UInt8](repeating: UInt8(nextRef), count: 32))!)
+            let clientCredentials = credentials("client"), gatewayCredentials = credentials("gateway")
+            let authorize = AuthorizeFlow(
+                ref: ref, resource: resource,
+                client: FlowClient(id: clientId, publicKey: WireGuardKey(bytes: client.state.node.publicKey.bytes)!,
+                                   presharedKey: psk, ipv4: clientIpv4, ipv6: IPv6Address("fd00:2021:1111::2")!),
+                clientIceCredentials: clientCredentials, gatewayIceCredentials: gatewayCredentials)
+            flowDetails[ref] = (psk, clientCredentials, gatewayCredentials)
+            later { try self.gateway.deliver(.authorizeFlow(authorize), in: self.simulation) }
+        case .broadcastIceCandidates(let broadcast):
+            later {
+                try self.gateway.deliver(.iceCandidates(ClientCandidates(peer: self.clientId, candidates: broadcast.candidates)),
+                                         in: self.simulation)
+            }
+        case .broadcastInvalidatedIceCandidates(let broadcast):
+            later {
+                try self.gateway.deliver(.invalidateIceCandidates(ClientCandidates(peer: self.clientId, candidates: broadcast.candidates)),
+                                         in: self.simulation)
+            }
+        }
+    }
+
+    private var flowDetails: [String: (PresharedKey, PortalMessages.IceCredentials, PortalMessages.IceCredentials)] = [:]
+
+    private func fromGateway(_ message: GatewayEgress) {
+        switch message {
+        case .flowAuthorized(let ref):
+            guard let resource = pendingRefs.removeValue(forKey: ref), let (psk, clientCredentials, gatewayCredentials) = flowDetails[ref]
+            else { return }
+            let created = FlowCreated(
+                resourceId: resource, gatewayId: gatewayId,
+                gatewayPublicKey: WireGuardKey(bytes: gateway.state.node.publicKey.bytes)!, gatewayIpv4: gatewayIpv4,
+                gatewayIpv6: IPv6Address("fd00:2021:1111::1")!, siteId: siteId, presharedKey: psk,
+                clientIceCredentials: clientCredentials, gatewayIceCredentials: gatewayCredentials)
+            later { try self.client.deliver(.flowCreated(created), in: self.simulation) }
+        case .broadcastIceCandidates(let broadcast):
+            later {
+                try self.client.deliver(.iceCandidates(GatewayCandidates(peer: self.gatewayId, candidates: broadcast.candidates)),
+                                        in: self.simulation)
+            }
+        case .broadcastInvalidatedIceCandidates(let broadcast):
+            later {
+                try self.client.deliver(.invalidateIceCandidates(GatewayCandidates(peer: self.gatewayId, candidates: broadcast.candidates)),
+                                        in: self.simulation)
+            }
+        }
+    }
+}
