@@ -1,0 +1,270 @@
+import Foundation
+import IpPacket
+import PortalMessages
+import SansIO
+import Testing
+import TestSupport
+@testable import Tunnel
+
+/// A state-machine property test in the manner of Firezone's `tunnel_test` (spec `tunnel-dns.md` §7.1): random
+/// transitions applied to the real ClientState, GatewayState and Node in the simulation and to a small
+/// reference model, with the model's predictions checked after every step.
+///
+/// `TUNNEL_PROPTEST_CASES` sets the number of cases (default 200); `TUNNEL_PROPTEST_SEED` replays one case.
+@Suite("Tunnel: state machine against a reference model")
+struct TunnelStateMachineTests {
+    enum Transition: Hashable, CustomStringConvertible {
+        case ping(resource: Int)
+        case udpDns(resource: Int)
+        case filteredTcp(resource: Int)
+        case pingNonResource
+        case addResource(Int)
+        case removeResource(Int)
+        case rejectAccess(Int)
+        case idle(seconds: Int)
+
+        var description: String {
+            switch self {
+            case .ping(let r): "ping(\(r))"
+            case .udpDns(let r): "udpDns(\(r))"
+            case .filteredTcp(let r): "filteredTcp(\(r))"
+            case .pingNonResource: "pingNonResource"
+            case .addResource(let r): "addResource(\(r))"
+            case .removeResource(let r): "removeResource(\(r))"
+            case .rejectAccess(let r): "rejectAccess(\(r))"
+            case .idle(let s): "idle(\(s) s)"
+            }
+        }
+    }
+
+    /// What the model expects the system to know.
+    struct Model {
+        var clientKnows: Set<Int>
+        /// Resources the client believes are authorised on the gateway.
+        var clientAuthorized: Set<Int> = []
+        /// Resources the gateway holds for the client.
+        var gatewayAuthorized: Set<Int> = []
+    }
+
+    static let resourceCount = 3
+
+    static func transitions(seed: UInt64) -> (initial: Set<Int>, steps: [Transition]) {
+        var random = SplitMix64(seed: seed)
+        let initial = Set((0..<resourceCount).filter { _ in Bool.random(using: &random) })
+        let count = Int.random(in: 1...15, using: &random)
+        let steps = (0..<count).map { _ -> Transition in
+            let resource = Int.random(in: 0..<resourceCount, using: &random)
+            switch Int.random(in: 0..<10, using: &random) {
+            case 0, 1: return .ping(resource: resource)
+            case 2: return .udpDns(resource: resource)
+            case 3: return .filteredTcp(resource: resource)
+            case 4: return .pingNonResource
+            case 5: return .addResource(resource)
+            case 6: return .removeResource(resource)
+            case 7: return .rejectAccess(resource)
+            default: return .idle(seconds: Int.random(in: 1...30, using: &random))
+            }
+        }
+        return (initial, steps)
+    }
+
+    @Test("random transitions: traffic, resources, rejections and idling agree with the model")
+    func randomTransitions() throws {
+        let environment = ProcessInfo.processInfo.environment
+        let seeds: [UInt64]
+        if let seed = environment["TUNNEL_PROPTEST_SEED"].flatMap(UInt64.init) {
+            seeds = [seed]
+        } else {
+            let cases = environment["TUNNEL_PROPTEST_CASES"].flatMap(Int.init) ?? 200
+            seeds = (0..<UInt64(cases)).map { $0 &* 0x9E37_79B9 &+ 17 }
+        }
+        for seed in seeds {
+            let (initial, steps) = Self.transitions(seed: seed)
+            guard let failure = try Self.run(initial: initial, steps: steps) else { continue }
+            let shrunk = try Self.shrink(initial: initial, steps: steps)
+            Issue.record("""
+                seed \(seed) failed: \(failure)
+                initial resources \(initial.sorted()), transitions: \(steps)
+                shrunk to \(shrunk.steps): \(shrunk.failure)
+                replay: TUNNEL_PROPTEST_SEED=\(seed) swift test --filter TunnelStateMachineTests
+                """)
+            return
+        }
+    }
+
+    /// Drops transitions one at a time while the case still fails.
+    static func shrink(initial: Set<Int>, steps: [Transition]) throws -> (steps: [Transition], failure: String) {
+        var current = steps
+        var failure = try run(initial: initial, steps: current) ?? "?"
+        var index = 0
+        while index < current.count {
+            var candidate = current
+            candidate.remove(at: index)
+            if let smaller = try run(initial: initial, steps: candidate) {
+                current = candidate
+                failure = smaller
+            } else {
+                index += 1
+            }
+        }
+        return (current, failure)
+    }
+
+    /// Runs one case; returns the first broken expectation, or `nil`.
+    static func run(initial: Set<Int>, steps: [Transition]) throws -> String? {
+        let world = try ModelWorld(initial: initial)
+        var model = Model(clientKnows: initial)
+        for (number, step) in steps.enumerated() {
+            if let problem = try world.apply(step, to: &model) { return "step \(number) \(step): \(problem)" }
+            let expectedRoutes = Set(model.clientKnows.map(ModelWorld.network))
+            let actualRoutes = Set(world.client.state.tunConfig?.routes ?? []).subtracting(AddressPlan.fixedRoutes)
+            if expectedRoutes != actualRoutes { return "step \(number) \(step): routes \(actualRoutes) != model \(expectedRoutes)" }
+        }
+        return nil
+    }
+}
+
+/// The simulation the property test drives: a client, a gateway and a relay, three CIDR resources
+/// (10.0.r.0/24, filters UDP 53 and ICMP) in one site.
+final class ModelWorld {
+    let simulation: Simulation
+    let client: SimulatedClient
+    let gateway: SimulatedGateway
+    let portal: StubPortal
+    let site: Site
+
+    static func id(_ resource: Int) -> PortalMessages.ResourceId {
+        PortalMessages.ResourceId("aaaaaaaa-0000-4000-8000-00000000000\(resource)")!
+    }
+
+    static func network(_ resource: Int) -> IpNetwork { IpNetwork("10.0.\(resource).0/24")! }
+    static func host(_ resource: Int) -> IpAddress { IpAddress("10.0.\(resource).5")! }
+
+    func clientResource(_ resource: Int) -> ClientResource {
+        .cidr(.init(id: Self.id(resource), address: Self.network(resource), name: "r\(resource)", sites: [site]))
+    }
+
+    init(initial: Set<Int>) throws {
+        simulation = Simulation(seed: 5)
+        let relay = TestRelay(id: "2b1a4f7e-0000-4000-8000-000000000001", ip: IpAddress("192.0.2.1")!)
+        simulation.attach(relay, at: relay.ip)
+        client = SimulatedClient(socket: SocketAddress("203.0.113.10:41000")!, in: simulation)
+        gateway = SimulatedGateway(socket: SocketAddress("198.51.100.20:51820")!, in: simulation)
+        gateway.kernel = GatewayStateTests.echo
+        portal = StubPortal(simulation: simulation, client: client, gateway: gateway)
+        site = Site(id: portal.siteId, name: "site")
+        for resource in 0..<TunnelStateMachineTests.resourceCount {
+            portal.gatewayResources[Self.id(resource)] = .cidr(id: Self.id(resource), address: Self.network(resource),
+                                                               name: "r\(resource)", filters: [.udp(53...53), .icmp])
+        }
+        let turn = Relay.turn(TurnRelay(id: RelayId(relay.id)!, address: relay.address, username: relay.credentials.username,
+                                        password: relay.credentials.password, expiresAt: 1_900_000_000))
+        try gateway.deliver(.initialize(GatewayInit(interface: GatewayInterface(ipv4: portal.gatewayIpv4,
+                                                                               ipv6: IPv6Address("fd00:2021:1111::1")!),
+                                                    relays: [turn])), in: simulation)
+        try client.deliver(.initialize(ClientInit(interface: ClientInterface(ipv4: portal.clientIpv4, ipv6: IPv6Address("fd00:2021:1111::2")!),
+                                                  resources: initial.sorted().map(clientResource), relays: [turn])), in: simulation)
+        simulation.run(for: .seconds(1))
+    }
+
+    private var source: IpAddress { .v4(portal.clientIpv4) }
+    private var sequence: UInt16 = 0
+
+    /// Applies a transition to the system and the model; returns what did not match.
+    func apply(_ step: TunnelStateMachineTests.Transition, to model: inout TunnelStateMachineTests.Model) throws -> String? {
+        switch step {
+        case .ping(let resource):
+            sequence += 1
+            let packet = try IpPacket.icmpEchoRequest(source: source, destination: Self.host(resource), identifier: 1,
+                                                      sequence: sequence, payload: [1, 2, 3])
+            return expectDelivery(packet, resource: resource, model: &model)
+        case .udpDns(let resource):
+            sequence += 1
+            let packet = try IpPacket.udp(source: source, destination: Self.host(resource), sourcePort: 20000 + sequence,
+                                          destinationPort: 53, payload: [0xAB])
+            return expectDelivery(packet, resource: resource, model: &model)
+        case .filteredTcp(let resource):
+            sequence += 1
+            let packet = try IpPacket.tcp(source: source, destination: Self.host(resource), sourcePort: 30000 + sequence,
+                                          destinationPort: 22, flags: [.syn], payload: [UInt8]())
+            return expectProhibited(packet, resource: resource, model: &model)
+        case .pingNonResource:
+            let packet = try IpPacket.icmpEchoRequest(source: source, destination: IpAddress("192.168.50.1")!, identifier: 1,
+                                                      sequence: 1, payload: [])
+            return expectNothing(packet)
+        case .addResource(let resource):
+            model.clientKnows.insert(resource)
+            try client.deliver(.resourceCreatedOrUpdated(clientResource(resource)), in: simulation)
+            simulation.run(for: .milliseconds(100))
+        case .removeResource(let resource):
+            let wasKnown = model.clientKnows.remove(resource) != nil
+            if wasKnown, model.clientAuthorized.remove(resource) != nil, model.clientAuthorized.isEmpty {
+                model.gatewayAuthorized = []  // the client's Goodbye ends the gateway's state
+            }
+            try client.deliver(.resourceDeleted(Self.id(resource)), in: simulation)
+            simulation.run(for: .milliseconds(100))
+        case .rejectAccess(let resource):
+            if model.gatewayAuthorized.remove(resource) != nil, model.gatewayAuthorized.isEmpty {
+                model.clientAuthorized = []  // the gateway's Goodbye ends the client's authorisations
+            }
+            try gateway.deliver(.rejectAccess(AccessKey(clientId: portal.clientId, resourceId: Self.id(resource))), in: simulation)
+            simulation.run(for: .milliseconds(100))
+        case .idle(let seconds):
+            simulation.run(for: .seconds(Int64(seconds)))
+        }
+        return nil
+    }
+
+    /// A permitted packet: it must reach the resource (and its reply the client) if the gateway holds the
+    /// resource or will be asked for it; otherwise the gateway answers "prohibited".
+    private func expectDelivery(_ packet: IpPacket, resource: Int, model: inout TunnelStateMachineTests.Model) -> String? {
+        guard model.clientKnows.contains(resource) else { return expectNothing(packet) }
+        let (atGateway, atClient) = send(packet)
+        if !model.clientAuthorized.contains(resource) {
+            model.clientAuthorized.insert(resource)
+            model.gatewayAuthorized.insert(resource)
+        }
+        if model.gatewayAuthorized.contains(resource) {
+            guard atGateway.map(\.destination) == [packet.destination] else {
+                return "expected the packet at the gateway's TUN, got \(atGateway.map(\.description))"
+            }
+            guard atClient.count == 1, atClient[0].source == packet.destination, (try? atClient[0].icmpError()) == nil else {
+                return "expected one reply from \(packet.destination), got \(atClient.map(\.description))"
+            }
+            return nil
+        }
+        guard atGateway.isEmpty, atClient.count == 1, atClient[0].icmp?.type == 3, atClient[0].icmp?.code == 13 else {
+            return "expected ICMP prohibited (gateway no longer holds the resource), got gateway \(atGateway.map(\.description)), client \(atClient.map(\.description))"
+        }
+        return nil
+    }
+
+    private func expectProhibited(_ packet: IpPacket, resource: Int, model: inout TunnelStateMachineTests.Model) -> String? {
+        guard model.clientKnows.contains(resource) else { return expectNothing(packet) }
+        let (atGateway, atClient) = send(packet)
+        if !model.clientAuthorized.contains(resource) {
+            model.clientAuthorized.insert(resource)
+            model.gatewayAuthorized.insert(resource)
+        }
+        guard atGateway.isEmpty, atClient.count == 1, atClient[0].icmp?.type == 3, atClient[0].icmp?.code == 13 else {
+            return "expected only ICMP prohibited, got gateway \(atGateway.map(\.description)), client \(atClient.map(\.description))"
+        }
+        return nil
+    }
+
+    private func expectNothing(_ packet: IpPacket) -> String? {
+        let (atGateway, atClient) = send(packet)
+        guard atGateway.isEmpty, atClient.isEmpty else {
+            return "expected nothing, got gateway \(atGateway.map(\.description)), client \(atClient.map(\.description))"
+        }
+        return nil
+    }
+
+    /// Sends from the client's TUN device and settles; returns what appeared on either TUN device.
+    private func send(_ packet: IpPacket) -> (atGateway: [IpPacket], atClient: [IpPacket]) {
+        let gatewayBefore = gateway.toTun.count, clientBefore = client.toTun.count
+        client.fromTun(packet, in: simulation)
+        simulation.run(for: .seconds(3))
+        return (Array(gateway.toTun[gatewayBefore...]), Array(client.toTun[clientBefore...]))
+    }
+}
