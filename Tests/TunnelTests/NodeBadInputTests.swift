@@ -1,0 +1,53 @@
+import SansIO
+import Testing
+import TestSupport
+@testable import Tunnel
+
+@Suite("Node: hostile datagrams")
+struct NodeBadInputTests {
+    /// Random bytes, truncated and bit-flipped real datagrams, from peers, relays and port 3478: every one is
+    /// refused with a typed error or dropped and counted, and the connection keeps working.
+    @Test("garbage never crashes the node, never disturbs an established connection")
+    func garbage() throws {
+        let world = TwoPeers()
+        try world.establish()
+        var random = SplitMix64(seed: 99)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+        defer { buffer.deallocate() }
+        let sources = [world.client.socket, world.relay.address, SocketAddress("192.0.2.77:3478")!, SocketAddress("[2001:db8::9]:3478")!]
+        let real = try #require(try world.client.node.encapsulate("gateway", packet: UnsafeRawBufferPointer(start: nil, count: 0),
+                                                                  into: buffer, now: world.simulation.now))
+        let template = Array(buffer[0..<real.count])
+        var refused = 0
+        for round in 0..<5000 {
+            var bytes: [UInt8]
+            switch round % 4 {
+            case 0:
+                bytes = (0..<Int.random(in: 0...300, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            case 1:
+                bytes = Array(template.prefix(Int.random(in: 0...template.count, using: &random)))
+            case 2:
+                bytes = template
+                bytes[Int.random(in: 0..<bytes.count, using: &random)] ^= 1 << UInt8.random(in: 0...7, using: &random)
+            default:
+                // A plausible header: STUN, ChannelData or a WireGuard type, then noise.
+                bytes = [[0x00, 0x01], [0x40, 0x00], [0x01, 0x00], [0x04, 0x00]][Int.random(in: 0...3, using: &random)]
+                bytes += (0..<Int.random(in: 2...200, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            }
+            buffer.copyBytes(from: bytes)
+            let source = sources[Int.random(in: 0..<sources.count, using: &random)]
+            do {
+                let result = try world.gateway.node.decapsulate(local: world.gateway.socket, from: source, buffer: buffer,
+                                                                count: bytes.count, now: world.simulation.now)
+                #expect(result == nil, "garbage decrypted to a packet in round \(round)")
+            } catch {
+                refused += 1
+            }
+        }
+        #expect(refused > 1000)
+        #expect(world.gateway.node.statistics.refused == refused)
+        try world.client.send(world.ping(1), to: "gateway", in: world.simulation)
+        world.simulation.run(for: .milliseconds(50))
+        #expect(world.gateway.packets(from: "client").last == world.ping(1))
+    }
+}
