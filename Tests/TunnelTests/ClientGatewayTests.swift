@@ -17,7 +17,7 @@ final class ClientGatewayWorld {
     static let lan = PortalMessages.ResourceId("aaaaaaaa-0000-4000-8000-000000000001")!
     let host = IpAddress("10.0.0.5")!
 
-    init() throws {
+    init(upstreams: [IpAddress] = []) throws {
         relay = TestRelay(id: "2b1a4f7e-0000-4000-8000-000000000001", ip: IpAddress("192.0.2.1")!)
         simulation.attach(relay, at: relay.ip)
         client = SimulatedClient(socket: SocketAddress("203.0.113.10:41000")!, in: simulation)
@@ -33,7 +33,8 @@ final class ClientGatewayWorld {
                                                                                ipv6: IPv6Address("fd00:2021:1111::1")!),
                                                     relays: [turn])), in: simulation)
         let lan = ClientResource.cidr(.init(id: Self.lan, address: IpNetwork("10.0.0.0/24")!, name: "lan", sites: [site]))
-        try client.deliver(.initialize(ClientInit(interface: ClientInterface(ipv4: portal.clientIpv4, ipv6: IPv6Address("fd00:2021:1111::2")!),
+        try client.deliver(.initialize(ClientInit(interface: ClientInterface(ipv4: portal.clientIpv4, ipv6: IPv6Address("fd00:2021:1111::2")!,
+                                                                     upstreamDo53: upstreams.map(Do53Upstream.init)),
                                                   resources: [lan], relays: [turn])), in: simulation)
         simulation.run(for: .seconds(1))
     }

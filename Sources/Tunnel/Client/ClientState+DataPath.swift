@@ -14,8 +14,21 @@ extension ClientState {
         guard destination != Self.igmp, destination != Self.allRouters else { return drop(.multicast) }
         guard let config = tunConfig else { return drop(.unconfigured) }
         guard packet.source == .v4(config.ipv4) || packet.source == .v6(config.ipv6) else { return drop(.badSource) }
+        if packet.isUdp, DnsSentinels.isSentinel(destination), try handleDnsQuery(packet, now: now) {
+            return nil
+        }
         if AddressPlan.isTunnel(destination) {
             guard let gateway = peerByTunnelIp[destination] else { return drop(.unknownPeer) }
+            return try encapsulate(packet, to: gateway, into: output, now: now)
+        }
+        if ProxyIpAllocator.isProxyIp(destination), let (domain, candidates) = dns.stub.resolveProxyIp(destination) {
+            guard let resource = candidates.lazy.compactMap({ ResourceId($0.id.description) }).first(where: { resources[$0] != nil })
+            else { return drop(.unknownResource) }
+            guard let gateway = authorized[resource], peers[gateway] != nil else {
+                requestFlow(for: resource, buffering: packet, now: now)
+                return nil
+            }
+            guard try throughDnsResourceNat(packet, domain: domain, resource: resource, gateway: gateway, now: now) else { return nil }
             return try encapsulate(packet, to: gateway, into: output, now: now)
         }
         guard let resource = resource(for: destination) else { return drop(.unknownResource) }
@@ -46,9 +59,14 @@ extension ClientState {
             throw .packet(error)
         }
         if packet.isP2pControl {
-            if (try? P2pControlEvent(packet)) == .goodbye {
+            switch try? P2pControlEvent(packet) {
+            case .goodbye:
                 node.removeConnection(gateway, now: now)
                 cleanUp(gateway)
+            case .domainStatus(let update):
+                for released in dnsNat.domainStatus(update, from: gateway) { sendToGateway(released, gateway: gateway, now: now) }
+            case .assignedIps, nil:
+                break
             }
             return nil
         }
@@ -61,7 +79,73 @@ extension ClientState {
     static let igmp = IpAddress("224.0.0.22")!
     static let allRouters = IpAddress("ff02::2")!
 
-    /// Longest CIDR match, then the Internet resource (spec §4.4.2; DNS proxy IPs are not routed yet).
+    /// A UDP packet to a sentinel (spec §4.6.3): answered locally, handed to the app to recurse, or — when
+    /// the sentinel has no upstream — routed as ordinary traffic (`false`).
+    private func handleDnsQuery(_ packet: IpPacket, now: Instant) throws(ClientError) -> Bool {
+        switch dns.handleQueryPacket(packet, now: now) {
+        case .reply(let answer, let domain):
+            if let domain { dnsNat.recreate(domain: domain) }
+            tunOutbox.append(answer)
+        case let .recurseLocally(pending, upstream):
+            events.append(.recurseDns(pending, upstream: upstream))
+        case .recurseInSite(let pending, _):
+            // SRV/TXT inside a resource's site need the in-tunnel DNS client (not built yet): SERVFAIL.
+            do {
+                tunOutbox.append(try dns.answer(pending, response: nil, now: now))
+            } catch {
+                throw .packet(error)
+            }
+        case .rejected:
+            statistics.count(.badDnsQuery)
+        case .notDns:
+            return false
+        }
+        return true
+    }
+
+    /// The client side of DNS-resource NAT (spec §4.8): the first packet for a domain on a gateway sends
+    /// AssignedIps and waits for DomainStatus; `true` when the packet may go on now.
+    private func throughDnsResourceNat(
+        _ packet: IpPacket, domain: DnsName, resource: ResourceId, gateway: GatewayId, now: Instant
+    ) throws(ClientError) -> Bool {
+        guard let dnsId = DnsNat.ResourceId(resource.description) else { return false }
+        let key = ClientDnsResourceNat<GatewayId>.Key(gateway: gateway, domain: domain, resource: dnsId)
+        let buffered = { (try? IpPacket(copying: packet.bytes)).map { [$0] } ?? [] }
+        switch dnsNat.state(of: key) {
+        case nil, .recreating(shouldBuffer: true)?:
+            requestNat(key, buffering: buffered(), now: now)
+            return false
+        case .recreating(shouldBuffer: false)?:
+            requestNat(key, buffering: [], now: now)
+            return true
+        case .pending(_, let shouldBuffer)?:
+            let outgoing = dnsNat.outgoing(shouldBuffer ? (buffered().first ?? packet) : packet, for: key, now: now)
+            if let assigned = outgoing.assignedIps { sendToGateway(assigned, gateway: gateway, now: now) }
+            return outgoing.passThrough
+        case .confirmed?, .failed?:
+            return true
+        }
+    }
+
+    /// Sends AssignedIps for the domain's proxy IPs, which the gateway may then answer from.
+    private func requestNat(_ key: ClientDnsResourceNat<GatewayId>.Key, buffering packets: [IpPacket], now: Instant) {
+        let proxyIps = dns.stub.allocator.records[key.domain] ?? []
+        if let resource = ResourceId(key.resource.description) {
+            peers[key.gateway]?.allow(proxyIps.compactMap { IpNetwork(address: $0, prefixLength: $0.version == .v4 ? 32 : 128) },
+                                      for: resource)
+        }
+        guard let assigned = try? dnsNat.update(key, proxyIps: proxyIps, packets: packets, now: now) else { return }
+        sendToGateway(assigned, gateway: key.gateway, now: now)
+    }
+
+    /// A packet buffered behind a connection intent, sent through the normal path once the flow exists.
+    func resend(_ packet: IpPacket, now: Instant) {
+        guard let datagram = try? handleTunPacket(packet, into: scratch, now: now) else { return }
+        node.transmits.append(NodeTransmit(source: datagram.source, destination: datagram.destination,
+                                           payload: Array(scratch[0..<datagram.count])))
+    }
+
+    /// Longest CIDR match, then the Internet resource (spec §4.4.2).
     func resource(for destination: IpAddress) -> ResourceId? {
         if let match = activeCidrs.first(where: { $0.network.contains(destination) }) { return match.resource }
         return internetResourceId

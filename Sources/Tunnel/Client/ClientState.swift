@@ -9,8 +9,8 @@ import SansIO
 /// Sans-IO: the app feeds portal messages, TUN packets, datagrams and time, and drains
 /// ``pollPortalMessage()``, ``pollTransmit()`` and ``pollEvent()``.
 ///
-/// DNS resources are known and listed but not yet routed: the stub resolver and the client side of
-/// DNS-resource NAT (`DnsNat`) are wired in by a later change.
+/// DNS: queries to the sentinel addresses are answered by the stub resolver (proxy IPs for DNS resources) or
+/// handed to the app to recurse; packets to proxy IPs go through the client side of DNS-resource NAT.
 public final class ClientState {
     public typealias ResourceId = PortalMessages.ResourceId
 
@@ -37,6 +37,10 @@ public final class ClientState {
     var portalOutbox: [ClientEgress] = []
     var events: [ClientEvent] = []
     var lastResourcesEmitted: [ClientResource]?
+    var dns = ClientDns()
+    var dnsNat = ClientDnsResourceNat<GatewayId>()
+    var systemResolvers: [IpAddress] = []
+    var tunOutbox: [IpPacket] = []
     let scratch: UnsafeMutableRawBufferPointer
 
     static var intentInterval: Duration { .seconds(2) }
@@ -118,6 +122,24 @@ public final class ClientState {
         node.pollTransmit()
     }
 
+    /// The next packet for the TUN device that did not come from a gateway: DNS answers.
+    public func pollTunPacket() -> IpPacket? {
+        tunOutbox.isEmpty ? nil : tunOutbox.removeFirst()
+    }
+
+    /// The OS's resolvers, the upstreams behind the sentinels when the portal configures none (spec §4.6.1).
+    public func setSystemResolvers(_ resolvers: [IpAddress]) {
+        systemResolvers = resolvers
+        recomputeTunConfig()
+    }
+
+    /// The answer to a query the app recursed (``ClientEvent/recurseDns(_:upstream:)``); `nil` for a failure,
+    /// answered with SERVFAIL.
+    public func dnsAnswered(_ pending: ClientDns.PendingQuery, response: DnsMessage?, now: Instant) {
+        guard let packet = try? dns.answer(pending, response: response, now: now) else { return }
+        tunOutbox.append(packet)
+    }
+
     public func handleTimeout(now: Instant) {
         node.handleTimeout(now: now)
         drainNodeEvents()
@@ -147,10 +169,20 @@ public final class ClientState {
             remove(resource.id, now: now)
         }
         resources[resource.id] = resource
+        if case .dns(let dnsResource) = resource, let id = DnsNat.ResourceId(resource.id.description) {
+            dns.stub.upsert(DnsNat.DnsResource(id: id, pattern: DomainPattern(dnsResource.address),
+                                               stack: DnsNat.IpStack(rawValue: dnsResource.ipStack.rawValue) ?? .dual))
+        }
+        dns.cache.flush()
     }
 
     private func remove(_ id: ResourceId, now: Instant) {
         guard resources.removeValue(forKey: id) != nil else { return }
+        if let dnsId = DnsNat.ResourceId(id.description) {
+            dns.stub.remove(dnsId)
+            dnsNat.removeResource(dnsId)
+        }
+        dns.cache.flush()
         disable(id, now: now)
     }
 
@@ -201,7 +233,10 @@ public final class ClientState {
         routes = Array(Set(routes)).sorted {
             ($0.address.version.rawValue, 255 - $0.prefixLength, $0.address) < ($1.address.version.rawValue, 255 - $1.prefixLength, $1.address)
         }
-        let config = TunConfig(ipv4: interface.ipv4, ipv6: interface.ipv6, routes: routes)
+        _ = dns.sentinels.update(portalDo53: interface.effectiveDo53, portalDoh: interface.upstreamDoh.map(\.url),
+                                 system: systemResolvers)
+        let config = TunConfig(ipv4: interface.ipv4, ipv6: interface.ipv6, routes: routes,
+                               dnsServers: dns.sentinels.mapping.map(\.sentinel))
         guard config != tunConfig else { return }
         tunConfig = config
         events.append(.tunInterfaceUpdated(config))
@@ -256,16 +291,17 @@ public final class ClientState {
         switch resource {
         case .cidr(let cidr): peer.allow([cidr.address], for: cidr.id)
         case .internet(let internet): peer.allow([AddressPlan.everythingV4, AddressPlan.everythingV6], for: internet.id)
-        case .dns: break
+        case .dns: break  // the proxy IPs are allowed when DNS-resource NAT is requested
         }
         var buffered = pending.packets
-        for packet in buffered.drain() { sendToGateway(packet, gateway: flow.gatewayId, now: now) }
+        for packet in buffered.drain() { resend(packet, now: now) }
     }
 
     /// After a failed connection or a Goodbye: forget the gateway and its authorisations, so the next packet
     /// asks the portal again.
     func cleanUp(_ gateway: GatewayId) {
         for (resource, authorizedGateway) in authorized where authorizedGateway == gateway { authorized[resource] = nil }
+        dnsNat.removeGateway(gateway)
         forgetPeer(gateway)
         recomputeActiveCidrs()
     }

@@ -1,3 +1,4 @@
+import DnsNat
 import IpPacket
 import PortalMessages
 import SansIO
@@ -8,6 +9,8 @@ public struct TunConfig: Hashable, Sendable {
     public var ipv6: IPv6Address
     /// Sorted by family, then prefix length (longest first), then address.
     public var routes: [IpNetwork]
+    /// The sentinel addresses to configure as the system's DNS servers.
+    public var dnsServers: [IpAddress]
 }
 
 /// What the client asks of its app besides sending datagrams. Emitted only on change.
@@ -18,6 +21,8 @@ public enum ClientEvent: Hashable, Sendable {
     case noRelays
     /// A portal message that could not be applied, with the reason.
     case refused(String)
+    /// Resolve this query with the upstream, then call ``ClientState/dnsAnswered(_:response:now:)``.
+    case recurseDns(ClientDns.PendingQuery, upstream: DnsUpstream)
 }
 
 /// Why the client dropped a packet (spec §4.4, §4.5). Counted per reason.
@@ -31,6 +36,8 @@ public enum ClientDrop: Hashable, Sendable, CaseIterable {
     case notAllowed
     /// A full intent buffer overwrote its oldest packet.
     case bufferFull
+    /// A packet to a DNS sentinel that is not a valid query.
+    case badDnsQuery
 }
 
 /// Counters for metrics.

@@ -77,6 +77,7 @@ final class SimulatedClient: SimulatedHost {
         }
         while let message = state.pollPortalMessage() { onPortalMessage(message) }
         while let event = state.pollEvent() { events.append(event) }
+        while let packet = state.pollTunPacket() { toTun.append(packet) }
     }
 }
 

@@ -18,6 +18,8 @@ final class SimulatedGateway: SimulatedHost {
     /// The resources behind the gateway: given a packet from the TUN device, the reply (if any).
     var kernel: (IpPacket) -> IpPacket? = { _ in nil }
     var onPortalMessage: (GatewayEgress) -> Void = { _ in }
+    /// Answers the gateway's resolve requests (as the system resolver would), 10 ms later.
+    var resolver: ((DnsName) -> [IpAddress])?
     private(set) var events: [GatewayEvent] = []
     private let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
 
@@ -82,7 +84,15 @@ final class SimulatedGateway: SimulatedHost {
             simulation.send(Datagram(source: transmit.source ?? socket, destination: transmit.destination, payload: transmit.payload))
         }
         while let message = state.pollPortalMessage() { onPortalMessage(message) }
-        while let event = state.pollEvent() { events.append(event) }
+        while let event = state.pollEvent() {
+            events.append(event)
+            guard case .resolve(let request) = event, let resolver else { continue }
+            simulation.schedule(after: .milliseconds(10)) { [weak self] in
+                guard let self else { return }
+                self.state.resolved(request, result: .success(resolver(request.request.domain)), now: simulation.now)
+                self.flush(in: simulation)
+            }
+        }
     }
 }
 

@@ -1,0 +1,91 @@
+import DnsNat
+import Foundation
+import IpPacket
+import PortalMessages
+import SansIO
+import Testing
+@testable import Tunnel
+
+/// DNS resources end to end: the stub resolver answers proxy IPs, the first packet asks for a flow, the
+/// client sends AssignedIps, the gateway resolves, and the packet reaches the real address through NAT.
+@Suite("ClientState: DNS resources through the stub resolver and DNS-resource NAT")
+struct ClientDnsTests {
+    static let web = PortalMessages.ResourceId("bbbbbbbb-0000-4000-8000-000000000002")!
+    static let realIp = IpAddress("203.0.113.80")!
+
+    func world() throws -> ClientGatewayWorld {
+        let world = try ClientGatewayWorld(upstreams: [IpAddress("1.1.1.1")!])
+        world.portal.gatewayResources[Self.web] = .dns(id: Self.web, address: "*.example.com", name: "web", filters: [])
+        world.gateway.resolver = { _ in [Self.realIp] }
+        try world.client.deliver(.resourceCreatedOrUpdated(.dns(.init(id: Self.web, address: "*.example.com", name: "web",
+                                                                      sites: [world.site], ipStack: .dual))), in: world.simulation)
+        return world
+    }
+
+    func query(_ name: String, type: DnsRecordType = .a, world: ClientGatewayWorld, id: UInt16 = 0x1234) throws -> IpPacket {
+        var flags = DnsFlags()
+        flags.recursionDesired = true
+        let message = DnsMessage(id: id, flags: flags, questions: [DnsQuestion(name: DnsName(name)!, type: type)])
+        let sentinel = try #require(world.client.state.tunConfig?.dnsServers.first)
+        return try IpPacket.udp(source: .v4(world.portal.clientIpv4), destination: sentinel, sourcePort: 5353, destinationPort: 53,
+                                payload: message.encode())
+    }
+
+    func answer(_ packet: IpPacket) throws -> DnsMessage {
+        let udp = try #require(packet.udp)
+        return try DnsMessage(decoding: packet.bytes(in: udp.payloadRange))
+    }
+
+    @Test("a query for a DNS resource is answered with four proxy IPs from the sentinel")
+    func stubAnswer() throws {
+        let world = try world()
+        world.client.fromTun(try query("app.example.com", world: world), in: world.simulation)
+        let reply = try #require(world.client.toTun.last)
+        #expect(reply.source == world.client.state.tunConfig?.dnsServers.first)
+        let message = try answer(reply)
+        #expect(message.id == 0x1234)
+        let ips = message.answers.compactMap { if case .a(let ip) = $0.data { IpAddress.v4(ip) } else { nil } }
+        #expect(ips.count == 4)
+        #expect(ips.allSatisfy { ProxyIpAllocator.isProxyIp($0) })
+        #expect(world.portal.createFlows.isEmpty, "resolving alone does not ask for a flow")
+    }
+
+    @Test("the first packet to a proxy IP creates the flow, sets up NAT on the gateway and reaches the real address")
+    func trafficThroughNat() throws {
+        let world = try world()
+        world.client.fromTun(try query("app.example.com", world: world), in: world.simulation)
+        let proxies = try answer(try #require(world.client.toTun.last)).answers.compactMap { record -> IpAddress? in
+            if case .a(let ip) = record.data { .v4(ip) } else { nil }
+        }
+        let proxy = try #require(proxies.first)
+        let packet = try IpPacket.udp(source: .v4(world.portal.clientIpv4), destination: proxy, sourcePort: 7000, destinationPort: 443,
+                                      payload: Array("hello".utf8))
+        world.client.fromTun(packet, in: world.simulation)
+        #expect(world.portal.createFlows.map(\.resourceId) == [Self.web])
+        #expect(world.simulation.run(within: .seconds(5)) { world.client.toTun.count == 2 })
+        #expect(world.gateway.toTun.map(\.destination) == [Self.realIp], "translated to the resolved address")
+        let reply = try #require(world.client.toTun.last)
+        #expect(reply.source == proxy, "the reply comes from the proxy IP the application used")
+        #expect(reply.udp?.destinationPort == 7000)
+        #expect(world.gateway.events.contains { if case .resolve = $0 { true } else { false } })
+    }
+
+    @Test("a query for any other name goes to the app to recurse; its answer reaches the asker with the query's id")
+    func recursion() throws {
+        let world = try world()
+        world.client.fromTun(try query("www.other.org", world: world, id: 77), in: world.simulation)
+        guard case let .recurseDns(pending, upstream)? = world.client.events.last else {
+            Issue.record("expected a recursion request, got \(String(describing: world.client.events.last))")
+            return
+        }
+        #expect(upstream == .do53(IpAddress("1.1.1.1")!))
+        var response = DnsMessage.response(to: pending.query, rcode: .noError)
+        response.id = 999
+        response.answers = [DnsRecord(name: DnsName("www.other.org")!, ttl: 60, data: .a(IPv4Address(192, 0, 2, 44)))]
+        world.client.state.dnsAnswered(pending, response: response, now: world.simulation.now)
+        world.client.flush(in: world.simulation)
+        let reply = try answer(try #require(world.client.toTun.last))
+        #expect(reply.id == 77)
+        #expect(reply.answers.count == 1)
+    }
+}
