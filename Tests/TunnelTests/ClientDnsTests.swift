@@ -88,4 +88,59 @@ struct ClientDnsTests {
         #expect(reply.id == 77)
         #expect(reply.answers.count == 1)
     }
+
+    func proxies(for name: String, in world: ClientGatewayWorld) throws -> [IpAddress] {
+        world.client.fromTun(try query(name, world: world), in: world.simulation)
+        return try answer(try #require(world.client.toTun.last)).answers.compactMap { record -> IpAddress? in
+            if case .a(let ip) = record.data { .v4(ip) } else { nil }
+        }
+    }
+
+    func udp(to proxy: IpAddress, port: UInt16, world: ClientGatewayWorld) throws -> IpPacket {
+        try IpPacket.udp(source: .v4(world.portal.clientIpv4), destination: proxy, sourcePort: port, destinationPort: 443, payload: [1])
+    }
+
+    func resolveCount(_ world: ClientGatewayWorld) -> Int {
+        world.gateway.events.filter { if case .resolve = $0 { true } else { false } }.count
+    }
+
+    @Test("a domain the gateway could not resolve is not retried on every packet, only after a new query (seed 002)")
+    func failedDomainNotRetried() throws {
+        let world = try world()
+        world.gateway.resolver = { _ in nil }
+        let proxy = try #require(try proxies(for: "gone.example.com", in: world).first)
+        world.client.fromTun(try udp(to: proxy, port: 7000, world: world), in: world.simulation)
+        world.simulation.run(for: .seconds(3))
+        #expect(resolveCount(world) == 1)
+        for port in UInt16(7001)...7003 {
+            world.client.fromTun(try udp(to: proxy, port: port, world: world), in: world.simulation)
+            world.simulation.run(for: .seconds(3))
+        }
+        #expect(resolveCount(world) == 1, "Inactive is final until the domain is queried again")
+        world.gateway.resolver = { _ in [Self.realIp] }
+        _ = try proxies(for: "gone.example.com", in: world)
+        world.client.fromTun(try udp(to: proxy, port: 7004, world: world), in: world.simulation)
+        world.simulation.run(for: .seconds(1))
+        #expect(resolveCount(world) == 2)
+        #expect(world.gateway.toTun.last?.destination == Self.realIp)
+    }
+
+    @Test("a lost AssignedIps is sent again with the next packet after 2 s; the buffered packets then arrive (seed 003)")
+    func lostAssignedIps() throws {
+        let world = try world()
+        world.client.fromTun(try world.ping(world.host, sequence: 1), in: world.simulation)
+        #expect(world.simulation.run(within: .seconds(5)) { world.gateway.toTun.count == 1 })
+        let proxy = try #require(try proxies(for: "app.example.com", in: world).first)
+        let clientIp = world.client.socket.ip
+        world.simulation.dropRules.append { $0.source.ip == clientIp }
+        world.client.fromTun(try udp(to: proxy, port: 7000, world: world), in: world.simulation)
+        world.simulation.run(for: .seconds(1))
+        world.simulation.dropRules.removeAll()
+        world.simulation.run(for: .seconds(3))
+        #expect(resolveCount(world) == 0, "the AssignedIps was lost and no timer resends it")
+        world.client.fromTun(try udp(to: proxy, port: 7001, world: world), in: world.simulation)
+        world.simulation.run(for: .seconds(1))
+        #expect(resolveCount(world) == 1)
+        #expect(world.gateway.toTun.dropFirst().map { $0.udp?.sourcePort } == [7000, 7001])
+    }
 }

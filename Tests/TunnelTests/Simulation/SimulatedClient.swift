@@ -113,8 +113,10 @@ final class StubPortal {
         }
     }
 
+    /// Like the real portal, the same credentials and key for every flow of one client–gateway pair, so a
+    /// second resource on a gateway reuses the connection.
     private func credentials(_ name: String) -> PortalMessages.IceCredentials {
-        .init(username: "\(name.prefix(1))uf\(nextRef)", password: "\(name)-password-\(nextRef)-xxxxxxxxxx")
+        .init(username: "\(name.prefix(1))uf1", password: "\(name)-password-1-xxxxxxxxxx")
     }
 
     private func fromClient(_ message: ClientEgress) {
@@ -125,7 +127,7 @@ final class StubPortal {
             nextRef += 1
             let ref = "ref-\(nextRef)"
             pendingRefs[ref] = flow.resourceId
-            let psk = PresharedKey(WireGuardKey(bytes: [UInt8](repeating: UInt8(nextRef), count: 32))!)
+            let psk = PresharedKey(WireGuardKey(bytes: [UInt8](repeating: 7, count: 32))!)
             let clientCredentials = credentials("client"), gatewayCredentials = credentials("gateway")
             let authorize = AuthorizeFlow(
                 ref: ref, resource: resource,

@@ -18,8 +18,8 @@ final class SimulatedGateway: SimulatedHost {
     /// The resources behind the gateway: given a packet from the TUN device, the reply (if any).
     var kernel: (IpPacket) -> IpPacket? = { _ in nil }
     var onPortalMessage: (GatewayEgress) -> Void = { _ in }
-    /// Answers the gateway's resolve requests (as the system resolver would), 10 ms later.
-    var resolver: ((DnsName) -> [IpAddress])?
+    /// Answers the gateway's resolve requests (as the system resolver would), 10 ms later; `nil` is a failure.
+    var resolver: ((DnsName) -> [IpAddress]?)?
     private(set) var events: [GatewayEvent] = []
     private let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
 
@@ -89,12 +89,16 @@ final class SimulatedGateway: SimulatedHost {
             guard case .resolve(let request) = event, let resolver else { continue }
             simulation.schedule(after: .milliseconds(10)) { [weak self] in
                 guard let self else { return }
-                self.state.resolved(request, result: .success(resolver(request.request.domain)), now: simulation.now)
+                let result: Result<[IpAddress], any Error> = resolver(request.request.domain).map { .success($0) }
+                    ?? .failure(ResolutionFailed())
+                self.state.resolved(request, result: result, now: simulation.now)
                 self.flush(in: simulation)
             }
         }
     }
 }
+
+struct ResolutionFailed: Error {}
 
 /// A client node, a gateway and a relay, wired through a stub portal that speaks the gateway's messages.
 final class GatewayWorld {
