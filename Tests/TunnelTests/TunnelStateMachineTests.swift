@@ -1,3 +1,4 @@
+import DnsNat
 import Foundation
 import IpPacket
 import PortalMessages
@@ -18,6 +19,8 @@ struct TunnelStateMachineTests {
         case udpDns(resource: Int)
         case filteredTcp(resource: Int)
         case pingNonResource
+        /// Resolve a name of the DNS resource (index 3) and send UDP to its first proxy IP.
+        case dnsTraffic(name: Int)
         case addResource(Int)
         case removeResource(Int)
         case rejectAccess(Int)
@@ -29,6 +32,7 @@ struct TunnelStateMachineTests {
             case .udpDns(let r): "udpDns(\(r))"
             case .filteredTcp(let r): "filteredTcp(\(r))"
             case .pingNonResource: "pingNonResource"
+            case .dnsTraffic(let name): "dnsTraffic(host\(name).svc.test)"
             case .addResource(let r): "addResource(\(r))"
             case .removeResource(let r): "removeResource(\(r))"
             case .rejectAccess(let r): "rejectAccess(\(r))"
@@ -46,7 +50,9 @@ struct TunnelStateMachineTests {
         var gatewayAuthorized: Set<Int> = []
     }
 
-    static let resourceCount = 3
+    /// Resources 0–2 are CIDR networks, 3 is the DNS resource `*.svc.test`.
+    static let resourceCount = 4
+    static let dnsResource = 3
 
     static func transitions(seed: UInt64) -> (initial: Set<Int>, steps: [Transition]) {
         var random = SplitMix64(seed: seed)
@@ -58,7 +64,7 @@ struct TunnelStateMachineTests {
             case 0, 1: return .ping(resource: resource)
             case 2: return .udpDns(resource: resource)
             case 3: return .filteredTcp(resource: resource)
-            case 4: return .pingNonResource
+            case 4: return Bool.random(using: &random) ? .pingNonResource : .dnsTraffic(name: Int.random(in: 0...2, using: &random))
             case 5: return .addResource(resource)
             case 6: return .removeResource(resource)
             case 7: return .rejectAccess(resource)
@@ -116,7 +122,7 @@ struct TunnelStateMachineTests {
         var model = Model(clientKnows: initial)
         for (number, step) in steps.enumerated() {
             if let problem = try world.apply(step, to: &model) { return "step \(number) \(step): \(problem)" }
-            let expectedRoutes = Set(model.clientKnows.map(ModelWorld.network))
+            let expectedRoutes = Set(model.clientKnows.compactMap(ModelWorld.network))
             let actualRoutes = Set(world.client.state.tunConfig?.routes ?? []).subtracting(AddressPlan.fixedRoutes)
             if expectedRoutes != actualRoutes { return "step \(number) \(step): routes \(actualRoutes) != model \(expectedRoutes)" }
         }
@@ -137,11 +143,21 @@ final class ModelWorld {
         PortalMessages.ResourceId("aaaaaaaa-0000-4000-8000-00000000000\(resource)")!
     }
 
-    static func network(_ resource: Int) -> IpNetwork { IpNetwork("10.0.\(resource).0/24")! }
+    static func network(_ resource: Int) -> IpNetwork? {
+        resource == TunnelStateMachineTests.dnsResource ? nil : IpNetwork("10.0.\(resource).0/24")!
+    }
     static func host(_ resource: Int) -> IpAddress { IpAddress("10.0.\(resource).5")! }
 
     func clientResource(_ resource: Int) -> ClientResource {
-        .cidr(.init(id: Self.id(resource), address: Self.network(resource), name: "r\(resource)", sites: [site]))
+        guard let network = Self.network(resource) else {
+            return .dns(.init(id: Self.id(resource), address: "*.svc.test", name: "svc", sites: [site], ipStack: .dual))
+        }
+        return .cidr(.init(id: Self.id(resource), address: network, name: "r\(resource)", sites: [site]))
+    }
+
+    /// The address the gateway resolves `host<n>.svc.test` to.
+    static func realIp(_ name: DnsName) -> IpAddress {
+        IpAddress("198.18.0.\(name.description.hasPrefix("host") ? Int(String(name.description.dropFirst(4).prefix(1))) ?? 9 : 9)")!
     }
 
     init(initial: Set<Int>) throws {
@@ -154,16 +170,24 @@ final class ModelWorld {
         portal = StubPortal(simulation: simulation, client: client, gateway: gateway)
         site = Site(id: portal.siteId, name: "site")
         for resource in 0..<TunnelStateMachineTests.resourceCount {
-            portal.gatewayResources[Self.id(resource)] = .cidr(id: Self.id(resource), address: Self.network(resource),
+            guard let network = Self.network(resource) else {
+                portal.gatewayResources[Self.id(resource)] = .dns(id: Self.id(resource), address: "*.svc.test", name: "svc",
+                                                                  filters: [.udp(53...53), .udp(443...443), .icmp])
+                continue
+            }
+            portal.gatewayResources[Self.id(resource)] = .cidr(id: Self.id(resource), address: network,
                                                                name: "r\(resource)", filters: [.udp(53...53), .icmp])
         }
+        gateway.resolver = { [Self.realIp($0)] }
         let turn = Relay.turn(TurnRelay(id: RelayId(relay.id)!, address: relay.address, username: relay.credentials.username,
                                         password: relay.credentials.password, expiresAt: 1_900_000_000))
         try gateway.deliver(.initialize(GatewayInit(interface: GatewayInterface(ipv4: portal.gatewayIpv4,
                                                                                ipv6: IPv6Address("fd00:2021:1111::1")!),
                                                     relays: [turn])), in: simulation)
-        try client.deliver(.initialize(ClientInit(interface: ClientInterface(ipv4: portal.clientIpv4, ipv6: IPv6Address("fd00:2021:1111::2")!),
-                                                  resources: initial.sorted().map(clientResource), relays: [turn])), in: simulation)
+        let interface = ClientInterface(ipv4: portal.clientIpv4, ipv6: IPv6Address("fd00:2021:1111::2")!,
+                                        upstreamDo53: [Do53Upstream(ip: IpAddress("1.1.1.1")!)])
+        try client.deliver(.initialize(ClientInit(interface: interface, resources: initial.sorted().map(clientResource),
+                                                  relays: [turn])), in: simulation)
         simulation.run(for: .seconds(1))
     }
 
@@ -192,6 +216,8 @@ final class ModelWorld {
             let packet = try IpPacket.icmpEchoRequest(source: source, destination: IpAddress("192.168.50.1")!, identifier: 1,
                                                       sequence: 1, payload: [])
             return expectNothing(packet)
+        case .dnsTraffic(let name):
+            return try dnsTraffic(name: name, model: &model)
         case .addResource(let resource):
             model.clientKnows.insert(resource)
             try client.deliver(.resourceCreatedOrUpdated(clientResource(resource)), in: simulation)
@@ -215,10 +241,55 @@ final class ModelWorld {
         return nil
     }
 
+    /// Resolves `host<n>.svc.test` at the sentinel, then sends to the first proxy IP it got.
+    private func dnsTraffic(name: Int, model: inout TunnelStateMachineTests.Model) throws -> String? {
+        var flags = DnsFlags()
+        flags.recursionDesired = true
+        sequence += 1
+        let domain = DnsName("host\(name).svc.test")!
+        let query = DnsMessage(id: sequence, flags: flags, questions: [DnsQuestion(name: domain, type: .a)])
+        guard let sentinel = client.state.tunConfig?.dnsServers.first else { return "no DNS server configured" }
+        let before = client.toTun.count
+        client.fromTun(try IpPacket.udp(source: source, destination: sentinel, sourcePort: 5353, destinationPort: 53,
+                                        payload: query.encode()), in: simulation)
+        let answers = client.toTun[before...]
+        guard model.clientKnows.contains(TunnelStateMachineTests.dnsResource) else {
+            // Not a resource: the query goes to the app to recurse, nothing is answered locally.
+            return answers.isEmpty ? nil : "expected no local answer for \(domain), got \(answers.map(\.description))"
+        }
+        guard answers.count == 1, let udp = answers.first?.udp,
+              let message = try? DnsMessage(decoding: answers.first!.bytes(in: udp.payloadRange)),
+              case .a(let first)? = message.answers.first?.data
+        else { return "expected a local answer with proxy IPs for \(domain), got \(answers.map(\.description))" }
+        let proxy = IpAddress.v4(first)
+        let packet = try IpPacket.udp(source: source, destination: proxy, sourcePort: 40000 + sequence, destinationPort: 443,
+                                      payload: [0xCD])
+        let (atGateway, atClient) = send(packet)
+        let resource = TunnelStateMachineTests.dnsResource
+        if !model.clientAuthorized.contains(resource) {
+            model.clientAuthorized.insert(resource)
+            model.gatewayAuthorized.insert(resource)
+        }
+        if model.gatewayAuthorized.contains(resource) {
+            guard atGateway.map(\.destination) == [Self.realIp(domain)] else {
+                return "expected the packet at \(Self.realIp(domain)) behind the gateway, got \(atGateway.map(\.description))"
+            }
+            guard atClient.count == 1, atClient[0].source == proxy else {
+                return "expected one reply from the proxy IP \(proxy), got \(atClient.map(\.description))"
+            }
+            return nil
+        }
+        guard atGateway.isEmpty, atClient.count == 1, atClient[0].icmp?.type == 3, atClient[0].icmp?.code == 13 else {
+            return "expected ICMP prohibited, got gateway \(atGateway.map(\.description)), client \(atClient.map(\.description))"
+        }
+        return nil
+    }
+
     /// A permitted packet: it must reach the resource (and its reply the client) if the gateway holds the
     /// resource or will be asked for it; otherwise the gateway answers "prohibited".
     private func expectDelivery(_ packet: IpPacket, resource: Int, model: inout TunnelStateMachineTests.Model) -> String? {
-        guard model.clientKnows.contains(resource) else { return expectNothing(packet) }
+        // 10.0.3.0/24 belongs to no resource: index 3 is the DNS resource.
+        guard model.clientKnows.contains(resource), Self.network(resource) != nil else { return expectNothing(packet) }
         let (atGateway, atClient) = send(packet)
         if !model.clientAuthorized.contains(resource) {
             model.clientAuthorized.insert(resource)
@@ -240,7 +311,7 @@ final class ModelWorld {
     }
 
     private func expectProhibited(_ packet: IpPacket, resource: Int, model: inout TunnelStateMachineTests.Model) -> String? {
-        guard model.clientKnows.contains(resource) else { return expectNothing(packet) }
+        guard model.clientKnows.contains(resource), Self.network(resource) != nil else { return expectNothing(packet) }
         let (atGateway, atClient) = send(packet)
         if !model.clientAuthorized.contains(resource) {
             model.clientAuthorized.insert(resource)
