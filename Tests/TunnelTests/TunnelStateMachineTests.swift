@@ -48,6 +48,14 @@ struct TunnelStateMachineTests {
         var clientAuthorized: Set<Int> = []
         /// Resources the gateway holds for the client.
         var gatewayAuthorized: Set<Int> = []
+        /// Names of the DNS resource whose NAT the gateway confirmed (Active) on the current connection.
+        var confirmedNames: Set<Int> = []
+
+        /// The client forgot its authorisations for the gateway (a Goodbye): its NAT entries go with them.
+        mutating func clientForgetsGateway() {
+            clientAuthorized = []
+            confirmedNames = []
+        }
     }
 
     /// Resources 0–2 are CIDR networks, 3 is the DNS resource `*.svc.test`.
@@ -227,11 +235,12 @@ final class ModelWorld {
             if wasKnown, model.clientAuthorized.remove(resource) != nil, model.clientAuthorized.isEmpty {
                 model.gatewayAuthorized = []  // the client's Goodbye ends the gateway's state
             }
+            if resource == TunnelStateMachineTests.dnsResource { model.confirmedNames = [] }
             try client.deliver(.resourceDeleted(Self.id(resource)), in: simulation)
             simulation.run(for: .milliseconds(100))
         case .rejectAccess(let resource):
             if model.gatewayAuthorized.remove(resource) != nil, model.gatewayAuthorized.isEmpty {
-                model.clientAuthorized = []  // the gateway's Goodbye ends the client's authorisations
+                model.clientForgetsGateway()  // the gateway's Goodbye ends the client's authorisations
             }
             try gateway.deliver(.rejectAccess(AccessKey(clientId: portal.clientId, resourceId: Self.id(resource))), in: simulation)
             simulation.run(for: .milliseconds(100))
@@ -271,6 +280,7 @@ final class ModelWorld {
             model.gatewayAuthorized.insert(resource)
         }
         if model.gatewayAuthorized.contains(resource) {
+            model.confirmedNames.insert(name)
             guard atGateway.map(\.destination) == [Self.realIp(domain)] else {
                 return "expected the packet at \(Self.realIp(domain)) behind the gateway, got \(atGateway.map(\.description))"
             }
@@ -278,6 +288,12 @@ final class ModelWorld {
                 return "expected one reply from the proxy IP \(proxy), got \(atClient.map(\.description))"
             }
             return nil
+        }
+        // The gateway no longer holds the resource. A confirmed name's packet passes and is prohibited (and its
+        // NAT refresh is answered Inactive); a new name's AssignedIps is answered Inactive, which discards it.
+        guard model.confirmedNames.remove(name) != nil else {
+            return atGateway.isEmpty && atClient.isEmpty
+                ? nil : "expected nothing (Inactive), got gateway \(atGateway.map(\.description)), client \(atClient.map(\.description))"
         }
         guard atGateway.isEmpty, atClient.count == 1, atClient[0].icmp?.type == 3, atClient[0].icmp?.code == 13 else {
             return "expected ICMP prohibited, got gateway \(atGateway.map(\.description)), client \(atClient.map(\.description))"
