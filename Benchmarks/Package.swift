@@ -65,6 +65,20 @@ let package = Package(
             path: "Benchmarks/IpPacketBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "TunnelBenchmarks",
+            dependencies: [
+                .product(name: "Tunnel", package: "swift-firezone"),
+                .product(name: "Noise", package: "swift-firezone"),
+                .product(name: "Stun", package: "swift-firezone"),
+                .product(name: "Turn", package: "swift-firezone"),
+                .product(name: "Ice", package: "swift-firezone"),
+                .product(name: "SansIO", package: "swift-firezone"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/TunnelBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
