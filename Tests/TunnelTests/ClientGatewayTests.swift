@@ -16,6 +16,8 @@ final class ClientGatewayWorld {
     let site: Site
     static let lan = PortalMessages.ResourceId("aaaaaaaa-0000-4000-8000-000000000001")!
     let host = IpAddress("10.0.0.5")!
+    /// The client's `init`, sent again when it rejoins.
+    let clientInit: ClientInit
 
     init(upstreams: [IpAddress] = []) throws {
         relay = TestRelay(id: "2b1a4f7e-0000-4000-8000-000000000001", ip: IpAddress("192.0.2.1")!)
@@ -33,9 +35,10 @@ final class ClientGatewayWorld {
                                                                                ipv6: IPv6Address("fd00:2021:1111::1")!),
                                                     relays: [turn])), in: simulation)
         let lan = ClientResource.cidr(.init(id: Self.lan, address: IpNetwork("10.0.0.0/24")!, name: "lan", sites: [site]))
-        try client.deliver(.initialize(ClientInit(interface: ClientInterface(ipv4: portal.clientIpv4, ipv6: IPv6Address("fd00:2021:1111::2")!,
-                                                                     upstreamDo53: upstreams.map(Do53Upstream.init)),
-                                                  resources: [lan], relays: [turn])), in: simulation)
+        clientInit = ClientInit(interface: ClientInterface(ipv4: portal.clientIpv4, ipv6: IPv6Address("fd00:2021:1111::2")!,
+                                                           upstreamDo53: upstreams.map(Do53Upstream.init)),
+                                resources: [lan], relays: [turn])
+        try client.deliver(.initialize(clientInit), in: simulation)
         simulation.run(for: .seconds(1))
     }
 
@@ -121,5 +124,30 @@ struct ClientGatewayTests {
         #expect(world.gateway.state.clientIds.isEmpty)
         #expect(world.gateway.state.node.connectionCount == 0)
         #expect(world.client.events.last.map { if case .resourcesChanged(let list) = $0 { list.isEmpty } else { false } } == true)
+    }
+}
+
+@Suite("ClientState: roaming")
+struct ClientRoamingTests {
+    @Test("reset drops every connection and the key; after the portal's init the next packet connects again")
+    func resetAndRejoin() throws {
+        let world = try ClientGatewayWorld()
+        world.client.fromTun(try world.ping(world.host, sequence: 1), in: world.simulation)
+        #expect(world.simulation.run(within: .seconds(5)) { world.client.toTun.count == 1 })
+        let oldKey = world.client.state.node.publicKey
+        world.client.state.reset(now: world.simulation.now)
+        world.client.flush(in: world.simulation)
+        #expect(world.client.state.node.publicKey != oldKey)
+        #expect(world.client.state.node.connectionCount == 0)
+        #expect(world.client.state.gateway(for: ClientGatewayWorld.lan) == nil)
+        #expect(world.client.state.tunConfig?.routes.contains(IpNetwork("10.0.0.0/24")!) == true, "resources survive")
+
+        // Rejoining the portal: init again (same resources, the relays), then traffic.
+        try world.client.deliver(.initialize(world.clientInit), in: world.simulation)
+        world.simulation.run(for: .seconds(1))
+        world.client.fromTun(try world.ping(world.host, sequence: 2), in: world.simulation)
+        #expect(world.simulation.run(within: .seconds(10)) { world.client.toTun.count == 2 })
+        #expect(world.portal.createFlows.count == 2)
+        #expect(world.gateway.toTun.count == 2, "the gateway replaced its connection for the client's new key")
     }
 }

@@ -25,6 +25,8 @@ struct TunnelStateMachineTests {
         case removeResource(Int)
         case rejectAccess(Int)
         case idle(seconds: Int)
+        /// The client's network changed: `reset`, then the portal's `init` again.
+        case roam
 
         var description: String {
             switch self {
@@ -37,6 +39,7 @@ struct TunnelStateMachineTests {
             case .removeResource(let r): "removeResource(\(r))"
             case .rejectAccess(let r): "rejectAccess(\(r))"
             case .idle(let s): "idle(\(s) s)"
+            case .roam: "roam"
             }
         }
     }
@@ -76,6 +79,7 @@ struct TunnelStateMachineTests {
             case 5: return .addResource(resource)
             case 6: return .removeResource(resource)
             case 7: return .rejectAccess(resource)
+            case 8: return Int.random(in: 0..<3, using: &random) == 0 ? .roam : .idle(seconds: Int.random(in: 1...30, using: &random))
             default: return .idle(seconds: Int.random(in: 1...30, using: &random))
             }
         }
@@ -146,6 +150,8 @@ final class ModelWorld {
     let gateway: SimulatedGateway
     let portal: StubPortal
     let site: Site
+    let turn: Relay
+    let interface: ClientInterface
 
     static func id(_ resource: Int) -> PortalMessages.ResourceId {
         PortalMessages.ResourceId("aaaaaaaa-0000-4000-8000-00000000000\(resource)")!
@@ -187,13 +193,13 @@ final class ModelWorld {
                                                                name: "r\(resource)", filters: [.udp(53...53), .icmp])
         }
         gateway.resolver = { [Self.realIp($0)] }
-        let turn = Relay.turn(TurnRelay(id: RelayId(relay.id)!, address: relay.address, username: relay.credentials.username,
-                                        password: relay.credentials.password, expiresAt: 1_900_000_000))
+        turn = Relay.turn(TurnRelay(id: RelayId(relay.id)!, address: relay.address, username: relay.credentials.username,
+                                    password: relay.credentials.password, expiresAt: 1_900_000_000))
         try gateway.deliver(.initialize(GatewayInit(interface: GatewayInterface(ipv4: portal.gatewayIpv4,
                                                                                ipv6: IPv6Address("fd00:2021:1111::1")!),
                                                     relays: [turn])), in: simulation)
-        let interface = ClientInterface(ipv4: portal.clientIpv4, ipv6: IPv6Address("fd00:2021:1111::2")!,
-                                        upstreamDo53: [Do53Upstream(ip: IpAddress("1.1.1.1")!)])
+        interface = ClientInterface(ipv4: portal.clientIpv4, ipv6: IPv6Address("fd00:2021:1111::2")!,
+                                    upstreamDo53: [Do53Upstream(ip: IpAddress("1.1.1.1")!)])
         try client.deliver(.initialize(ClientInit(interface: interface, resources: initial.sorted().map(clientResource),
                                                   relays: [turn])), in: simulation)
         simulation.run(for: .seconds(1))
@@ -246,6 +252,13 @@ final class ModelWorld {
             simulation.run(for: .milliseconds(100))
         case .idle(let seconds):
             simulation.run(for: .seconds(Int64(seconds)))
+        case .roam:
+            model.clientForgetsGateway()
+            client.state.reset(now: simulation.now)
+            client.flush(in: simulation)
+            try client.deliver(.initialize(ClientInit(interface: interface, resources: model.clientKnows.sorted().map(clientResource),
+                                                      relays: [turn])), in: simulation)
+            simulation.run(for: .seconds(1))
         }
         return nil
     }

@@ -149,6 +149,19 @@ public final class ClientState {
         node.pollTimeout()
     }
 
+    /// Network change, roaming or SIGHUP (spec §4.9): every connection and allocation is dropped, the key
+    /// pair replaced, peers, authorisations and DNS-resource NAT cleared. Resources, the stub resolver's
+    /// records and the sites survive. The app rebinds its sockets and rejoins the portal with the new key; the
+    /// portal's `init` brings the relays back.
+    public func reset(now: Instant) {
+        node.reset(now: now)
+        for gateway in Array(peers.keys) { cleanUp(gateway) }
+        authorized.removeAll()
+        pendingFlows.removeAll()
+        dnsNat.reset()
+        drainNodeEvents()
+    }
+
     /// Sign-out: a Goodbye to every gateway.
     public func shutdown(now: Instant) {
         withGoodbye { node.closeAll(goodbye: $0, now: now) }
