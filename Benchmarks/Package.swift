@@ -69,6 +69,7 @@ let package = Package(
             name: "TunnelBenchmarks",
             dependencies: [
                 .product(name: "Tunnel", package: "swift-firezone"),
+                .product(name: "PortalMessages", package: "swift-firezone"),
                 .product(name: "Noise", package: "swift-firezone"),
                 .product(name: "Stun", package: "swift-firezone"),
                 .product(name: "Turn", package: "swift-firezone"),

@@ -1,6 +1,8 @@
 import Benchmark
+import Foundation
 import Ice
 import Noise
+import PortalMessages
 import SansIO
 import Stun
 import Tunnel
@@ -27,7 +29,7 @@ let benchmarks: @Sendable () -> Void = {
         let now = pair.now
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
-            guard let datagram = try pair.client.encapsulate(1, packet: UnsafeRawBufferPointer(packet), into: wire, now: now),
+            guard let datagram = try pair.client.encapsulate(pair.peer, packet: UnsafeRawBufferPointer(packet), into: wire, now: now),
                   let received = try pair.gateway.decapsulate(local: pair.gatewayAddress, from: pair.clientAddress, buffer: wire,
                                                               count: datagram.count, now: now)
             else { fatalError("the connected pair stopped passing packets") }
@@ -39,8 +41,10 @@ let benchmarks: @Sendable () -> Void = {
 /// Two nodes connected over an in-memory wire: a relay stand-in answers BINDING (so each node learns its
 /// host candidate), candidates are exchanged directly, and virtual time runs until both sides established.
 final class ConnectedPair {
-    let client: Node<Int>
-    let gateway: Node<Int>
+    /// Both sides use the same id for each other; apps use GatewayId on the client and ClientId on the gateway.
+    let peer = GatewayId(UUID(uuidString: "99999999-2222-3333-4444-555555555555")!)
+    let client: Node<GatewayId>
+    let gateway: Node<GatewayId>
     let clientAddress = SocketAddress("10.0.0.1:41000")!
     let gatewayAddress = SocketAddress("10.0.0.2:51820")!
     let relay = SocketAddress("192.0.2.1:3478")!
@@ -62,8 +66,8 @@ final class ConnectedPair {
         let clientIce = IceCredentials(ufrag: "cccc", password: "client-password-0123456789")
         let gatewayIce = IceCredentials(ufrag: "gggg", password: "gateway-password-012345678")
         let psk = SecretKey(bytes: [UInt8](repeating: 7, count: 32))!
-        try! gateway.upsertConnection(1, remoteKey: client.publicKey, presharedKey: psk, local: gatewayIce, remote: clientIce, now: now)
-        try! client.upsertConnection(1, remoteKey: gateway.publicKey, presharedKey: psk, local: clientIce, remote: gatewayIce, now: now)
+        try! gateway.upsertConnection(peer, remoteKey: client.publicKey, presharedKey: psk, local: gatewayIce, remote: clientIce, now: now)
+        try! client.upsertConnection(peer, remoteKey: gateway.publicKey, presharedKey: psk, local: clientIce, remote: gatewayIce, now: now)
         var established = 0
         for _ in 0..<500 where established < 2 {
             established += pump()
@@ -73,7 +77,7 @@ final class ConnectedPair {
         }
         var probe = [UInt8](repeating: 0, count: 20)
         probe[0] = 0x45
-        _ = try! probe.withUnsafeBytes { try client.encapsulate(1, packet: $0, into: buffer, now: now) }
+        _ = try! probe.withUnsafeBytes { try client.encapsulate(peer, packet: $0, into: buffer, now: now) }
         pump()
     }
 
@@ -98,7 +102,7 @@ final class ConnectedPair {
                 while let event = node.pollEvent() {
                     progress = true
                     switch event {
-                    case .newIceCandidate(_, let candidate): other.addRemoteCandidate(1, candidate, now: now)
+                    case .newIceCandidate(_, let candidate): other.addRemoteCandidate(peer, candidate, now: now)
                     case .connectionEstablished: established += 1
                     default: break
                     }
@@ -108,7 +112,7 @@ final class ConnectedPair {
         return established
     }
 
-    private func deliver(_ transmit: NodeTransmit, from address: SocketAddress, node: Node<Int>, other: Node<Int>,
+    private func deliver(_ transmit: NodeTransmit, from address: SocketAddress, node: Node<GatewayId>, other: Node<GatewayId>,
                          otherAddress: SocketAddress) {
         if transmit.destination == relay {
             guard let request = try? StunMessage(decoding: transmit.payload), request.method == .binding else { return }
