@@ -228,4 +228,14 @@ struct GatewayStateTests {
         #expect(world.client.node.connectionCount == 0)
         #expect(world.clientReceived().last.map { (try? P2pControlEvent($0)) == .goodbye } == true)
     }
+
+    @Test("resource_updated that changes a resource's type is refused and the old filters stay")
+    func resourceTypeChangeRefused() throws {
+        let world = try world()
+        try world.gateway.deliver(.resourceUpdated(.internet(id: Self.resourceId)), in: world.simulation)
+        #expect(world.gateway.events.contains { if case .refused(let reason) = $0 { reason.contains("type") } else { false } })
+        try world.send(IpPacket.tcp(source: .v4(world.clientIpv4), destination: host, sourcePort: 40000, destinationPort: 22,
+                                    flags: [.syn], payload: [UInt8]()))
+        #expect(world.gateway.toTun.isEmpty, "still the CIDR resource's filters, not the Internet resource's none")
+    }
 }

@@ -9,7 +9,7 @@ extension ClientState {
     /// packet was dropped (counted), buffered behind a connection intent, or buffered while ICE runs.
     public func handleTunPacket(
         _ packet: IpPacket, into output: UnsafeMutableRawBufferPointer, now: Instant
-    ) throws(ClientError) -> EncryptedDatagram? {
+    ) throws(TunnelError) -> EncryptedDatagram? {
         let destination = packet.destination
         guard destination != Self.igmp, destination != Self.allRouters else { return drop(.multicast) }
         guard let config = tunConfig else { return drop(.unconfigured) }
@@ -43,21 +43,15 @@ extension ClientState {
     /// device, or `nil` when it was control traffic or dropped (counted).
     public func handleDatagram(
         local: SocketAddress, from source: SocketAddress, buffer: PacketBuffer, count: Int, now: Instant
-    ) throws(ClientError) -> IpPacket? {
-        let decrypted: (peer: GatewayId, packet: Range<Int>)?
+    ) throws(TunnelError) -> IpPacket? {
+        let decrypted: (peer: GatewayId, packet: IpPacket)?
         do {
-            decrypted = try node.decapsulate(local: local, from: source, buffer: buffer.bytes, count: count, now: now)
+            decrypted = try node.decapsulatePacket(local: local, from: source, buffer: buffer, count: count, now: now)
         } catch {
-            throw .node(error)
+            if case .packet = error { statistics.malformed += 1 }
+            throw error
         }
-        guard let (gateway, range) = decrypted else { return nil }
-        let packet: IpPacket
-        do {
-            packet = try IpPacket(buffer: buffer, offset: range.lowerBound, count: range.count)
-        } catch {
-            statistics.malformed += 1
-            throw .packet(error)
-        }
+        guard let (gateway, packet) = decrypted else { return nil }
         if packet.isP2pControl {
             switch try? P2pControlEvent(packet) {
             case .goodbye:
@@ -81,7 +75,7 @@ extension ClientState {
 
     /// A UDP packet to a sentinel (spec §4.6.3): answered locally, handed to the app to recurse, or — when
     /// the sentinel has no upstream — routed as ordinary traffic (`false`).
-    private func handleDnsQuery(_ packet: IpPacket, now: Instant) throws(ClientError) -> Bool {
+    private func handleDnsQuery(_ packet: IpPacket, now: Instant) throws(TunnelError) -> Bool {
         switch dns.handleQueryPacket(packet, now: now) {
         case .reply(let answer, let domain):
             if let domain { dnsNat.recreate(domain: domain) }
@@ -107,7 +101,7 @@ extension ClientState {
     /// AssignedIps and waits for DomainStatus; `true` when the packet may go on now.
     private func throughDnsResourceNat(
         _ packet: IpPacket, domain: DnsName, resource: ResourceId, gateway: GatewayId, now: Instant
-    ) throws(ClientError) -> Bool {
+    ) throws(TunnelError) -> Bool {
         guard let dnsId = DnsNat.ResourceId(resource.description) else { return false }
         let key = ClientDnsResourceNat<GatewayId>.Key(gateway: gateway, domain: domain, resource: dnsId)
         let buffered = { (try? IpPacket(copying: packet.bytes)).map { [$0] } ?? [] }
@@ -169,7 +163,7 @@ extension ClientState {
 
     private func encapsulate(
         _ packet: IpPacket, to gateway: GatewayId, into output: UnsafeMutableRawBufferPointer, now: Instant
-    ) throws(ClientError) -> EncryptedDatagram? {
+    ) throws(TunnelError) -> EncryptedDatagram? {
         do {
             return try packet.withUnsafeBytes { bytes throws(NodeError) in
                 try node.encapsulate(gateway, packet: bytes, into: output, now: now)

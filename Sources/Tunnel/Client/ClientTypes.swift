@@ -50,19 +50,6 @@ public struct ClientStatistics: Hashable, Sendable {
     }
 }
 
-/// Why the client refused a datagram or packet; counted, never fatal.
-public enum ClientError: Error, Hashable, Sendable, CustomStringConvertible {
-    case node(NodeError)
-    case packet(IpPacketError)
-
-    public var description: String {
-        switch self {
-        case .node(let error): "\(error)"
-        case .packet(let error): "\(error)"
-        }
-    }
-}
-
 /// Firezone's fixed address plan (spec §1, §4.3).
 enum AddressPlan {
     static let tunnelV4 = IpNetwork("100.64.0.0/11")!

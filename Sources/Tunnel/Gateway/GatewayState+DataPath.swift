@@ -9,21 +9,15 @@ extension GatewayState {
     /// traffic, p2p control messages) or dropped (counted; refusals answered with ICMP through the tunnel).
     public func handleDatagram(
         local: SocketAddress, from source: SocketAddress, buffer: PacketBuffer, count: Int, now: Instant
-    ) throws(GatewayError) -> IpPacket? {
-        let decrypted: (peer: ClientId, packet: Range<Int>)?
+    ) throws(TunnelError) -> IpPacket? {
+        let decrypted: (peer: ClientId, packet: IpPacket)?
         do {
-            decrypted = try node.decapsulate(local: local, from: source, buffer: buffer.bytes, count: count, now: now)
+            decrypted = try node.decapsulatePacket(local: local, from: source, buffer: buffer, count: count, now: now)
         } catch {
-            throw .node(error)
+            if case .packet = error { statistics.malformed += 1 }
+            throw error
         }
-        guard let (clientId, range) = decrypted else { return nil }
-        var packet: IpPacket
-        do {
-            packet = try IpPacket(buffer: buffer, offset: range.lowerBound, count: range.count)
-        } catch {
-            statistics.malformed += 1
-            throw .packet(error)
-        }
+        guard case (let clientId, var packet)? = decrypted else { return nil }
         if packet.isP2pControl {
             try handleControl(packet, from: clientId, now: now)
             return nil
@@ -41,7 +35,7 @@ extension GatewayState {
     /// waiting for a path.
     public func handleTunPacket(
         _ packet: inout IpPacket, into output: UnsafeMutableRawBufferPointer, now: Instant
-    ) throws(GatewayError) -> EncryptedDatagram? {
+    ) throws(TunnelError) -> EncryptedDatagram? {
         guard let clientId = clientByTunnelIp[packet.destination], let client = clients[clientId] else {
             statistics.count(.notAPeer)
             return nil
@@ -93,7 +87,7 @@ extension GatewayState {
     // MARK: Details
 
     /// The outbound policy and transform of spec §5.4; `true` when the packet goes to the TUN device.
-    private func outbound(_ packet: inout IpPacket, from client: ClientOnGateway, now: Instant) throws(GatewayError) -> Bool {
+    private func outbound(_ packet: inout IpPacket, from client: ClientOnGateway, now: Instant) throws(TunnelError) -> Bool {
         if (try? packet.icmpError()) != nil {
             statistics.count(.outboundIcmpError)
             return false
@@ -126,7 +120,7 @@ extension GatewayState {
         return true
     }
 
-    private func handleControl(_ packet: IpPacket, from clientId: ClientId, now: Instant) throws(GatewayError) {
+    private func handleControl(_ packet: IpPacket, from clientId: ClientId, now: Instant) throws(TunnelError) {
         let event: P2pControlEvent?
         do {
             event = try P2pControlEvent(packet)

@@ -51,18 +51,3 @@ public struct GatewayStatistics: Hashable, Sendable {
         drops[drop, default: 0] += 1
     }
 }
-
-/// Why the gateway refused a datagram or packet; each is counted, none aborts a batch.
-public enum GatewayError: Error, Hashable, Sendable, CustomStringConvertible {
-    case node(NodeError)
-    case packet(IpPacketError)
-    case p2pControl(P2pControlError)
-
-    public var description: String {
-        switch self {
-        case .node(let error): "\(error)"
-        case .packet(let error): "\(error)"
-        case .p2pControl(let error): "p2p control: \(error)"
-        }
-    }
-}

@@ -37,7 +37,7 @@ extension Node {
     }
 
     /// Removes an allocation's relay candidates from every agent and tells the peers (spec §2.9).
-    func invalidateRelayCandidates(of allocation: TurnAllocation, now: Instant) {
+    func invalidateRelayCandidates(of allocation: TurnAllocation) {
         for address in allocation.relayAddresses { invalidateLocalCandidate(address) }
     }
 
@@ -80,7 +80,7 @@ extension Node {
     /// its relay candidates (spec §3.8, §3.10). Without any relay it tries again on the next tick.
     func replaceLostRelays(now: Instant) {
         let failed = allocations.entries.filter { $0.allocation.failureReason != nil }
-        for (_, allocation) in failed { invalidateRelayCandidates(of: allocation, now: now) }
+        for (_, allocation) in failed { invalidateRelayCandidates(of: allocation) }
         allocations.removeFailed()
         for connection in connections.values {
             guard connection.relay.map({ allocations.allocation(id: $0) == nil }) ?? true else { continue }

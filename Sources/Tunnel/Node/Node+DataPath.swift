@@ -168,8 +168,9 @@ extension Node {
         }
     }
 
-    /// Only the events: on the data path nothing else can be pending.
-    private func drainTunnelEvents(_ connection: Connection<PeerId>, now: Instant) {
+    /// The tunnel's events: a first session announces the connection, expiry fails it. On the data path
+    /// nothing else can be pending.
+    func drainTunnelEvents(_ connection: Connection<PeerId>, now: Instant) {
         while let event = connection.tunnel.pollEvent() {
             switch event {
             case .sessionEstablished:

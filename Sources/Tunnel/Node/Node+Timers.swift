@@ -97,16 +97,7 @@ extension Node {
     /// Acts on the tunnel's events and sends what its timers and queue produced: on the path, or into the
     /// connecting buffer while there is none.
     func drainTunnel(_ connection: Connection<PeerId>, now: Instant) {
-        while let event = connection.tunnel.pollEvent() {
-            switch event {
-            case .sessionEstablished:
-                guard !connection.announcedEstablished else { continue }
-                connection.announcedEstablished = true
-                events.append(.connectionEstablished(connection.peer))
-            case .connectionExpired:
-                connection.fail(.wireGuardExpired, now: now)
-            }
-        }
+        drainTunnelEvents(connection, now: now)
         let body = UnsafeMutableRawBufferPointer(rebasing: scratch[4...])
         while let count = connection.tunnel.pollTransmit(into: body, now: now) {
             let message = UnsafeRawBufferPointer(rebasing: body[0..<count])

@@ -171,7 +171,7 @@ public final class Node<PeerId: Hashable & Sendable> {
     public func updateRelays(removing removed: [String], adding added: [RelayDescription], now: Instant) {
         for id in removed {
             guard let allocation = allocations.allocation(id: id) else { continue }
-            invalidateRelayCandidates(of: allocation, now: now)
+            invalidateRelayCandidates(of: allocation)
             allocations.remove(id: id)
         }
         let addedIds = Set(added.map(\.id))
@@ -182,7 +182,7 @@ public final class Node<PeerId: Hashable & Sendable> {
             let previous = allocations.allocation(id: relay.id)
             let result = allocations.upsert(id: relay.id, server: relay.server, credentials: relay.credentials,
                                             now: now, random: random.split())
-            if result == .replaced, let previous { invalidateRelayCandidates(of: previous, now: now) }
+            if result == .replaced, let previous { invalidateRelayCandidates(of: previous) }
         }
         replaceLostRelays(now: now)
     }

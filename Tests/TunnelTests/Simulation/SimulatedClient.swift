@@ -12,7 +12,7 @@ final class SimulatedClient: SimulatedHost {
     let state: ClientState
     let socket: SocketAddress
     private(set) var toTun: [IpPacket] = []
-    private(set) var errors: [ClientError] = []
+    private(set) var errors: [TunnelError] = []
     private(set) var events: [ClientEvent] = []
     var onPortalMessage: (ClientEgress) -> Void = { _ in }
     private let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)

@@ -14,7 +14,7 @@ final class SimulatedGateway: SimulatedHost {
     let socket: SocketAddress
     /// Every packet the gateway wrote to its TUN device.
     private(set) var toTun: [IpPacket] = []
-    private(set) var errors: [GatewayError] = []
+    private(set) var errors: [TunnelError] = []
     /// The resources behind the gateway: given a packet from the TUN device, the reply (if any).
     var kernel: (IpPacket) -> IpPacket? = { _ in nil }
     var onPortalMessage: (GatewayEgress) -> Void = { _ in }

@@ -52,10 +52,6 @@ final class Simulation {
         participants.append(host)
     }
 
-    func detach(_ address: IpAddress) {
-        hosts[address] = nil
-    }
-
     /// Puts a datagram on the wire.
     func send(_ datagram: Datagram) {
         if dropRules.contains(where: { $0(datagram) }) {
