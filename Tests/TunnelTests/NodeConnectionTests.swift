@@ -14,7 +14,10 @@ final class TwoPeers {
     let client: SimulatedNode
     let gateway: SimulatedNode
 
-    init(seed: UInt64 = 1, clientNat: SimulatedNat.Behaviour? = nil, gatewayPort: UInt16 = 51820, twoRelays: Bool = false) {
+    /// `gatewayNat` puts the gateway behind a NAT at 198.51.100.77; `forwardGatewayPort` forwards its listen
+    /// port there.
+    init(seed: UInt64 = 1, clientNat: SimulatedNat.Behaviour? = nil, gatewayPort: UInt16 = 51820,
+         gatewayNat: SimulatedNat.Behaviour? = nil, forwardGatewayPort: Bool = false, twoRelays: Bool = false) {
         simulation = Simulation(seed: seed)
         relay = TestRelay(id: "relay-1", ip: IpAddress("192.0.2.1")!)
         simulation.attach(relay, at: relay.ip)
@@ -29,8 +32,14 @@ final class TwoPeers {
         client = SimulatedNode(name: "client", role: .client,
                                socket: SocketAddress(nat == nil ? "203.0.113.10:41000" : "10.0.0.2:41000")!, nat: nat,
                                in: simulation)
-        gateway = SimulatedNode(name: "gateway", role: .gateway,
-                                socket: SocketAddress(ip: IpAddress("198.51.100.20")!, port: gatewayPort), in: simulation)
+        var gatewaySideNat: SimulatedNat?
+        if let gatewayNat {
+            gatewaySideNat = SimulatedNat(publicIp: IpAddress("198.51.100.77")!, behaviour: gatewayNat)
+            simulation.attach(gatewaySideNat!, at: gatewaySideNat!.publicIp)
+        }
+        let gatewaySocket = SocketAddress(ip: IpAddress(gatewaySideNat == nil ? "198.51.100.20" : "10.1.0.2")!, port: gatewayPort)
+        if forwardGatewayPort { gatewaySideNat?.forward(port: gatewayPort, to: gatewaySocket) }
+        gateway = SimulatedNode(name: "gateway", role: .gateway, socket: gatewaySocket, nat: gatewaySideNat, in: simulation)
         for peer in [client, gateway] {
             signalling.register(peer)
             peer.node.updateRelays(removing: [], adding: [relay, spareRelay].compactMap { $0?.announcement },
@@ -129,6 +138,20 @@ struct NodeConnectionTests {
         let path = try #require(world.gateway.node.path(to: "client"))
         #expect(path.destination.ip == IpAddress("203.0.113.99")!)
         #expect(!path.isRelayed)
+    }
+
+    @Test("both sides behind symmetric NATs: a forwarded listen port gives a direct path via an optimistic candidate",
+          arguments: [true, false])
+    func optimisticCandidate(forwarded: Bool) throws {
+        let world = TwoPeers(clientNat: .symmetric, gatewayNat: .symmetric, forwardGatewayPort: forwarded)
+        try world.establish(within: .seconds(10))
+        let path = try #require(world.client.node.path(to: "gateway"))
+        if forwarded {
+            #expect(!path.isRelayed, "expected a direct path, got \(path)")
+            #expect(path.destination == SocketAddress("198.51.100.77:51820")!)
+        } else {
+            #expect(path.isRelayed, "two symmetric NATs without a forward leave only the relay")
+        }
     }
 
     @Test("a connection without remote candidates fails after 10 s")

@@ -110,10 +110,14 @@ public final class Node<PeerId: Hashable & Sendable> {
         seedLocalCandidates(connection)
     }
 
-    /// A candidate the peer signalled.
+    /// A candidate the peer signalled, plus at most two optimistic ones derived from all of them (spec §2.4:
+    /// a port-forwarded listen port behind a symmetric NAT still gets a direct path).
     public func addRemoteCandidate(_ peer: PeerId, _ candidate: IceCandidate, now: Instant) {
         guard let connection = connections[peer] else { return }
         connection.agent.addRemoteCandidate(candidate)
+        for optimistic in OptimisticCandidates.derive(from: connection.agent.remoteCandidates) {
+            connection.agent.addRemoteCandidate(optimistic)
+        }
         connection.hasRemoteCandidates = true
         if candidate.kind != .host { connection.markActivity(now: now) }
         drainAgent(connection, now: now)
