@@ -143,4 +143,56 @@ struct ClientDnsTests {
         #expect(resolveCount(world) == 1)
         #expect(world.gateway.toTun.dropFirst().map { $0.udp?.sourcePort } == [7000, 7001])
     }
+
+    /// The client's process starts again and rejoins: `init`, then the DNS resource.
+    func rejoin(_ world: ClientGatewayWorld, keepingProxyIps: Bool) throws {
+        world.client.restart(keepingProxyIps: keepingProxyIps, signOut: false, in: world.simulation)
+        try world.client.deliver(.initialize(world.clientInit), in: world.simulation)
+        try world.client.deliver(.resourceCreatedOrUpdated(.dns(.init(id: Self.web, address: "*.example.com", name: "web",
+                                                                      sites: [world.site], ipStack: .dual))), in: world.simulation)
+        world.simulation.run(for: .seconds(1))
+    }
+
+    func renumberCount(_ world: ClientGatewayWorld) -> Int? {
+        world.gateway.state.clients[world.portal.clientId]?.dnsNat.renumberCount
+    }
+
+    @Test("a restarted client that imports its records keeps its proxy IPs; the gateway's NAT stays (seed 004 #10104)")
+    func proxyIpsSurviveRestart() throws {
+        let world = try world()
+        let earlier = try proxies(for: "early.example.com", in: world)
+        let before = try proxies(for: "app.example.com", in: world)
+        #expect(Set(world.client.lastReportedProxyIpRecords.map(\.domain)) == [DnsName("early.example.com")!, DnsName("app.example.com")!])
+        world.client.fromTun(try udp(to: before[0], port: 7000, world: world), in: world.simulation)
+        #expect(world.simulation.run(within: .seconds(5)) { world.gateway.toTun.count == 1 })
+
+        try rejoin(world, keepingProxyIps: true)
+        #expect(try proxies(for: "app.example.com", in: world) == before, "asked first after the restart, still its own IPs")
+        #expect(try proxies(for: "early.example.com", in: world) == earlier)
+        let other = try proxies(for: "other.example.com", in: world)
+        #expect(other.count == 4 && Set(other).isDisjoint(with: before + earlier), "new domains never reuse an imported address")
+        world.client.fromTun(try udp(to: before[0], port: 7001, world: world), in: world.simulation)
+        #expect(world.simulation.run(within: .seconds(10)) { world.gateway.toTun.count == 2 })
+        #expect(world.gateway.toTun.last?.destination == Self.realIp)
+        #expect(renumberCount(world) == 0)
+    }
+
+    @Test("a restarted client without its records re-numbers; the gateway resets its NAT and routes the new domain (#10310)")
+    func renumberedClient() throws {
+        let world = try world()
+        let first = IpAddress("203.0.113.80")!, second = IpAddress("203.0.113.81")!
+        world.gateway.resolver = { $0 == DnsName("app.example.com")! ? [first] : [second] }
+        let before = try proxies(for: "app.example.com", in: world)
+        world.client.fromTun(try udp(to: before[0], port: 7000, world: world), in: world.simulation)
+        #expect(world.simulation.run(within: .seconds(5)) { world.gateway.toTun.count == 1 })
+        #expect(world.gateway.toTun.last?.destination == first)
+
+        try rejoin(world, keepingProxyIps: false)
+        let after = try proxies(for: "db.example.com", in: world)
+        #expect(after == before, "numbering starts again from the front")
+        world.client.fromTun(try udp(to: after[0], port: 7001, world: world), in: world.simulation)
+        #expect(world.simulation.run(within: .seconds(10)) { world.gateway.toTun.count == 2 })
+        #expect(world.gateway.toTun.last?.destination == second, "the old domain's translation must not be used")
+        #expect(renumberCount(world) == 1)
+    }
 }

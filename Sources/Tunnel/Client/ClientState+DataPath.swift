@@ -76,6 +76,10 @@ extension ClientState {
     /// A UDP packet to a sentinel (spec §4.6.3): answered locally, handed to the app to recurse, or — when
     /// the sentinel has no upstream — routed as ordinary traffic (`false`).
     private func handleDnsQuery(_ packet: IpPacket, now: Instant) throws(TunnelError) -> Bool {
+        let knownDomains = dns.stub.allocator.records.count
+        defer {
+            if dns.stub.allocator.records.count != knownDomains { events.append(.proxyIpRecordsChanged(proxyIpRecords)) }
+        }
         switch dns.handleQueryPacket(packet, now: now) {
         case .reply(let answer, let domain):
             if let domain { dnsNat.recreate(domain: domain) }

@@ -37,7 +37,7 @@ public final class ClientState {
     var portalOutbox: [ClientEgress] = []
     var events: [ClientEvent] = []
     var lastResourcesEmitted: [ClientResource]?
-    var dns = ClientDns()
+    var dns: ClientDns
     var dnsNat = ClientDnsResourceNat<GatewayId>()
     var systemResolvers: [IpAddress] = []
     var tunOutbox: [IpPacket] = []
@@ -45,15 +45,23 @@ public final class ClientState {
 
     static var intentInterval: Duration { .seconds(2) }
 
+    /// - Parameter proxyIpRecords: the records of the previous session (``ClientEvent/proxyIpRecordsChanged(_:)``), so
+    ///   domains keep their proxy IPs and gateways that kept this client's NAT state stay right (seed 004 #10104).
     public init(privateKey: SecretKey, now: Instant, unixTimeNanoseconds: Int64, internetResourceEnabled: Bool = false,
-                random: any RandomNumberGenerator = SystemRandomNumberGenerator()) {
+                proxyIpRecords: [ProxyIpRecord] = [], random: any RandomNumberGenerator = SystemRandomNumberGenerator()) {
         node = Node(role: .client, privateKey: privateKey, now: now, unixTimeNanoseconds: unixTimeNanoseconds, random: random)
         self.internetResourceEnabled = internetResourceEnabled
+        dns = ClientDns(stub: StubResolver(restoring: proxyIpRecords.map { ($0.domain, $0.ips) }))
         scratch = .allocate(byteCount: 2048, alignment: 16)
     }
 
     deinit {
         scratch.deallocate()
+    }
+
+    /// Every domain's proxy IPs, for the next session.
+    public var proxyIpRecords: [ProxyIpRecord] {
+        dns.stub.allocator.exported().map { ProxyIpRecord(domain: $0.domain, ips: $0.ips) }
     }
 
     /// The gateway a resource is authorised on, if any.

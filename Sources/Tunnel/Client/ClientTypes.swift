@@ -23,6 +23,20 @@ public enum ClientEvent: Hashable, Sendable {
     case refused(String)
     /// Resolve this query with the upstream, then call ``ClientState/dnsAnswered(_:response:now:)``.
     case recurseDns(ClientDns.PendingQuery, upstream: DnsUpstream)
+    /// The stub resolver assigned proxy IPs to a new domain: keep all records for the next session
+    /// (spec §4.6.5), so proxy IPs stay the same across sign-out, restart and reconnect.
+    case proxyIpRecordsChanged([ProxyIpRecord])
+}
+
+/// A domain's proxy IPs, as kept across sessions (spec §4.6.5).
+public struct ProxyIpRecord: Hashable, Sendable {
+    public var domain: DnsName
+    public var ips: [IpAddress]
+
+    public init(domain: DnsName, ips: [IpAddress]) {
+        self.domain = domain
+        self.ips = ips
+    }
 }
 
 /// Why the client dropped a packet (spec §4.4, §4.5). Counted per reason.

@@ -9,7 +9,7 @@ import Testing
 
 /// A ``ClientState`` on the simulated network; what it writes to its TUN device is recorded.
 final class SimulatedClient: SimulatedHost {
-    let state: ClientState
+    private(set) var state: ClientState
     let socket: SocketAddress
     private(set) var toTun: [IpPacket] = []
     private(set) var errors: [TunnelError] = []
@@ -19,11 +19,32 @@ final class SimulatedClient: SimulatedHost {
 
     init(socket: SocketAddress, in simulation: Simulation) {
         self.socket = socket
+        state = Self.makeState(records: [], in: simulation)
+        simulation.attach(self, at: socket.ip)
+    }
+
+    private static func makeState(records: [ProxyIpRecord], in simulation: Simulation) -> ClientState {
         var seed = [UInt8](repeating: 0, count: 32)
         for index in seed.indices { seed[index] = UInt8.random(in: 0...255, using: &simulation.random) }
-        state = ClientState(privateKey: SecretKey(bytes: seed)!, now: simulation.now, unixTimeNanoseconds: simulation.unixAnchor,
-                            random: SplitMix64(seed: simulation.random.next()))
-        simulation.attach(self, at: socket.ip)
+        return ClientState(privateKey: SecretKey(bytes: seed)!, now: simulation.now, unixTimeNanoseconds: simulation.unixAnchor,
+                           proxyIpRecords: records, random: SplitMix64(seed: simulation.random.next()))
+    }
+
+    /// The records of the last ``ClientEvent/proxyIpRecordsChanged(_:)``: what the app keeps across sessions.
+    var lastReportedProxyIpRecords: [ProxyIpRecord] {
+        for event in events.reversed() { if case .proxyIpRecordsChanged(let records) = event { return records } }
+        return []
+    }
+
+    /// The client process starts over with a new key and, if asked, the proxy IPs the old one reported.
+    /// Without `signOut` the old one vanished without a word (a crash); with it, it said Goodbye first.
+    func restart(keepingProxyIps: Bool, signOut: Bool, in simulation: Simulation) {
+        if signOut {
+            state.shutdown(now: simulation.now)
+            flush(in: simulation)
+        }
+        state = Self.makeState(records: keepingProxyIps ? lastReportedProxyIpRecords : [], in: simulation)
+        events.removeAll()
     }
 
     deinit {
