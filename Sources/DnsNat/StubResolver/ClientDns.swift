@@ -18,6 +18,12 @@ public struct ClientDns: Sendable {
         public var query: DnsMessage
         public var asker: SocketAddress
         public var sentinel: IpAddress
+
+        public init(query: DnsMessage, asker: SocketAddress, sentinel: IpAddress) {
+            self.query = query
+            self.asker = asker
+            self.sentinel = sentinel
+        }
     }
 
     public enum Action: Sendable {

@@ -64,6 +64,7 @@ extension ClientState {
             }
             return nil
         }
+        if try consumeInTunnelDnsAnswer(packet, now: now) { return nil }
         guard peers[gateway]?.allows(source: packet.source) == true else { return drop(.notAllowed) }
         return packet
     }
@@ -72,34 +73,6 @@ extension ClientState {
 
     static let igmp = IpAddress("224.0.0.22")!
     static let allRouters = IpAddress("ff02::2")!
-
-    /// A UDP packet to a sentinel (spec §4.6.3): answered locally, handed to the app to recurse, or — when
-    /// the sentinel has no upstream — routed as ordinary traffic (`false`).
-    private func handleDnsQuery(_ packet: IpPacket, now: Instant) throws(TunnelError) -> Bool {
-        let knownDomains = dns.stub.allocator.records.count
-        defer {
-            if dns.stub.allocator.records.count != knownDomains { events.append(.proxyIpRecordsChanged(proxyIpRecords)) }
-        }
-        switch dns.handleQueryPacket(packet, now: now) {
-        case .reply(let answer, let domain):
-            if let domain { dnsNat.recreate(domain: domain) }
-            tunOutbox.append(answer)
-        case let .recurseLocally(pending, upstream):
-            events.append(.recurseDns(pending, upstream: upstream))
-        case .recurseInSite(let pending, _):
-            // SRV/TXT inside a resource's site need the in-tunnel DNS client (not built yet): SERVFAIL.
-            do {
-                tunOutbox.append(try dns.answer(pending, response: nil, now: now))
-            } catch {
-                throw .packet(error)
-            }
-        case .rejected:
-            statistics.count(.badDnsQuery)
-        case .notDns:
-            return false
-        }
-        return true
-    }
 
     /// The client side of DNS-resource NAT (spec §4.8): the first packet for a domain on a gateway sends
     /// AssignedIps and waits for DomainStatus; `true` when the packet may go on now.
@@ -151,7 +124,7 @@ extension ClientState {
 
     /// Buffers the packet with the resource's intent and asks the portal for a flow, at most every 2 s and
     /// only when a packet arrives (spec §4.4.4).
-    private func requestFlow(for resource: ResourceId, buffering packet: IpPacket, now: Instant) {
+    func requestFlow(for resource: ResourceId, buffering packet: IpPacket, now: Instant) {
         var pending = pendingFlows[resource] ?? PendingFlow(lastIntent: now - .seconds(10))
         if let copy = try? IpPacket(copying: packet.bytes) {
             let dropped = pending.packets.droppedCount

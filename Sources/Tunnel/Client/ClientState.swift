@@ -9,8 +9,9 @@ import SansIO
 /// Sans-IO: the app feeds portal messages, TUN packets, datagrams and time, and drains
 /// ``pollPortalMessage()``, ``pollTransmit()`` and ``pollEvent()``.
 ///
-/// DNS: queries to the sentinel addresses are answered by the stub resolver (proxy IPs for DNS resources) or
-/// handed to the app to recurse; packets to proxy IPs go through the client side of DNS-resource NAT.
+/// DNS: queries to the sentinel addresses are answered by the stub resolver (proxy IPs for DNS resources),
+/// recursed through the tunnel (SRV/TXT to the resource's gateway, or to a portal upstream inside a resource),
+/// or handed to the app to recurse; packets to proxy IPs go through the client side of DNS-resource NAT.
 public final class ClientState {
     public typealias ResourceId = PortalMessages.ResourceId
 
@@ -39,6 +40,7 @@ public final class ClientState {
     var lastResourcesEmitted: [ClientResource]?
     var dns: ClientDns
     var dnsNat = ClientDnsResourceNat<GatewayId>()
+    var inTunnelDns: InTunnelDnsClient
     var systemResolvers: [IpAddress] = []
     var tunOutbox: [IpPacket] = []
     let scratch: UnsafeMutableRawBufferPointer
@@ -49,6 +51,8 @@ public final class ClientState {
     ///   domains keep their proxy IPs and gateways that kept this client's NAT state stay right (seed 004 #10104).
     public init(privateKey: SecretKey, now: Instant, unixTimeNanoseconds: Int64, internetResourceEnabled: Bool = false,
                 proxyIpRecords: [ProxyIpRecord] = [], random: any RandomNumberGenerator = SystemRandomNumberGenerator()) {
+        var random = random
+        inTunnelDns = InTunnelDnsClient(random: SplitMixRandom(seed: random.next()))
         node = Node(role: .client, privateKey: privateKey, now: now, unixTimeNanoseconds: unixTimeNanoseconds, random: random)
         self.internetResourceEnabled = internetResourceEnabled
         dns = ClientDns(stub: StubResolver(restoring: proxyIpRecords.map { ($0.domain, $0.ips) }))
@@ -150,11 +154,14 @@ public final class ClientState {
 
     public func handleTimeout(now: Instant) {
         node.handleTimeout(now: now)
+        expireInTunnelDnsQueries(now: now)
         drainNodeEvents()
     }
 
     public func pollTimeout() -> Instant? {
-        node.pollTimeout()
+        let nodeDeadline = node.pollTimeout()
+        guard let dnsDeadline = inTunnelDns.nextDeadline else { return nodeDeadline }
+        return nodeDeadline.map { min($0, dnsDeadline) } ?? dnsDeadline
     }
 
     /// Network change, roaming or SIGHUP (spec §4.9): every connection and allocation is dropped, the key
@@ -167,6 +174,7 @@ public final class ClientState {
         authorized.removeAll()
         pendingFlows.removeAll()
         dnsNat.reset()
+        for pending in inTunnelDns.reset() { try? answer(pending, with: nil, now: now) }
         drainNodeEvents()
     }
 

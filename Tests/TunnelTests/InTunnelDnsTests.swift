@@ -1,0 +1,129 @@
+import DnsNat
+import Foundation
+import IpPacket
+import PortalMessages
+import SansIO
+import Testing
+@testable import Tunnel
+
+/// DNS queries the client recurses through the tunnel (spec §4.6.3, §4.6.6, §4.6.8): SRV/TXT of a DNS
+/// resource to the gateway's `TUN IP:53535`, and queries for a portal upstream that lies inside a resource.
+@Suite("ClientState: DNS recursion through the tunnel")
+struct InTunnelDnsTests {
+    static let web = ClientDnsTests.web
+    static let sip = DnsRecordData.srv(priority: 10, weight: 5, port: 5060, target: DnsName("pbx.example.com")!)
+
+    /// What the gateway's kernel does with UDP to port 53 or 53535: answers an SRV from the same socket, or
+    /// (with `answering` false) swallows it.
+    static func nameserver(answering: Bool = true) -> (IpPacket) -> IpPacket? {
+        { packet in
+            guard answering, let udp = packet.udp, udp.destinationPort == 53 || udp.destinationPort == 53_535,
+                  let query = try? DnsMessage(decoding: packet.bytes(in: udp.payloadRange))
+            else { return GatewayStateTests.echo(packet) }
+            var response = DnsMessage.response(to: query, rcode: .noError)
+            response.answers = [DnsRecord(name: query.questions[0].name, ttl: 300, data: sip)]
+            return try? IpPacket.udp(source: packet.destination, destination: packet.source, sourcePort: udp.destinationPort,
+                                     destinationPort: udp.sourcePort, payload: response.encode())
+        }
+    }
+
+    func world(upstreams: [IpAddress] = [IpAddress("1.1.1.1")!], answering: Bool = true) throws -> ClientGatewayWorld {
+        let world = try ClientGatewayWorld(upstreams: upstreams)
+        world.portal.gatewayResources[Self.web] = .dns(id: Self.web, address: "**.example.com", name: "web", filters: [])
+        world.gateway.kernel = Self.nameserver(answering: answering)
+        try world.client.deliver(.resourceCreatedOrUpdated(.dns(.init(id: Self.web, address: "**.example.com", name: "web",
+                                                                      sites: [world.site], ipStack: .dual))), in: world.simulation)
+        return world
+    }
+
+    func dnsAnswers(_ world: ClientGatewayWorld) -> [DnsMessage] {
+        world.client.toTun.compactMap { packet in
+            guard let udp = packet.udp, udp.sourcePort == 53 else { return nil }
+            return try? DnsMessage(decoding: packet.bytes(in: udp.payloadRange))
+        }
+    }
+
+    @Test("SRV for a DNS resource: the first query asks for a flow, goes to the gateway's TUN IP:53535, the answer reaches the asker")
+    func srvInSite() throws {
+        let world = try world()
+        let query = try ClientDnsTests().query("_sip._udp.app.example.com", type: .srv, world: world, id: 0x4242)
+        world.client.fromTun(query, in: world.simulation)
+        #expect(world.portal.createFlows.map(\.resourceId) == [Self.web], "the query is a connection trigger")
+        #expect(world.simulation.run(within: .seconds(5)) { !dnsAnswers(world).isEmpty })
+        let forwarded = try #require(world.gateway.toTun.last)
+        #expect(forwarded.destination == .v4(world.portal.gatewayIpv4))
+        #expect(forwarded.udp?.destinationPort == 53_535)
+        #expect(forwarded.source == .v4(world.portal.clientIpv4))
+        #expect((49_152...65_535).contains(forwarded.udp?.sourcePort ?? 0))
+        let reply = try #require(world.client.toTun.last)
+        #expect(reply.source == query.destination && reply.udp?.destinationPort == 5353, "from the sentinel to the asker")
+        let answer = try #require(dnsAnswers(world).last)
+        #expect(answer.id == 0x4242 && answer.flags.rcode == .noError)
+        #expect(answer.answers.map(\.data) == [Self.sip])
+        #expect(!world.client.events.contains { if case .recurseDns = $0 { true } else { false } })
+
+        world.client.fromTun(try ClientDnsTests().query("_sip._udp.app.example.com", type: .txt, world: world, id: 7), in: world.simulation)
+        world.simulation.run(for: .milliseconds(200))
+        #expect(dnsAnswers(world).map(\.id) == [0x4242, 7], "the second query uses the authorised gateway at once")
+        #expect(world.portal.createFlows.count == 1)
+    }
+
+    @Test("an in-site query the gateway never answers fails with SERVFAIL after 30 s")
+    func inSiteTimeout() throws {
+        let world = try world(answering: false)
+        world.client.fromTun(try ClientDnsTests().query("_sip._udp.app.example.com", type: .srv, world: world, id: 9), in: world.simulation)
+        world.simulation.run(for: .seconds(29))
+        #expect(dnsAnswers(world).isEmpty)
+        world.simulation.run(for: .seconds(2))
+        #expect(dnsAnswers(world).map(\.flags.rcode) == [.serverFailure])
+        #expect(dnsAnswers(world).map(\.id) == [9])
+    }
+
+    @Test("a portal upstream inside a CIDR resource is queried through the tunnel, as resource traffic")
+    func upstreamInsideResource() throws {
+        let world = try world(upstreams: [IpAddress("10.0.0.53")!])
+        world.client.fromTun(try ClientDnsTests().query("www.other.org", world: world, id: 31), in: world.simulation)
+        #expect(world.portal.createFlows.map(\.resourceId) == [ClientGatewayWorld.lan])
+        #expect(world.simulation.run(within: .seconds(5)) { !dnsAnswers(world).isEmpty })
+        #expect(world.gateway.toTun.last?.destination == IpAddress("10.0.0.53")!)
+        #expect(world.gateway.toTun.last?.udp?.destinationPort == 53)
+        #expect(dnsAnswers(world).map(\.id) == [31])
+        #expect(!world.client.events.contains { if case .recurseDns = $0 { true } else { false } })
+    }
+
+    @Test("an upstream outside every resource is left to the app")
+    func upstreamOutsideResources() throws {
+        let world = try world()
+        world.client.fromTun(try ClientDnsTests().query("www.other.org", world: world), in: world.simulation)
+        #expect(world.client.events.contains { if case .recurseDns = $0 { true } else { false } })
+        #expect(world.portal.createFlows.isEmpty)
+    }
+
+    @Test("an answer from the wrong socket or with the wrong ID is not taken for the query's")
+    func strictMatching() throws {
+        var client = InTunnelDnsClient(random: SplitMixRandom(seed: 5))
+        let question = DnsMessage(id: 77, flags: DnsFlags(), questions: [DnsQuestion(name: DnsName("a.example.com")!, type: .srv)])
+        let pending = ClientDns.PendingQuery(query: question, asker: SocketAddress("100.64.0.2:5353")!,
+                                             sentinel: IpAddress("100.100.111.1")!)
+        let server = SocketAddress("100.64.0.1:53535")!
+        let packet = client.packet(for: pending, from: IpAddress("100.64.0.2")!, to: server, now: Instant(nanoseconds: 0))
+        let sent = try #require(packet)
+        let port = try #require(sent.udp?.sourcePort)
+        func reply(from source: SocketAddress, id: UInt16, toPort: UInt16 = port) throws -> IpPacket {
+            var response = DnsMessage.response(to: question, rcode: .noError)
+            response.id = id
+            return try IpPacket.udp(source: source.ip, destination: IpAddress("100.64.0.2")!, sourcePort: source.port,
+                                    destinationPort: toPort, payload: response.encode())
+        }
+        let wrongOnes = [try reply(from: SocketAddress("100.64.0.1:53")!, id: 77), try reply(from: SocketAddress("100.64.0.9:53535")!, id: 77),
+                         try reply(from: server, id: 78), try reply(from: server, id: 77, toPort: port &+ 1)]
+        for wrong in wrongOnes {
+            let taken = client.answer(in: wrong)
+            #expect(taken == nil)
+        }
+        let right = try reply(from: server, id: 77)
+        let taken = client.answer(in: right)
+        #expect(taken?.0 == pending)
+        #expect(client.isEmpty)
+    }
+}
