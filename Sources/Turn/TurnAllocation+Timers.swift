@@ -32,14 +32,11 @@ extension TurnAllocation {
             sendRefresh(lifetime: nil, now: now)
         }
         if isAllocated, let active = activeSocket, let last = lastKeepalive, now >= last + Self.keepaliveInterval,
-           !requests.values.contains(where: { $0.kind == .binding }) {
+           !isInFlight(.binding) {
             lastKeepalive = now
             sendBinding(to: active, now: now)
         }
-        for (number, channel) in channels where channel.bound && now >= channel.boundAt + Self.channelRefreshAge {
-            let receivedSinceBind = channel.lastReceived.map { $0 > channel.boundAt } ?? false
-            let inFlight = requests.values.contains { if case .channelBind(number, _) = $0.kind { true } else { false } }
-            guard receivedSinceBind, !inFlight else { continue }
+        for (number, channel) in channels where wantsRebind(number, channel) && now >= channel.boundAt + Self.channelRefreshAge {
             sendChannelBind(channel: number, peer: channel.peer, now: now)
         }
     }
@@ -47,14 +44,37 @@ extension TurnAllocation {
     /// When ``handleTimeout(now:)`` should run next.
     public func pollTimeout() -> Instant? {
         guard failure == nil else { return nil }
+        // A timer whose work is already in flight (or not wanted) is left out: naming an instant at which
+        // handleTimeout does nothing would make an event loop spin.
         var deadlines = requests.values.map(\.transaction.deadline)
         if let allocatedAt {
-            deadlines.append(allocatedAt + lifetime / 2)
+            if !isInFlight(.refresh(lifetime: nil)) { deadlines.append(allocatedAt + lifetime / 2) }
             deadlines.append(allocatedAt + lifetime)
         }
-        if isAllocated, let last = lastKeepalive { deadlines.append(last + Self.keepaliveInterval) }
-        for channel in channels.values where channel.bound { deadlines.append(channel.boundAt + Self.channelRefreshAge) }
+        if isAllocated, activeSocket != nil, let last = lastKeepalive, !isInFlight(.binding) {
+            deadlines.append(last + Self.keepaliveInterval)
+        }
+        for (number, channel) in channels where wantsRebind(number, channel) {
+            deadlines.append(channel.boundAt + Self.channelRefreshAge)
+        }
         return deadlines.min()
+    }
+
+    /// Whether a request of `kind`'s sort (any lifetime, channel or destination) is outstanding.
+    private func isInFlight(_ kind: PendingRequest.Kind) -> Bool {
+        requests.values.contains { request in
+            switch (request.kind, kind) {
+            case (.refresh, .refresh), (.binding, .binding), (.allocate, .allocate): true
+            case let (.channelBind(a, _), .channelBind(b, _)): a == b
+            default: false
+            }
+        }
+    }
+
+    /// A bound channel is refreshed only while in use (data since the last bind) and not already being bound.
+    private func wantsRebind(_ number: UInt16, _ channel: Channel) -> Bool {
+        channel.bound && (channel.lastReceived.map { $0 > channel.boundAt } ?? false)
+            && !isInFlight(.channelBind(channel: number, peer: channel.peer))
     }
 
     private func abandon(_ id: TransactionId) {

@@ -204,6 +204,20 @@ import Turn
         #expect(allocation.isAllocated)
     }
 
+    /// Regression (found by the tunnel's long-idle simulation): with a refresh in flight, or a bound channel
+    /// that saw no data, `pollTimeout` named an instant already past at which `handleTimeout` had nothing to
+    /// do, so an event loop spun until the answer came.
+    @Test func pollTimeoutNeverNamesAnInstantWithNothingToDo() {
+        let relay = FakeRelay()
+        let allocation = TurnAllocation(server: RelayServer(ipv4: relay.address), credentials: relay.credentials, now: start)
+        allocation.bindChannel(to: SocketAddress("203.0.113.2:51820")!, now: start)
+        relay.exchange(allocation, now: start)
+        let now = start + .seconds(300)
+        allocation.handleTimeout(now: now)  // refresh and keepalive go out and stay unanswered for now
+        let next = allocation.pollTimeout()
+        #expect(next.map { $0 > now } == true, "next deadline \(String(describing: next)) is not after \(now)")
+    }
+
     @Test func expiryInvalidatesTheRelayCandidates() {
         let relay = FakeRelay()
         relay.silent = false
