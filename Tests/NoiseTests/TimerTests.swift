@@ -141,6 +141,21 @@ import Testing
         #expect(pair.bob.pollEvent() == .connectionExpired)
     }
 
+    /// Regression (found by the tunnel's long-idle simulation): once the sessions were dropped at 180 s the
+    /// 540 s expiry was no longer armed, so an idle connection lived on until its first packet.
+    @Test func idleConnectionExpiresOnItsOwnTimerAfter540Seconds() {
+        let pair = established()
+        var expired = false
+        while !expired, let deadline = pair.bob.pollTimeout(), deadline <= pair.start + .seconds(600) {
+            pair.now = max(pair.now, deadline)
+            pair.bob.handleTimeout(now: pair.now)
+            _ = pair.drain(pair.bob)
+            expired = pair.bob.pollEvent() == .connectionExpired
+        }
+        #expect(expired)
+        #expect(pair.now - pair.start >= .seconds(540) && pair.now - pair.start < .seconds(541))
+    }
+
     @Test func pollTimeoutNamesTheEarliestDeadline() {
         let pair = established()
         pair.advance(.seconds(1))

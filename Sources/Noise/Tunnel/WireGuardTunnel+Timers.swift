@@ -8,7 +8,9 @@ extension WireGuardTunnel {
             expireConnection()
             return
         }
-        if now - lastSessionEstablished >= WireGuardLimits.connectionExpiry, hasAnySession {
+        // As boringtun: counted from the last session (or the tunnel's creation) whether or not a session is
+        // left, so an idle connection is given up after 540 s on both sides, not discovered dead on next use.
+        if now - lastSessionEstablished >= WireGuardLimits.connectionExpiry {
             expireConnection()
             return
         }
@@ -46,7 +48,7 @@ extension WireGuardTunnel {
         for session in sessions.compactMap({ $0 }) {
             deadlines.append(session.createdAt + WireGuardLimits.rejectAfterTime)
         }
-        if hasAnySession { deadlines.append(lastSessionEstablished + WireGuardLimits.connectionExpiry) }
+        deadlines.append(lastSessionEstablished + WireGuardLimits.connectionExpiry)
         return deadlines.min()
     }
 
