@@ -27,6 +27,15 @@ struct TunnelStateMachineTests {
         case idle(seconds: Int)
         /// The client's network changed: `reset`, then the portal's `init` again.
         case roam
+        /// A TCP SYN to the permitted port 80 of a CIDR resource; the resource answers SYN-ACK.
+        case tcpFlow(resource: Int)
+        /// The client process starts over (new key), keeping its proxy IPs or not, after a sign-out (Goodbye)
+        /// or a crash (nothing said), then rejoins the portal.
+        case restart(keepingProxyIps: Bool, signOut: Bool)
+        /// The relay in use goes silent and the portal says so; the one that was down comes back.
+        case relayOutage
+        /// The portal connection dropped and both sides rejoined: each gets its `init` again.
+        case portalReconnect
 
         var description: String {
             switch self {
@@ -40,6 +49,10 @@ struct TunnelStateMachineTests {
             case .rejectAccess(let r): "rejectAccess(\(r))"
             case .idle(let s): "idle(\(s) s)"
             case .roam: "roam"
+            case .tcpFlow(let r): "tcpFlow(\(r))"
+            case let .restart(keeping, signOut): "restart(keepingProxyIps: \(keeping), signOut: \(signOut))"
+            case .relayOutage: "relayOutage"
+            case .portalReconnect: "portalReconnect"
             }
         }
     }
@@ -65,13 +78,29 @@ struct TunnelStateMachineTests {
     static let resourceCount = 4
     static let dnsResource = 3
 
-    static func transitions(seed: UInt64) -> (initial: Set<Int>, steps: [Transition]) {
+    /// The starting point of a case: the client's resources, and whether direct UDP between client and
+    /// gateway is blocked so that everything goes through the relays.
+    struct Topology: CustomStringConvertible {
+        var resources: Set<Int>
+        var relayedOnly: Bool
+
+        var description: String { "resources \(resources.sorted())\(relayedOnly ? ", relayed only" : "")" }
+    }
+
+    static func transitions(seed: UInt64) -> (initial: Topology, steps: [Transition]) {
         var random = SplitMix64(seed: seed)
-        let initial = Set((0..<resourceCount).filter { _ in Bool.random(using: &random) })
+        let resources = Set((0..<resourceCount).filter { _ in Bool.random(using: &random) })
+        let initial = Topology(resources: resources, relayedOnly: Int.random(in: 0..<3, using: &random) == 0)
         let count = Int.random(in: 1...15, using: &random)
         let steps = (0..<count).map { _ -> Transition in
             let resource = Int.random(in: 0..<resourceCount, using: &random)
-            switch Int.random(in: 0..<10, using: &random) {
+            switch Int.random(in: 0..<14, using: &random) {
+            case 10: return .tcpFlow(resource: resource)
+            case 11: return .restart(keepingProxyIps: Bool.random(using: &random), signOut: Bool.random(using: &random))
+            case 12: return Bool.random(using: &random) ? .relayOutage : .portalReconnect
+            case 13:
+                return Int.random(in: 0..<3, using: &random) == 0
+                    ? .idle(seconds: Int.random(in: 120...700, using: &random)) : .dnsTraffic(name: Int.random(in: 0...2, using: &random))
             case 0, 1: return .ping(resource: resource)
             case 2: return .udpDns(resource: resource)
             case 3: return .filteredTcp(resource: resource)
@@ -102,7 +131,7 @@ struct TunnelStateMachineTests {
             let shrunk = try Self.shrink(initial: initial, steps: steps)
             Issue.record("""
                 seed \(seed) failed: \(failure)
-                initial resources \(initial.sorted()), transitions: \(steps)
+                initial \(initial), transitions: \(steps)
                 shrunk to \(shrunk.steps): \(shrunk.failure)
                 replay: TUNNEL_PROPTEST_SEED=\(seed) swift test --filter TunnelStateMachineTests
                 """)
@@ -111,7 +140,7 @@ struct TunnelStateMachineTests {
     }
 
     /// Drops transitions one at a time while the case still fails.
-    static func shrink(initial: Set<Int>, steps: [Transition]) throws -> (steps: [Transition], failure: String) {
+    static func shrink(initial: Topology, steps: [Transition]) throws -> (steps: [Transition], failure: String) {
         var current = steps
         var failure = try run(initial: initial, steps: current) ?? "?"
         var index = 0
@@ -129,11 +158,16 @@ struct TunnelStateMachineTests {
     }
 
     /// Runs one case; returns the first broken expectation, or `nil`.
-    static func run(initial: Set<Int>, steps: [Transition]) throws -> String? {
-        let world = try ModelWorld(initial: initial)
-        var model = Model(clientKnows: initial)
+    static func run(initial: Topology, steps: [Transition]) throws -> String? {
+        let world = try ModelWorld(initial: initial.resources, relayedOnly: initial.relayedOnly)
+        var model = Model(clientKnows: initial.resources)
         for (number, step) in steps.enumerated() {
+            let complaintsBefore = world.complaints
             if let problem = try world.apply(step, to: &model) { return "step \(number) \(step): \(problem)" }
+            // The analogue of "no ERROR log": no refused portal message and no error from a packet.
+            if world.complaints.count > complaintsBefore.count {
+                return "step \(number) \(step): \(world.complaints.dropFirst(complaintsBefore.count))"
+            }
             let expectedRoutes = Set(model.clientKnows.compactMap(ModelWorld.network))
             let actualRoutes = Set(world.client.state.tunConfig?.routes ?? []).subtracting(AddressPlan.fixedRoutes)
             if expectedRoutes != actualRoutes { return "step \(number) \(step): routes \(actualRoutes) != model \(expectedRoutes)" }
@@ -150,8 +184,12 @@ final class ModelWorld {
     let gateway: SimulatedGateway
     let portal: StubPortal
     let site: Site
-    let turn: Relay
+    let relays: [TestRelay]
+    let turns: [Relay]
     let interface: ClientInterface
+    let gatewayInterface: GatewayInterface
+    /// The relay that is silent, if any.
+    private var downRelay: Int?
 
     static func id(_ resource: Int) -> PortalMessages.ResourceId {
         PortalMessages.ResourceId("aaaaaaaa-0000-4000-8000-00000000000\(resource)")!
@@ -174,13 +212,14 @@ final class ModelWorld {
         IpAddress("198.18.0.\(name.description.hasPrefix("host") ? Int(String(name.description.dropFirst(4).prefix(1))) ?? 9 : 9)")!
     }
 
-    init(initial: Set<Int>) throws {
+    init(initial: Set<Int>, relayedOnly: Bool = false) throws {
         simulation = Simulation(seed: 5)
-        let relay = TestRelay(id: "2b1a4f7e-0000-4000-8000-000000000001", ip: IpAddress("192.0.2.1")!)
-        simulation.attach(relay, at: relay.ip)
+        lastTraffic = simulation.now
+        relays = (1...2).map { TestRelay(id: "2b1a4f7e-0000-4000-8000-00000000000\($0)", ip: IpAddress("192.0.2.\($0)")!) }
+        for relay in relays { simulation.attach(relay, at: relay.ip) }
         client = SimulatedClient(socket: SocketAddress("203.0.113.10:41000")!, in: simulation)
         gateway = SimulatedGateway(socket: SocketAddress("198.51.100.20:51820")!, in: simulation)
-        gateway.kernel = GatewayStateTests.echo
+        gateway.kernel = Self.kernel
         portal = StubPortal(simulation: simulation, client: client, gateway: gateway)
         site = Site(id: portal.siteId, name: "site")
         for resource in 0..<TunnelStateMachineTests.resourceCount {
@@ -190,23 +229,51 @@ final class ModelWorld {
                 continue
             }
             portal.gatewayResources[Self.id(resource)] = .cidr(id: Self.id(resource), address: network,
-                                                               name: "r\(resource)", filters: [.udp(53...53), .icmp])
+                                                               name: "r\(resource)", filters: [.udp(53...53), .tcp(80...80), .icmp])
         }
         gateway.resolver = { [Self.realIp($0)] }
-        turn = Relay.turn(TurnRelay(id: RelayId(relay.id)!, address: relay.address, username: relay.credentials.username,
-                                    password: relay.credentials.password, expiresAt: 1_900_000_000))
-        try gateway.deliver(.initialize(GatewayInit(interface: GatewayInterface(ipv4: portal.gatewayIpv4,
-                                                                               ipv6: IPv6Address("fd00:2021:1111::1")!),
-                                                    relays: [turn])), in: simulation)
+        turns = relays.map { relay in
+            Relay.turn(TurnRelay(id: RelayId(relay.id)!, address: relay.address, username: relay.credentials.username,
+                                 password: relay.credentials.password, expiresAt: 1_900_000_000))
+        }
+        gatewayInterface = GatewayInterface(ipv4: portal.gatewayIpv4, ipv6: IPv6Address("fd00:2021:1111::1")!)
+        try gateway.deliver(.initialize(GatewayInit(interface: gatewayInterface, relays: turns)), in: simulation)
         interface = ClientInterface(ipv4: portal.clientIpv4, ipv6: IPv6Address("fd00:2021:1111::2")!,
                                     upstreamDo53: [Do53Upstream(ip: IpAddress("1.1.1.1")!)])
         try client.deliver(.initialize(ClientInit(interface: interface, resources: initial.sorted().map(clientResource),
-                                                  relays: [turn])), in: simulation)
+                                                  relays: turns)), in: simulation)
+        let clientIp = client.socket.ip, gatewayIp = gateway.socket.ip
+        let relayIps = relays.map(\.ip)
+        simulation.dropRules.append { [unowned self] datagram in
+            if let down = downRelay, datagram.source.ip == relayIps[down] || datagram.destination.ip == relayIps[down] { return true }
+            return relayedOnly && Set([datagram.source.ip, datagram.destination.ip]) == [clientIp, gatewayIp]
+        }
         simulation.run(for: .seconds(1))
+    }
+
+    /// The resources behind the gateway: they echo UDP and ICMP and answer a TCP SYN with a SYN-ACK.
+    static func kernel(_ packet: IpPacket) -> IpPacket? {
+        guard let tcp = packet.tcp else { return GatewayStateTests.echo(packet) }
+        return try? IpPacket.tcp(source: packet.destination, destination: packet.source, sourcePort: tcp.destinationPort,
+                                 destinationPort: tcp.sourcePort, sequenceNumber: 1000, acknowledgmentNumber: tcp.sequenceNumber &+ 1,
+                                 flags: tcp.flags.contains(.syn) ? [.syn, .ack] : [.ack], payload: [UInt8]())
+    }
+
+    /// Refused portal messages and packet errors on either side, in order of kind.
+    var complaints: [String] {
+        client.refusals + client.errors.map { "client: \($0)" } + gateway.errors.map { "gateway: \($0)" }
+            + gateway.events.compactMap { if case .refused(let reason) = $0 { "gateway refused: \(reason)" } else { nil } }
+    }
+
+    /// After something that may have ended the connection (idling, a relay outage): the model follows.
+    private func followConnectionLoss(_ model: inout TunnelStateMachineTests.Model) {
+        if client.state.node.connectionCount == 0 { model.clientForgetsGateway() }
     }
 
     private var source: IpAddress { .v4(portal.clientIpv4) }
     private var sequence: UInt16 = 0
+    /// When the client last sent a packet into the tunnel.
+    private var lastTraffic: Instant
 
     /// Applies a transition to the system and the model; returns what did not match.
     func apply(_ step: TunnelStateMachineTests.Transition, to model: inout TunnelStateMachineTests.Model) throws -> String? {
@@ -251,16 +318,61 @@ final class ModelWorld {
             try gateway.deliver(.rejectAccess(AccessKey(clientId: portal.clientId, resourceId: Self.id(resource))), in: simulation)
             simulation.run(for: .milliseconds(100))
         case .idle(let seconds):
+            let connections = client.state.node.connectionCount
             simulation.run(for: .seconds(Int64(seconds)))
+            // ICE keepalives hold an idle connection; only WireGuard's 540 s without a new session ends it, and
+            // traffic keeps sessions younger than 170 s, so at least 370 s of silence come first.
+            let silence = simulation.now - lastTraffic
+            if client.state.node.connectionCount < connections, silence < .seconds(370) {
+                return "a connection ended while idle, \(silence) after the last traffic"
+            }
+            followConnectionLoss(&model)
         case .roam:
             model.clientForgetsGateway()
             client.state.reset(now: simulation.now)
+            client.rebind()
             client.flush(in: simulation)
-            try client.deliver(.initialize(ClientInit(interface: interface, resources: model.clientKnows.sorted().map(clientResource),
-                                                      relays: [turn])), in: simulation)
-            simulation.run(for: .seconds(1))
+            try rejoinClient(model)
+        case .tcpFlow(let resource):
+            sequence += 1
+            let packet = try IpPacket.tcp(source: source, destination: Self.host(resource), sourcePort: 30000 + sequence,
+                                          destinationPort: 80, sequenceNumber: 7, flags: [.syn], payload: [UInt8]())
+            return expectDelivery(packet, resource: resource, model: &model)
+        case let .restart(keepingProxyIps, signOut):
+            if signOut, client.state.node.connectionCount > 0 { model.gatewayAuthorized = [] }
+            model.clientForgetsGateway()
+            client.restart(keepingProxyIps: keepingProxyIps, signOut: signOut, in: simulation)
+            simulation.run(for: .milliseconds(100))
+            try rejoinClient(model)
+        case .relayOutage:
+            let failing = downRelay.map { 1 - $0 } ?? Int(sequence % 2)
+            downRelay = failing
+            let presence = RelaysPresence(disconnectedIds: [RelayId(relays[failing].id)!], connected: [turns[1 - failing]])
+            try client.deliver(.relaysPresence(presence), in: simulation)
+            try gateway.deliver(.relaysPresence(presence), in: simulation)
+            simulation.run(for: .seconds(12))
+            followConnectionLoss(&model)
+        case .portalReconnect:
+            let authorizations = model.gatewayAuthorized.sorted().map {
+                AccessExpiry(clientId: portal.clientId, resourceId: Self.id($0), expiresAt: 1_900_000_000)
+            }
+            try gateway.deliver(.initialize(GatewayInit(interface: gatewayInterface, relays: liveTurns, authorizations: authorizations)),
+                                in: simulation)
+            try rejoinClient(model)
         }
         return nil
+    }
+
+    /// The relays the portal currently announces.
+    private var liveTurns: [Relay] {
+        turns.indices.filter { $0 != downRelay }.map { turns[$0] }
+    }
+
+    /// The client joins the portal again and receives its `init`.
+    private func rejoinClient(_ model: TunnelStateMachineTests.Model) throws {
+        try client.deliver(.initialize(ClientInit(interface: interface, resources: model.clientKnows.sorted().map(clientResource),
+                                                  relays: liveTurns)), in: simulation)
+        simulation.run(for: .seconds(1))
     }
 
     /// Resolves `host<n>.svc.test` at the sentinel, then sends to the first proxy IP it got.
@@ -363,8 +475,11 @@ final class ModelWorld {
     /// Sends from the client's TUN device and settles; returns what appeared on either TUN device.
     private func send(_ packet: IpPacket) -> (atGateway: [IpPacket], atClient: [IpPacket]) {
         let gatewayBefore = gateway.toTun.count, clientBefore = client.toTun.count
+        let sentAt = simulation.now
         client.fromTun(packet, in: simulation)
         simulation.run(for: .seconds(3))
-        return (Array(gateway.toTun[gatewayBefore...]), Array(client.toTun[clientBefore...]))
+        let crossed = (Array(gateway.toTun[gatewayBefore...]), Array(client.toTun[clientBefore...]))
+        if !crossed.0.isEmpty || !crossed.1.isEmpty { lastTraffic = sentAt }
+        return crossed
     }
 }

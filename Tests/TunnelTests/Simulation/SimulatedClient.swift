@@ -10,10 +10,13 @@ import Testing
 /// A ``ClientState`` on the simulated network; what it writes to its TUN device is recorded.
 final class SimulatedClient: SimulatedHost {
     private(set) var state: ClientState
-    let socket: SocketAddress
+    /// A restarted process binds a new port; datagrams to the old one find no listener.
+    private(set) var socket: SocketAddress
     private(set) var toTun: [IpPacket] = []
     private(set) var errors: [TunnelError] = []
     private(set) var events: [ClientEvent] = []
+    /// Every refused portal message, across restarts.
+    private(set) var refusals: [String] = []
     var onPortalMessage: (ClientEgress) -> Void = { _ in }
     private let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
 
@@ -30,13 +33,18 @@ final class SimulatedClient: SimulatedHost {
                            proxyIpRecords: records, random: SplitMix64(seed: simulation.random.next()))
     }
 
+    /// The client's network changed (roaming): it binds a new port, as the app rebinds its sockets.
+    func rebind() {
+        socket.port &+= 1
+    }
+
     /// The records of the last ``ClientEvent/proxyIpRecordsChanged(_:)``: what the app keeps across sessions.
     var lastReportedProxyIpRecords: [ProxyIpRecord] {
         for event in events.reversed() { if case .proxyIpRecordsChanged(let records) = event { return records } }
         return []
     }
 
-    /// The client process starts over with a new key and, if asked, the proxy IPs the old one reported.
+    /// The client process starts over with a new key, a new port and, if asked, the proxy IPs the old one reported.
     /// Without `signOut` the old one vanished without a word (a crash); with it, it said Goodbye first.
     func restart(keepingProxyIps: Bool, signOut: Bool, in simulation: Simulation) {
         if signOut {
@@ -44,6 +52,7 @@ final class SimulatedClient: SimulatedHost {
             flush(in: simulation)
         }
         state = Self.makeState(records: keepingProxyIps ? lastReportedProxyIpRecords : [], in: simulation)
+        socket.port &+= 1
         events.removeAll()
     }
 
@@ -72,6 +81,7 @@ final class SimulatedClient: SimulatedHost {
     }
 
     func receive(_ datagram: Datagram, in simulation: Simulation) {
+        guard datagram.destination.port == socket.port else { return }
         let buffer = PacketBufferPool.shared.take()
         guard datagram.payload.withUnsafeBytes({ buffer.copy(from: $0) }) else { return }
         do {
@@ -97,7 +107,10 @@ final class SimulatedClient: SimulatedHost {
             simulation.send(Datagram(source: transmit.source ?? socket, destination: transmit.destination, payload: transmit.payload))
         }
         while let message = state.pollPortalMessage() { onPortalMessage(message) }
-        while let event = state.pollEvent() { events.append(event) }
+        while let event = state.pollEvent() {
+            events.append(event)
+            if case .refused(let reason) = event { refusals.append(reason) }
+        }
         while let packet = state.pollTunPacket() { toTun.append(packet) }
     }
 }
