@@ -117,6 +117,7 @@ let package = Package(
         .executableTarget(name: "FuzzIceCandidate", dependencies: ["Ice"], path: "Fuzz/IceCandidate"),
         .executableTarget(name: "FuzzDns", dependencies: ["DnsNat"], path: "Fuzz/Dns"),
         .executableTarget(name: "FuzzP2pControl", dependencies: ["DnsNat", "IpPacket"], path: "Fuzz/P2pControl"),
+        .executableTarget(name: "FuzzTcpDns", dependencies: ["DnsNat", "IpPacket", "SansIO"], path: "Fuzz/TcpDns"),
         .executableTarget(name: "FuzzPortalInput", dependencies: ["PortalInput"], path: "Fuzz/PortalInput"),
         .executableTarget(name: "FuzzPortalMessage", dependencies: ["PhoenixChannel", "PortalMessages"], path: "Fuzz/PortalMessage"),
 
@@ -148,7 +149,7 @@ let package = Package(
             "Turn", "Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "TunnelTests", dependencies: [
-            "Tunnel", "Turn", "Stun", "Ice", "Noise", "SansIO", "IpPacket", "DnsNat", "PortalMessages", "TestSupport",
+            "Tunnel", "Turn", "Stun", "Ice", "Noise", "SansIO", "IpPacket", "DnsNat", "PortalMessages", "TestSupport", "CLinuxTun",
         ]),
         // Sockets, clocks and shell helpers the interop tests share.
         .target(name: "TestSupport", dependencies: ["SansIO"], path: "Tests/Support/TestSupport"),

@@ -43,10 +43,18 @@ public struct ClientDns: Sendable {
         self.stub = stub
     }
 
+    /// What to do with a query, whichever transport brought it.
+    public enum Decision: Sendable {
+        /// Answer with this message (from the cache, or locally for `localDomain`).
+        case answer(DnsMessage, localDomain: DnsName?)
+        case recurseLocally(PendingQuery, upstream: DnsUpstream)
+        case recurseInSite(PendingQuery, resource: ResourceId)
+    }
+
     /// Handles a UDP packet the OS sent to a sentinel. Local answers name their domain (`localDomain`) so the
     /// caller can recreate and update that domain's DNS-resource NAT.
     public mutating func handleQueryPacket(_ packet: IpPacket, now: Instant) -> Action {
-        guard let upstream = sentinels.upstream(for: packet.destination) else { return .notDns }
+        guard sentinels.upstream(for: packet.destination) != nil else { return .notDns }
         let query: DnsMessage
         switch Self.validatedQuery(packet) {
         case .success(let valid): query = valid
@@ -57,13 +65,27 @@ public struct ClientDns: Sendable {
         guard let udp = packet.udp else { return .rejected(.notUdpToPort53) }
         let pending = PendingQuery(query: query, asker: SocketAddress(ip: packet.source, port: udp.sourcePort),
                                    sentinel: packet.destination)
-        if let cached = cache.answer(query, now: now), let reply = try? replyPacket(cached, for: pending) {
-            return .reply(reply, localDomain: nil)
-        }
-        switch stub.handle(query) {
-        case .localResponse(let answer):
+        switch decide(pending, now: now) {
+        case let .answer(answer, domain)?:
             guard let reply = try? replyPacket(answer, for: pending) else { return .rejected(.unanswerable) }
-            return .reply(reply, localDomain: query.questions[0].name)
+            return .reply(reply, localDomain: domain)
+        case let .recurseLocally(pending, upstream)?:
+            return .recurseLocally(pending, upstream: upstream)
+        case let .recurseInSite(pending, resource)?:
+            return .recurseInSite(pending, resource: resource)
+        case nil:
+            return .notDns
+        }
+    }
+
+    /// The cache, then the stub resolver (spec §4.6.3) for a valid query to a sentinel; `nil` when the
+    /// sentinel stands for no upstream.
+    public mutating func decide(_ pending: PendingQuery, now: Instant) -> Decision? {
+        guard let upstream = sentinels.upstream(for: pending.sentinel) else { return nil }
+        if let cached = cache.answer(pending.query, now: now) { return .answer(cached, localDomain: nil) }
+        switch stub.handle(pending.query) {
+        case .localResponse(let answer):
+            return .answer(answer, localDomain: pending.query.questions.first?.name)
         case .recurseLocally:
             return .recurseLocally(pending, upstream: upstream)
         case .recurseInSite(let resource):
@@ -74,12 +96,15 @@ public struct ClientDns: Sendable {
     /// The packet answering a forwarded query: the upstream's response with the original ID restored
     /// (and offered to the cache), or SERVFAIL when the recursion failed (`nil`).
     public mutating func answer(_ pending: PendingQuery, response: DnsMessage?, now: Instant) throws(IpPacketError) -> IpPacket {
-        guard var response else {
-            return try replyPacket(DnsMessage.response(to: pending.query, rcode: .serverFailure), for: pending)
-        }
+        try replyPacket(answerMessage(pending, response: response, now: now), for: pending)
+    }
+
+    /// The message answering a forwarded query, for any transport: see ``answer(_:response:now:)``.
+    public mutating func answerMessage(_ pending: PendingQuery, response: DnsMessage?, now: Instant) -> DnsMessage {
+        guard var response else { return DnsMessage.response(to: pending.query, rcode: .serverFailure) }
         response.id = pending.query.id
         cache.offer(response, for: pending.query, now: now)
-        return try replyPacket(response, for: pending)
+        return response
     }
 
     /// Accepts exactly a UDP packet to port 53 carrying a query (not a response) with one question.

@@ -19,7 +19,7 @@ extension IpPacket {
     /// A TCP segment with window 128; `options` must be a multiple of 4 bytes, at most 40.
     public static func tcp(
         source: IpAddress, destination: IpAddress, sourcePort: UInt16, destinationPort: UInt16,
-        sequenceNumber: UInt32 = 0, acknowledgmentNumber: UInt32 = 0, flags: TcpFlags,
+        sequenceNumber: UInt32 = 0, acknowledgmentNumber: UInt32 = 0, flags: TcpFlags, window: UInt16 = 128,
         options: some Collection<UInt8> = [UInt8](), payload: some Collection<UInt8>,
         pool: PacketBufferPool = .shared
     ) throws(IpPacketError) -> IpPacket {
@@ -34,7 +34,7 @@ extension IpPacket {
             transport.storeBytes(of: acknowledgmentNumber.bigEndian, toByteOffset: 8, as: UInt32.self)
             transport[12] = UInt8(headerLength / 4) << 4
             transport[13] = flags.rawValue
-            transport.storeBytes(of: UInt16(128).bigEndian, toByteOffset: 14, as: UInt16.self)
+            transport.storeBytes(of: window.bigEndian, toByteOffset: 14, as: UInt16.self)
             UnsafeMutableRawBufferPointer(rebasing: transport[20..<headerLength]).copyBytes(from: options)
             UnsafeMutableRawBufferPointer(rebasing: transport[headerLength...]).copyBytes(from: payload)
         }

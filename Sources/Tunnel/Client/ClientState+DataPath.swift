@@ -14,8 +14,9 @@ extension ClientState {
         guard destination != Self.igmp, destination != Self.allRouters else { return drop(.multicast) }
         guard let config = tunConfig else { return drop(.unconfigured) }
         guard packet.source == .v4(config.ipv4) || packet.source == .v6(config.ipv6) else { return drop(.badSource) }
-        if packet.isUdp, DnsSentinels.isSentinel(destination), try handleDnsQuery(packet, now: now) {
-            return nil
+        if DnsSentinels.isSentinel(destination) {
+            if packet.isUdp, try handleDnsQuery(packet, now: now) { return nil }
+            if packet.isTcp, try handleTcpDnsSegment(packet, now: now) { return nil }
         }
         if AddressPlan.isTunnel(destination) {
             guard let gateway = peerByTunnelIp[destination] else { return drop(.unknownPeer) }
@@ -124,9 +125,9 @@ extension ClientState {
 
     /// Buffers the packet with the resource's intent and asks the portal for a flow, at most every 2 s and
     /// only when a packet arrives (spec §4.4.4).
-    func requestFlow(for resource: ResourceId, buffering packet: IpPacket, now: Instant) {
+    func requestFlow(for resource: ResourceId, buffering packet: IpPacket?, now: Instant) {
         var pending = pendingFlows[resource] ?? PendingFlow(lastIntent: now - .seconds(10))
-        if let copy = try? IpPacket(copying: packet.bytes) {
+        if let packet, let copy = try? IpPacket(copying: packet.bytes) {
             let dropped = pending.packets.droppedCount
             pending.packets.append(copy)
             if pending.packets.droppedCount > dropped { statistics.count(.bufferFull) }

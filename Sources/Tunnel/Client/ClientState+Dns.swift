@@ -11,25 +11,51 @@ extension ClientState {
     /// app to recurse, or — when the sentinel has no upstream — routed as ordinary traffic (`false`).
     func handleDnsQuery(_ packet: IpPacket, now: Instant) throws(TunnelError) -> Bool {
         let knownDomains = dns.stub.allocator.records.count
-        defer {
-            if dns.stub.allocator.records.count != knownDomains { events.append(.proxyIpRecordsChanged(proxyIpRecords)) }
-        }
+        defer { reportNewProxyIps(knownDomains) }
         switch dns.handleQueryPacket(packet, now: now) {
         case .reply(let answer, let domain):
             if let domain { dnsNat.recreate(domain: domain) }
             tunOutbox.append(answer)
         case let .recurseLocally(pending, upstream):
-            guard case .do53(let server) = upstream, interface?.effectiveDo53.isEmpty == false, resource(for: server) != nil else {
-                events.append(.recurseDns(pending, upstream: upstream))
-                return true
-            }
-            try queryThroughTunnel(pending, server: SocketAddress(ip: server, port: 53), now: now)
+            try recurseLocally(pending, upstream: upstream, now: now)
         case let .recurseInSite(pending, dnsResource):
             try recurseInSite(pending, resource: ResourceId(dnsResource.description), query: packet, now: now)
         case .rejected:
             statistics.count(.badDnsQuery)
         case .notDns:
             return false
+        }
+        return true
+    }
+
+    /// A TCP segment to a sentinel (spec §4.6.2): port 53 of a mapped sentinel goes to the TCP DNS server,
+    /// whose complete queries are handled like UDP ones and answered on their connection. Anything else is
+    /// routed as ordinary traffic (`false`).
+    func handleTcpDnsSegment(_ packet: IpPacket, now: Instant) throws(TunnelError) -> Bool {
+        guard packet.tcp?.destinationPort == 53, dns.sentinels.upstream(for: packet.destination) != nil else { return false }
+        tcpDns.handle(packet, now: now)
+        let knownDomains = dns.stub.allocator.records.count
+        defer { reportNewProxyIps(knownDomains) }
+        while let query = tcpDns.pollQuery() {
+            let pending = ClientDns.PendingQuery(query: query.message, asker: query.connection.remote, sentinel: query.connection.local.ip)
+            guard query.message.questions.count == 1 else {
+                statistics.count(.badDnsQuery)
+                tcpDns.respond(DnsMessage.response(to: query.message, rcode: .formatError), to: query.connection, now: now)
+                continue
+            }
+            switch dns.decide(pending, now: now) {
+            case let .answer(answer, domain)?:
+                if let domain { dnsNat.recreate(domain: domain) }
+                tcpDns.respond(answer, to: query.connection, now: now)
+            case let .recurseLocally(pending, upstream)?:
+                tcpQueries.append((pending, query.connection))
+                try recurseLocally(pending, upstream: upstream, now: now)
+            case let .recurseInSite(pending, dnsResource)?:
+                tcpQueries.append((pending, query.connection))
+                try recurseInSite(pending, resource: ResourceId(dnsResource.description), query: nil, now: now)
+            case nil:
+                tcpDns.respond(DnsMessage.response(to: query.message, rcode: .serverFailure), to: query.connection, now: now)
+            }
         }
         return true
     }
@@ -46,7 +72,13 @@ extension ClientState {
         for pending in inTunnelDns.expire(now: now) { try? answer(pending, with: nil, now: now) }
     }
 
+    /// Answers the asker on the transport its query came in on.
     func answer(_ pending: ClientDns.PendingQuery, with response: DnsMessage?, now: Instant) throws(TunnelError) {
+        if let index = tcpQueries.firstIndex(where: { $0.pending == pending }) {
+            let connection = tcpQueries.remove(at: index).connection
+            tcpDns.respond(dns.answerMessage(pending, response: response, now: now), to: connection, now: now)
+            return
+        }
         do {
             tunOutbox.append(try dns.answer(pending, response: response, now: now))
         } catch {
@@ -56,14 +88,30 @@ extension ClientState {
 
     // MARK: Details
 
+    private func reportNewProxyIps(_ knownDomains: Int) {
+        if dns.stub.allocator.records.count != knownDomains { events.append(.proxyIpRecordsChanged(proxyIpRecords)) }
+    }
+
+    /// Through the tunnel when the portal's Do53 upstream lies inside a resource, otherwise by the app.
+    private func recurseLocally(_ pending: ClientDns.PendingQuery, upstream: DnsUpstream, now: Instant) throws(TunnelError) {
+        guard case .do53(let server) = upstream, interface?.effectiveDo53.isEmpty == false, resource(for: server) != nil else {
+            events.append(.recurseDns(pending, upstream: upstream))
+            return
+        }
+        try queryThroughTunnel(pending, server: SocketAddress(ip: server, port: 53), now: now)
+    }
+
     /// SRV/TXT for a DNS resource (spec §4.6.6): to the authorised gateway's `TUN IP:53535` in the sentinel's
-    /// family; without one, the query packet waits behind a connection intent like any first packet.
+    /// family; without one, the UDP query packet waits behind a connection intent like any first packet. A
+    /// TCP query (`query` nil) cannot wait in the packet buffer: it raises the intent and fails with
+    /// SERVFAIL, and the asker's retry finds the gateway.
     private func recurseInSite(
-        _ pending: ClientDns.PendingQuery, resource: ResourceId?, query: IpPacket, now: Instant
+        _ pending: ClientDns.PendingQuery, resource: ResourceId?, query: IpPacket?, now: Instant
     ) throws(TunnelError) {
         guard let resource, resources[resource] != nil else { return try answer(pending, with: nil, now: now) }
         guard let gateway = authorized[resource], let peer = peers[gateway] else {
             requestFlow(for: resource, buffering: query, now: now)
+            if query == nil { try answer(pending, with: nil, now: now) }
             return
         }
         let server: IpAddress = pending.sentinel.version == .v4 ? .v4(peer.ipv4) : .v6(peer.ipv6)

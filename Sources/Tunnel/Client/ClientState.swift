@@ -41,6 +41,9 @@ public final class ClientState {
     var dns: ClientDns
     var dnsNat = ClientDnsResourceNat<GatewayId>()
     var inTunnelDns: InTunnelDnsClient
+    var tcpDns: TcpDnsServer
+    /// Queries that came in over TCP and wait for a recursion, with the connection to answer on.
+    var tcpQueries: [(pending: ClientDns.PendingQuery, connection: TcpConnectionId)] = []
     var systemResolvers: [IpAddress] = []
     var tunOutbox: [IpPacket] = []
     let scratch: UnsafeMutableRawBufferPointer
@@ -53,6 +56,7 @@ public final class ClientState {
                 proxyIpRecords: [ProxyIpRecord] = [], random: any RandomNumberGenerator = SystemRandomNumberGenerator()) {
         var random = random
         inTunnelDns = InTunnelDnsClient(random: SplitMixRandom(seed: random.next()))
+        tcpDns = TcpDnsServer(random: SplitMixRandom(seed: random.next()))
         node = Node(role: .client, privateKey: privateKey, now: now, unixTimeNanoseconds: unixTimeNanoseconds, random: random)
         self.internetResourceEnabled = internetResourceEnabled
         dns = ClientDns(stub: StubResolver(restoring: proxyIpRecords.map { ($0.domain, $0.ips) }))
@@ -134,9 +138,10 @@ public final class ClientState {
         node.pollTransmit()
     }
 
-    /// The next packet for the TUN device that did not come from a gateway: DNS answers.
+    /// The next packet for the TUN device that did not come from a gateway: DNS answers over UDP and the
+    /// TCP DNS server's segments.
     public func pollTunPacket() -> IpPacket? {
-        tunOutbox.isEmpty ? nil : tunOutbox.removeFirst()
+        tunOutbox.isEmpty ? tcpDns.pollPacket() : tunOutbox.removeFirst()
     }
 
     /// The OS's resolvers, the upstreams behind the sentinels when the portal configures none (spec §4.6.1).
@@ -148,20 +153,23 @@ public final class ClientState {
     /// The answer to a query the app recursed (``ClientEvent/recurseDns(_:upstream:)``); `nil` for a failure,
     /// answered with SERVFAIL.
     public func dnsAnswered(_ pending: ClientDns.PendingQuery, response: DnsMessage?, now: Instant) {
-        guard let packet = try? dns.answer(pending, response: response, now: now) else { return }
-        tunOutbox.append(packet)
+        try? answer(pending, with: response, now: now)
     }
 
     public func handleTimeout(now: Instant) {
         node.handleTimeout(now: now)
         expireInTunnelDnsQueries(now: now)
+        tcpDns.handleTimeout(now: now)
         drainNodeEvents()
     }
 
     public func pollTimeout() -> Instant? {
-        let nodeDeadline = node.pollTimeout()
-        guard let dnsDeadline = inTunnelDns.nextDeadline else { return nodeDeadline }
-        return nodeDeadline.map { min($0, dnsDeadline) } ?? dnsDeadline
+        var deadline = node.pollTimeout()
+        for other in [inTunnelDns.nextDeadline, tcpDns.pollTimeout()] {
+            guard let other else { continue }
+            deadline = deadline.map { min($0, other) } ?? other
+        }
+        return deadline
     }
 
     /// Network change, roaming or SIGHUP (spec §4.9): every connection and allocation is dropped, the key

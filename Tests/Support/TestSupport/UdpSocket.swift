@@ -73,6 +73,11 @@ public final class TestClock {
 public enum Shell {
     @discardableResult
     public static func run(_ arguments: String..., allowFailure: Bool = false) throws -> (status: Int32, output: String) {
+        try run(arguments, allowFailure: allowFailure)
+    }
+
+    @discardableResult
+    public static func run(_ arguments: [String], allowFailure: Bool = false) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
