@@ -139,7 +139,40 @@ struct ClientGatewayTests {
         #expect(world.client.state.node.connectionCount == 0)
         #expect(world.gateway.state.clientIds.isEmpty)
         #expect(world.gateway.state.node.connectionCount == 0)
-        #expect(world.client.events.last.map { if case .resourcesChanged(let list) = $0 { list.isEmpty } else { false } } == true)
+        #expect(world.client.events.last { if case .resourcesChanged = $0 { true } else { false } }
+            .map { if case .resourcesChanged(let list) = $0 { list.isEmpty } else { false } } == true)
+    }
+}
+
+@Suite("ClientState: resource status (spec §4.7)")
+struct ResourceStatusTests {
+    func lastReportedStatus(_ world: ClientGatewayWorld) -> ResourceStatus? {
+        for event in world.client.events.reversed() {
+            if case .resourcesChanged(let list) = event { return list.first { $0.resource.id == ClientGatewayWorld.lan }?.status }
+        }
+        return nil
+    }
+
+    @Test("unknown at first, online once the gateway connected, unknown after its Goodbye, offline when the portal says so")
+    func transitions() throws {
+        let world = try ClientGatewayWorld()
+        #expect(world.client.state.status(of: ClientGatewayWorld.lan) == .unknown)
+        #expect(lastReportedStatus(world) == .unknown)
+        world.client.fromTun(try world.ping(world.host, sequence: 1), in: world.simulation)
+        #expect(world.simulation.run(within: .seconds(5)) { world.client.toTun.count == 1 })
+        #expect(world.client.state.status(of: ClientGatewayWorld.lan) == .online)
+        #expect(lastReportedStatus(world) == .online)
+
+        try world.gateway.deliver(.rejectAccess(AccessKey(clientId: world.portal.clientId, resourceId: ClientGatewayWorld.lan)),
+                                  in: world.simulation)
+        world.simulation.run(for: .milliseconds(100))
+        #expect(world.client.state.status(of: ClientGatewayWorld.lan) == .unknown, "the gateway's Goodbye cleaned it up")
+        #expect(lastReportedStatus(world) == .unknown)
+
+        try world.client.deliver(.flowCreationFailed(FlowCreationFailed(resourceId: ClientGatewayWorld.lan, reason: .offline)),
+                                 in: world.simulation)
+        #expect(world.client.state.status(of: ClientGatewayWorld.lan) == .offline)
+        #expect(lastReportedStatus(world) == .offline)
     }
 }
 

@@ -171,6 +171,12 @@ struct TunnelStateMachineTests {
             let expectedRoutes = Set(model.clientKnows.compactMap(ModelWorld.network))
             let actualRoutes = Set(world.client.state.tunConfig?.routes ?? []).subtracting(AddressPlan.fixedRoutes)
             if expectedRoutes != actualRoutes { return "step \(number) \(step): routes \(actualRoutes) != model \(expectedRoutes)" }
+            // One site, one gateway: every resource is online exactly while the client is connected to it.
+            let expectedStatus: ResourceStatus = model.clientAuthorized.isEmpty ? .unknown : .online
+            for resource in model.clientKnows {
+                let status = world.client.state.status(of: ModelWorld.id(resource))
+                if status != expectedStatus { return "step \(number) \(step): resource \(resource) is \(status), model \(expectedStatus)" }
+            }
         }
         return nil
     }

@@ -37,7 +37,8 @@ public final class ClientState {
     var pendingFlows: [ResourceId: PendingFlow] = [:]
     var portalOutbox: [ClientEgress] = []
     var events: [ClientEvent] = []
-    var lastResourcesEmitted: [ClientResource]?
+    var lastResourcesEmitted: [ResourceView]?
+    var siteStatus: [SiteId: ResourceStatus] = [:]
     var dns: ClientDns
     var dnsNat = ClientDnsResourceNat<GatewayId>()
     var inTunnelDns: InTunnelDnsClient
@@ -110,7 +111,9 @@ public final class ClientState {
                 return
             }
             pendingFlows[failure.resourceId] = nil
+            for site in resources[failure.resourceId]?.sites ?? [] { siteStatus[site.id] = .offline }
             if let gateway = authorized[failure.resourceId] { cleanUp(gateway) }
+            emitResourcesIfChanged()
         }
     }
 
@@ -235,11 +238,27 @@ public final class ClientState {
     private func recomputeAfterResourceChange() {
         recomputeActiveCidrs()
         recomputeTunConfig()
-        let list = resources.values.sorted { $0.id < $1.id }
-        if list != lastResourcesEmitted {
-            lastResourcesEmitted = list
-            events.append(.resourcesChanged(list))
-        }
+        emitResourcesIfChanged()
+    }
+
+    /// A resource is online if any site is, offline if all are, else unknown (spec §4.7).
+    public func status(of resource: ResourceId) -> ResourceStatus {
+        let statuses = (resources[resource]?.sites ?? []).map { siteStatus[$0.id] ?? .unknown }
+        if statuses.contains(.online) { return .online }
+        if !statuses.isEmpty, statuses.allSatisfy({ $0 == .offline }) { return .offline }
+        return .unknown
+    }
+
+    func setStatus(_ status: ResourceStatus, ofSitesOf gateway: GatewayId) {
+        for (site, gateways) in gatewaysBySite where gateways.contains(gateway) { siteStatus[site] = status }
+        emitResourcesIfChanged()
+    }
+
+    func emitResourcesIfChanged() {
+        let list = resources.values.sorted { $0.id < $1.id }.map { ResourceView(resource: $0, status: status(of: $0.id)) }
+        guard list != lastResourcesEmitted else { return }
+        lastResourcesEmitted = list
+        events.append(.resourcesChanged(list))
     }
 
     /// One active resource per identical network: visiting ascending ids, a later one replaces the entry
@@ -337,6 +356,7 @@ public final class ClientState {
     /// After a failed connection or a Goodbye: forget the gateway and its authorisations, so the next packet
     /// asks the portal again.
     func cleanUp(_ gateway: GatewayId) {
+        setStatus(.unknown, ofSitesOf: gateway)
         for (resource, authorizedGateway) in authorized where authorizedGateway == gateway { authorized[resource] = nil }
         dnsNat.removeGateway(gateway)
         forgetPeer(gateway)
@@ -358,8 +378,10 @@ public final class ClientState {
                 portalOutbox.append(.broadcastInvalidatedIceCandidates(CandidatesForGateways(peers: [peer], candidates: [candidate])))
             case .connectionFailed(let gateway, _):
                 cleanUp(gateway)
-            case .connectionEstablished, .connectionClosed:
-                break
+            case .connectionEstablished(let gateway):
+                setStatus(.online, ofSitesOf: gateway)
+            case .connectionClosed(let gateway):
+                setStatus(.unknown, ofSitesOf: gateway)
             }
         }
     }

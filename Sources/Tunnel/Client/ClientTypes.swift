@@ -16,7 +16,8 @@ public struct TunConfig: Hashable, Sendable {
 /// What the client asks of its app besides sending datagrams. Emitted only on change.
 public enum ClientEvent: Hashable, Sendable {
     case tunInterfaceUpdated(TunConfig)
-    case resourcesChanged([ClientResource])
+    /// Every resource with its status, sorted by id; emitted when a resource or a status changes.
+    case resourcesChanged([ResourceView])
     /// `flow_created` arrived while no relay is known: reconnect to the portal for a new `init`.
     case noRelays
     /// A portal message that could not be applied, with the reason.
@@ -26,6 +27,22 @@ public enum ClientEvent: Hashable, Sendable {
     /// The stub resolver assigned proxy IPs to a new domain: keep all records for the next session
     /// (spec §4.6.5), so proxy IPs stay the same across sign-out, restart and reconnect.
     case proxyIpRecordsChanged([ProxyIpRecord])
+}
+
+/// How reachable a site, or a resource through its sites, is (spec §4.7).
+public enum ResourceStatus: String, Hashable, Sendable {
+    /// Nothing known yet, or the gateway was cleaned up.
+    case unknown
+    /// A gateway of the site finished connecting.
+    case online
+    /// The portal said the site is offline.
+    case offline
+}
+
+/// A resource as the UI shows it.
+public struct ResourceView: Hashable, Sendable {
+    public var resource: ClientResource
+    public var status: ResourceStatus
 }
 
 /// A domain's proxy IPs, as kept across sessions (spec §4.6.5).
