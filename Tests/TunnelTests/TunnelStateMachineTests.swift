@@ -19,8 +19,8 @@ struct TunnelStateMachineTests {
         case udpDns(resource: Int)
         case filteredTcp(resource: Int)
         case pingNonResource
-        /// Resolve a name of the DNS resource (index 3) and send UDP to its first proxy IP.
-        case dnsTraffic(name: Int)
+        /// Resolve a name of the DNS resource (index 3), over UDP or TCP, and send UDP to its first proxy IP.
+        case dnsTraffic(name: Int, overTcp: Bool = false)
         case addResource(Int)
         case removeResource(Int)
         case rejectAccess(Int)
@@ -43,7 +43,7 @@ struct TunnelStateMachineTests {
             case .udpDns(let r): "udpDns(\(r))"
             case .filteredTcp(let r): "filteredTcp(\(r))"
             case .pingNonResource: "pingNonResource"
-            case .dnsTraffic(let name): "dnsTraffic(host\(name).svc.test)"
+            case let .dnsTraffic(name, overTcp): "dnsTraffic(host\(name).svc.test\(overTcp ? ", TCP" : ""))"
             case .addResource(let r): "addResource(\(r))"
             case .removeResource(let r): "removeResource(\(r))"
             case .rejectAccess(let r): "rejectAccess(\(r))"
@@ -104,7 +104,9 @@ struct TunnelStateMachineTests {
             case 0, 1: return .ping(resource: resource)
             case 2: return .udpDns(resource: resource)
             case 3: return .filteredTcp(resource: resource)
-            case 4: return Bool.random(using: &random) ? .pingNonResource : .dnsTraffic(name: Int.random(in: 0...2, using: &random))
+            case 4:
+                return Bool.random(using: &random)
+                    ? .pingNonResource : .dnsTraffic(name: Int.random(in: 0...2, using: &random), overTcp: Bool.random(using: &random))
             case 5: return .addResource(resource)
             case 6: return .removeResource(resource)
             case 7: return .rejectAccess(resource)
@@ -280,6 +282,8 @@ final class ModelWorld {
     private var sequence: UInt16 = 0
     /// When the client last sent a packet into the tunnel.
     private var lastTraffic: Instant
+    /// The first proxy IP each `host<n>.svc.test` was given; it must not change while the client keeps its records.
+    private var proxyIps: [Int: IpAddress] = [:]
 
     /// Applies a transition to the system and the model; returns what did not match.
     func apply(_ step: TunnelStateMachineTests.Transition, to model: inout TunnelStateMachineTests.Model) throws -> String? {
@@ -303,8 +307,8 @@ final class ModelWorld {
             let packet = try IpPacket.icmpEchoRequest(source: source, destination: IpAddress("192.168.50.1")!, identifier: 1,
                                                       sequence: 1, payload: [])
             return expectNothing(packet)
-        case .dnsTraffic(let name):
-            return try dnsTraffic(name: name, model: &model)
+        case let .dnsTraffic(name, overTcp):
+            return try dnsTraffic(name: name, overTcp: overTcp, model: &model)
         case .addResource(let resource):
             model.clientKnows.insert(resource)
             try client.deliver(.resourceCreatedOrUpdated(clientResource(resource)), in: simulation)
@@ -318,11 +322,18 @@ final class ModelWorld {
             try client.deliver(.resourceDeleted(Self.id(resource)), in: simulation)
             simulation.run(for: .milliseconds(100))
         case .rejectAccess(let resource):
-            if model.gatewayAuthorized.remove(resource) != nil, model.gatewayAuthorized.isEmpty {
-                model.clientForgetsGateway()  // the gateway's Goodbye ends the client's authorisations
-            }
+            let gatewayHasSession = gateway.state.node.connections[portal.clientId]?.tunnel.currentSessionIndex != nil
+            let lastOne = model.gatewayAuthorized.remove(resource) != nil && model.gatewayAuthorized.isEmpty
+            if lastOne { model.clientForgetsGateway() }  // the gateway's Goodbye ends the client's authorisations
             try gateway.deliver(.rejectAccess(AccessKey(clientId: portal.clientId, resourceId: Self.id(resource))), in: simulation)
             simulation.run(for: .milliseconds(100))
+            if lastOne, !gatewayHasSession {
+                // After 180 s without traffic there is no WireGuard session to carry the Goodbye (as in
+                // Firezone). The client finds out when its idle ICE checks go unanswered: the next one within
+                // 25 s, failure 100 s later, then 2 s of "disconnected".
+                simulation.run(for: .seconds(130))
+                if client.state.node.connectionCount > 0 { return "the client never noticed the gateway closed" }
+            }
         case .idle(let seconds):
             let connections = client.state.node.connectionCount
             simulation.run(for: .seconds(Int64(seconds)))
@@ -347,6 +358,7 @@ final class ModelWorld {
         case let .restart(keepingProxyIps, signOut):
             if signOut, client.state.node.connectionCount > 0 { model.gatewayAuthorized = [] }
             model.clientForgetsGateway()
+            if !keepingProxyIps { proxyIps = [:] }
             client.restart(keepingProxyIps: keepingProxyIps, signOut: signOut, in: simulation)
             simulation.run(for: .milliseconds(100))
             try rejoinClient(model)
@@ -382,25 +394,36 @@ final class ModelWorld {
     }
 
     /// Resolves `host<n>.svc.test` at the sentinel, then sends to the first proxy IP it got.
-    private func dnsTraffic(name: Int, model: inout TunnelStateMachineTests.Model) throws -> String? {
+    private func dnsTraffic(name: Int, overTcp: Bool, model: inout TunnelStateMachineTests.Model) throws -> String? {
         var flags = DnsFlags()
         flags.recursionDesired = true
         sequence += 1
         let domain = DnsName("host\(name).svc.test")!
         let query = DnsMessage(id: sequence, flags: flags, questions: [DnsQuestion(name: domain, type: .a)])
         guard let sentinel = client.state.tunConfig?.dnsServers.first else { return "no DNS server configured" }
-        let before = client.toTun.count
-        client.fromTun(try IpPacket.udp(source: source, destination: sentinel, sourcePort: 5353, destinationPort: 53,
-                                        payload: query.encode()), in: simulation)
-        let answers = client.toTun[before...]
+        let answer: DnsMessage?
+        if overTcp {
+            answer = try tcpQuery(query, to: sentinel)
+        } else {
+            let before = client.toTun.count
+            client.fromTun(try IpPacket.udp(source: source, destination: sentinel, sourcePort: 5353, destinationPort: 53,
+                                            payload: query.encode()), in: simulation)
+            let answers = client.toTun[before...]
+            guard answers.count <= 1 else { return "expected at most one answer, got \(answers.map(\.description))" }
+            answer = answers.first.flatMap { packet in packet.udp.flatMap { try? DnsMessage(decoding: packet.bytes(in: $0.payloadRange)) } }
+        }
         guard model.clientKnows.contains(TunnelStateMachineTests.dnsResource) else {
             // Not a resource: the query goes to the app to recurse, nothing is answered locally.
-            return answers.isEmpty ? nil : "expected no local answer for \(domain), got \(answers.map(\.description))"
+            return answer == nil ? nil : "expected no local answer for \(domain), got \(answer!)"
         }
-        guard answers.count == 1, let udp = answers.first?.udp,
-              let message = try? DnsMessage(decoding: answers.first!.bytes(in: udp.payloadRange)),
-              case .a(let first)? = message.answers.first?.data
-        else { return "expected a local answer with proxy IPs for \(domain), got \(answers.map(\.description))" }
+        guard let message = answer, message.id == query.id, case .a(let first)? = message.answers.first?.data else {
+            return "expected a local answer with proxy IPs for \(domain), got \(String(describing: answer))"
+        }
+        // Stable proxy IPs: the same for a name over both transports, across roaming and restarts that keep them.
+        if let known = proxyIps[name], known != .v4(first) {
+            return "\(domain) moved from proxy IP \(known) to \(first)"
+        }
+        proxyIps[name] = .v4(first)
         let proxy = IpAddress.v4(first)
         let packet = try IpPacket.udp(source: source, destination: proxy, sourcePort: 40000 + sequence, destinationPort: 443,
                                       payload: [0xCD])
@@ -430,6 +453,38 @@ final class ModelWorld {
             return "expected ICMP prohibited, got gateway \(atGateway.map(\.description)), client \(atClient.map(\.description))"
         }
         return nil
+    }
+
+    /// A DNS query over TCP to `sentinel:53` from a scripted client (handshake, one framed query, close); the
+    /// answer, or `nil` when none came on the connection.
+    private func tcpQuery(_ query: DnsMessage, to sentinel: IpAddress) throws -> DnsMessage? {
+        let port = 50_000 + sequence
+        var ownSequence: UInt32 = 7_000
+        func segment(_ flags: TcpFlags, acknowledging: UInt32, payload: [UInt8] = []) throws -> IpPacket {
+            try IpPacket.tcp(source: source, destination: sentinel, sourcePort: port, destinationPort: 53, sequenceNumber: ownSequence,
+                             acknowledgmentNumber: acknowledging, flags: flags, window: 65_535, payload: payload)
+        }
+        func segmentsSince(_ mark: Int) -> [IpPacket] {
+            client.toTun[mark...].filter { $0.tcp?.destinationPort == port }
+        }
+        var mark = client.toTun.count
+        client.fromTun(try segment([.syn], acknowledging: 0), in: simulation)
+        guard let synAck = segmentsSince(mark).last?.tcp, synAck.flags == [.syn, .ack] else { return nil }
+        ownSequence += 1
+        let serverStart = synAck.sequenceNumber &+ 1
+        let framed = DnsTcpFraming.frame(query.encode())
+        mark = client.toTun.count
+        client.fromTun(try segment([.ack, .psh], acknowledging: serverStart, payload: framed), in: simulation)
+        ownSequence += UInt32(framed.count)
+        let stream = segmentsSince(mark).flatMap { packet in packet.tcp.map { Array(packet.bytes(in: $0.payloadRange)) } ?? [] }
+        guard let (bytes, _) = DnsTcpFraming.nextMessage(in: stream) else { return nil }
+        mark = client.toTun.count
+        client.fromTun(try segment([.fin, .ack], acknowledging: serverStart &+ UInt32(stream.count)), in: simulation)
+        ownSequence += 1
+        if let fin = segmentsSince(mark).compactMap(\.tcp).first(where: { $0.flags.contains(.fin) }) {
+            client.fromTun(try segment([.ack], acknowledging: fin.sequenceNumber &+ 1), in: simulation)
+        }
+        return try? DnsMessage(decoding: bytes)
     }
 
     /// A permitted packet: it must reach the resource (and its reply the client) if the gateway holds the
