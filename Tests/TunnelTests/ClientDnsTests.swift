@@ -195,4 +195,30 @@ struct ClientDnsTests {
         #expect(world.gateway.toTun.last?.destination == second, "the old domain's translation must not be used")
         #expect(renumberCount(world) == 1)
     }
+
+    @Test("a new query re-resolves on the gateway: new flows go to the new address, an open session keeps the old one")
+    func reResolution() throws {
+        let world = try world()
+        let old = IpAddress("203.0.113.80")!, new = IpAddress("203.0.113.90")!
+        var current = old
+        world.gateway.resolver = { _ in [current] }
+        let proxy = try #require(try proxies(for: "app.example.com", in: world).first)
+        world.client.fromTun(try udp(to: proxy, port: 7000, world: world), in: world.simulation)
+        #expect(world.simulation.run(within: .seconds(5)) { world.gateway.toTun.count == 1 })
+        #expect(world.gateway.toTun.last?.destination == old)
+
+        current = new
+        world.simulation.run(for: .seconds(3))
+        #expect(try proxies(for: "app.example.com", in: world).first == proxy, "the proxy IP stays")
+        world.client.fromTun(try udp(to: proxy, port: 7001, world: world), in: world.simulation)
+        world.simulation.run(for: .seconds(1))
+        #expect(resolveCount(world) == 2, "the query made the gateway resolve again")
+        world.client.fromTun(try udp(to: proxy, port: 7002, world: world), in: world.simulation)
+        world.client.fromTun(try udp(to: proxy, port: 7000, world: world), in: world.simulation)
+        world.simulation.run(for: .seconds(1))
+        let byPort = Dictionary(world.gateway.toTun.compactMap { packet in packet.udp.map { ($0.sourcePort, packet.destination) } },
+                                uniquingKeysWith: { _, last in last })
+        #expect(byPort[7002] == new, "a new session goes to the new address")
+        #expect(byPort[7000] == old, "the open session keeps its address")
+    }
 }
