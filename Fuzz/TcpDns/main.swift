@@ -19,7 +19,7 @@ let client = IpAddress("100.64.0.2")!
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTcpDns(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var script = UnsafeBufferPointer(start: data, count: size)[...]
-    var server = TcpDnsServer(random: SplitMix(state: 1))
+    var server = TcpDnsServer(random: SplitMix64(seed: 1))
     var peers = (0..<4).map { ScriptedPeer(port: 40_000 + UInt16($0)) }
     var now = Instant(nanoseconds: 1_000_000_000)
     while let op = script.popFirst() {
@@ -61,15 +61,4 @@ public func fuzzTcpDns(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
     }
     return 0
-}
-
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

@@ -13,24 +13,27 @@ struct InTunnelDnsTests {
     static let web = ClientDnsTests.web
     static let sip = DnsRecordData.srv(priority: 10, weight: 5, port: 5060, target: DnsName("pbx.example.com")!)
 
-    /// What the gateway's kernel does with UDP to port 53 or 53535: answers an SRV from the same socket, or
-    /// (with `answering` false) swallows it.
-    static func nameserver(answering: Bool = true) -> (IpPacket) -> IpPacket? {
-        { packet in
-            guard answering, let udp = packet.udp, udp.destinationPort == 53 || udp.destinationPort == 53_535,
-                  let query = try? DnsMessage(decoding: packet.bytes(in: udp.payloadRange))
-            else { return GatewayStateTests.echo(packet) }
-            var response = DnsMessage.response(to: query, rcode: .noError)
-            response.answers = [DnsRecord(name: query.questions[0].name, ttl: 300, data: sip)]
-            return try? IpPacket.udp(source: packet.destination, destination: packet.source, sourcePort: udp.destinationPort,
-                                     destinationPort: udp.sourcePort, payload: response.encode())
-        }
+    /// A nameserver that answers every query with one SRV record.
+    static func srvAnswer(_ query: DnsMessage) -> DnsMessage {
+        var response = DnsMessage.response(to: query, rcode: .noError)
+        response.answers = [DnsRecord(name: query.questions[0].name, ttl: 300, data: sip)]
+        return response
+    }
+
+    /// What the resources behind the gateway do with UDP to port 53: answer from the same socket; everything
+    /// else is echoed.
+    static func resourceNameserver(_ packet: IpPacket) -> IpPacket? {
+        guard let udp = packet.udp, udp.destinationPort == 53, let query = try? DnsMessage(decoding: packet.bytes(in: udp.payloadRange))
+        else { return GatewayStateTests.echo(packet) }
+        return try? IpPacket.udp(source: packet.destination, destination: packet.source, sourcePort: udp.destinationPort,
+                                 destinationPort: udp.sourcePort, payload: srvAnswer(query).encode())
     }
 
     func world(upstreams: [IpAddress] = [IpAddress("1.1.1.1")!], answering: Bool = true) throws -> ClientGatewayWorld {
         let world = try ClientGatewayWorld(upstreams: upstreams)
         world.portal.gatewayResources[Self.web] = .dns(id: Self.web, address: "**.example.com", name: "web", filters: [])
-        world.gateway.kernel = Self.nameserver(answering: answering)
+        world.gateway.kernel = Self.resourceNameserver
+        world.gateway.nameserver = answering ? Self.srvAnswer : { _ in nil }
         try world.client.deliver(.resourceCreatedOrUpdated(.dns(.init(id: Self.web, address: "**.example.com", name: "web",
                                                                       sites: [world.site], ipStack: .dual))), in: world.simulation)
         return world
@@ -50,11 +53,11 @@ struct InTunnelDnsTests {
         world.client.fromTun(query, in: world.simulation)
         #expect(world.portal.createFlows.map(\.resourceId) == [Self.web], "the query is a connection trigger")
         #expect(world.simulation.run(within: .seconds(5)) { !dnsAnswers(world).isEmpty })
-        let forwarded = try #require(world.gateway.toTun.last)
-        #expect(forwarded.destination == .v4(world.portal.gatewayIpv4))
-        #expect(forwarded.udp?.destinationPort == 53_535)
-        #expect(forwarded.source == .v4(world.portal.clientIpv4))
-        #expect((49_152...65_535).contains(forwarded.udp?.sourcePort ?? 0))
+        #expect(world.gateway.toTun.isEmpty, "the gateway's own DNS server takes the query, not its TUN device")
+        let forwarded = try #require(world.gateway.events.compactMap { if case .forwardDns(let query) = $0 { query } else { nil } }.first)
+        #expect(forwarded.server == SocketAddress(ip: .v4(world.portal.gatewayIpv4), port: 53_535))
+        #expect(forwarded.asker.ip == .v4(world.portal.clientIpv4) && (49_152...65_535).contains(forwarded.asker.port))
+        #expect(!forwarded.overTcp && forwarded.query.questions.first?.type == .srv)
         let reply = try #require(world.client.toTun.last)
         #expect(reply.source == query.destination && reply.udp?.destinationPort == 5353, "from the sentinel to the asker")
         let answer = try #require(dnsAnswers(world).last)
@@ -101,7 +104,7 @@ struct InTunnelDnsTests {
 
     @Test("an answer from the wrong socket or with the wrong ID is not taken for the query's")
     func strictMatching() throws {
-        var client = InTunnelDnsClient(random: SplitMixRandom(seed: 5))
+        var client = InTunnelDnsClient(random: SplitMix64(seed: 5))
         let question = DnsMessage(id: 77, flags: DnsFlags(), questions: [DnsQuestion(name: DnsName("a.example.com")!, type: .srv)])
         let pending = ClientDns.PendingQuery(query: question, asker: SocketAddress("100.64.0.2:5353")!,
                                              sentinel: IpAddress("100.100.111.1")!)

@@ -52,12 +52,12 @@ final class ConnectedPair {
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
 
     init() {
-        var random = SeededRandom(state: 42)
+        var random = SplitMix64(seed: 42)
         func key() -> SecretKey { SecretKey(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })! }
         client = Node(role: .client, privateKey: key(), now: now, unixTimeNanoseconds: 1_790_000_000_000_000_000,
-                      random: SeededRandom(state: 1))
+                      random: SplitMix64(seed: 1))
         gateway = Node(role: .gateway, privateKey: key(), now: now, unixTimeNanoseconds: 1_790_000_000_000_000_000,
-                       random: SeededRandom(state: 2))
+                       random: SplitMix64(seed: 2))
         let description = RelayDescription(id: "relay", server: RelayServer(ipv4: relay),
                                            credentials: TurnCredentials(username: "u", password: "p", realm: "firezone"))
         client.updateRelays(removing: [], adding: [description], now: now)
@@ -126,16 +126,5 @@ final class ConnectedPair {
         buffer.copyBytes(from: transmit.payload)
         _ = try? other.decapsulate(local: otherAddress, from: transmit.source ?? address, buffer: buffer,
                                    count: transmit.payload.count, now: now)
-    }
-}
-
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

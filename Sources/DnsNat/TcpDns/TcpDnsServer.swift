@@ -181,5 +181,10 @@ public struct TcpConnectionId: Hashable, Sendable, CustomStringConvertible {
     public var local: SocketAddress
     public var remote: SocketAddress
 
+    public init(local: SocketAddress, remote: SocketAddress) {
+        self.local = local
+        self.remote = remote
+    }
+
     public var description: String { "\(remote) -> \(local)" }
 }

@@ -56,8 +56,8 @@ public final class ClientState {
     public init(privateKey: SecretKey, now: Instant, unixTimeNanoseconds: Int64, internetResourceEnabled: Bool = false,
                 proxyIpRecords: [ProxyIpRecord] = [], random: any RandomNumberGenerator = SystemRandomNumberGenerator()) {
         var random = random
-        inTunnelDns = InTunnelDnsClient(random: SplitMixRandom(seed: random.next()))
-        tcpDns = TcpDnsServer(random: SplitMixRandom(seed: random.next()))
+        inTunnelDns = InTunnelDnsClient(random: SplitMix64(seed: random.next()))
+        tcpDns = TcpDnsServer(random: SplitMix64(seed: random.next()))
         node = Node(role: .client, privateKey: privateKey, now: now, unixTimeNanoseconds: unixTimeNanoseconds, random: random)
         self.internetResourceEnabled = internetResourceEnabled
         dns = ClientDns(stub: StubResolver(restoring: proxyIpRecords.map { ($0.domain, $0.ips) }))

@@ -20,9 +20,9 @@ struct InTunnelDnsClient {
     }
 
     private(set) var queries: [UInt16: Query] = [:]
-    private var random: SplitMixRandom
+    private var random: SplitMix64
 
-    init(random: SplitMixRandom) {
+    init(random: SplitMix64) {
         self.random = random
     }
 

@@ -102,6 +102,7 @@ extension GatewayState {
             answer(packet, to: client.id, with: IpPacket.icmpDestinationUnreachableProhibited, now: now)
             return false
         }
+        if serveTunDns(packet, from: client, now: now) { return false }
         if !isOwnAddress(destination) {
             let translation: GatewayDnsNat.Outbound
             do {
@@ -145,7 +146,7 @@ extension GatewayState {
         }
     }
 
-    private func isOwnAddress(_ address: IpAddress) -> Bool {
+    func isOwnAddress(_ address: IpAddress) -> Bool {
         guard let interface else { return false }
         return address == .v4(interface.ipv4) || address == .v6(interface.ipv6)
     }
@@ -163,7 +164,7 @@ extension GatewayState {
     }
 
     /// Encrypts a packet the gateway originates and queues it; dropped while the client has no path.
-    private func send(_ packet: IpPacket, to client: ClientId, now: Instant) {
+    func send(_ packet: IpPacket, to client: ClientId, now: Instant) {
         let sent = packet.withUnsafeBytes { bytes -> EncryptedDatagram? in
             (try? node.encapsulate(client, packet: bytes, into: scratch, now: now)) ?? nil
         }

@@ -20,6 +20,7 @@ public final class GatewayState {
     var clientByTunnelIp: [IpAddress: ClientId] = [:]
     var portalOutbox: [GatewayEgress] = []
     var events: [GatewayEvent] = []
+    var tcpDns: TcpDnsServer
     var nextTick: Instant?
     let timeAnchor: Instant
     let unixNanosecondsAtAnchor: Int64
@@ -30,6 +31,8 @@ public final class GatewayState {
 
     public init(privateKey: SecretKey, now: Instant, unixTimeNanoseconds: Int64,
                 random: any RandomNumberGenerator = SystemRandomNumberGenerator()) {
+        var random = random
+        tcpDns = TcpDnsServer(random: SplitMix64(seed: random.next()))
         node = Node(role: .gateway, privateKey: privateKey, now: now, unixTimeNanoseconds: unixTimeNanoseconds,
                     random: random)
         timeAnchor = now
@@ -94,6 +97,8 @@ public final class GatewayState {
     /// Node timers, and every second the expiry of authorisations and NAT sessions (spec §5.2).
     public func handleTimeout(now: Instant) {
         node.handleTimeout(now: now)
+        tcpDns.handleTimeout(now: now)
+        flushTcpDns(now: now)
         guard nextTick.map({ now >= $0 }) ?? true else { return }
         nextTick = now + Self.tick
         let unixSeconds = (unixNanosecondsAtAnchor + (now - timeAnchor).totalNanoseconds) / 1_000_000_000
@@ -105,7 +110,7 @@ public final class GatewayState {
     }
 
     public func pollTimeout() -> Instant? {
-        [node.pollTimeout(), nextTick].compactMap { $0 }.min()
+        [node.pollTimeout(), nextTick, tcpDns.pollTimeout()].compactMap { $0 }.min()
     }
 
     /// Graceful shutdown: a Goodbye to every client.

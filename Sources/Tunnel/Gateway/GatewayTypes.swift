@@ -13,6 +13,19 @@ public enum GatewayEvent: Hashable, Sendable {
     case noRelays
     /// A portal message that could not be applied, with the reason (logged by the app, never fatal).
     case refused(String)
+    /// A client asked the gateway's TUN DNS server (spec §5.9): forward the query to the fastest nameserver,
+    /// then call ``GatewayState/dnsAnswered(_:response:now:)``.
+    case forwardDns(GatewayDnsQuery)
+}
+
+/// A DNS query a client sent to `TUN IP:53535`, with what is needed to answer it on its transport.
+public struct GatewayDnsQuery: Hashable, Sendable {
+    public var client: ClientId
+    public var query: DnsMessage
+    /// The client's socket and ours (`TUN IP:53535`).
+    public var asker: SocketAddress
+    public var server: SocketAddress
+    public var overTcp: Bool
 }
 
 /// A domain to resolve for one client.
@@ -37,6 +50,8 @@ public enum GatewayDrop: Hashable, Sendable, CaseIterable {
     case notAllowed
     /// No path to the client yet (the gateway never buffers).
     case noPath
+    /// A packet to the TUN DNS server that is not a valid query.
+    case badDnsQuery
 }
 
 /// Counters for metrics.

@@ -29,7 +29,7 @@ public final class Node<PeerId: Hashable & Sendable> {
     var peerByIndex: [UInt32: PeerId] = [:]
     var recentlyClosed: [(peer: PeerId, at: Instant)] = []
     var indices: SessionIndexAllocator
-    var random: SplitMixRandom
+    var random: SplitMix64
     var transmits: [NodeTransmit] = []
     var events: [NodeEvent<PeerId>] = []
     let timeAnchor: Instant
@@ -48,7 +48,7 @@ public final class Node<PeerId: Hashable & Sendable> {
     public init(role: NodeRole, privateKey: SecretKey, now: Instant, unixTimeNanoseconds: Int64,
                 random: any RandomNumberGenerator = SystemRandomNumberGenerator()) {
         var base = random
-        self.random = SplitMixRandom(seed: base.next())
+        self.random = SplitMix64(seed: base.next())
         self.role = role
         identity = WireGuardIdentity(privateKey: privateKey)
         indices = SessionIndexAllocator(using: &self.random)

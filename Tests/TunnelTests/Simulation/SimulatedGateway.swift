@@ -20,6 +20,8 @@ final class SimulatedGateway: SimulatedHost {
     var onPortalMessage: (GatewayEgress) -> Void = { _ in }
     /// Answers the gateway's resolve requests (as the system resolver would), 10 ms later; `nil` is a failure.
     var resolver: ((DnsName) -> [IpAddress]?)?
+    /// The nameserver behind the TUN DNS server (port 53535), answering 10 ms later; `nil` answers nothing.
+    var nameserver: ((DnsMessage) -> DnsMessage?)?
     private(set) var events: [GatewayEvent] = []
     private let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
 
@@ -86,6 +88,12 @@ final class SimulatedGateway: SimulatedHost {
         while let message = state.pollPortalMessage() { onPortalMessage(message) }
         while let event = state.pollEvent() {
             events.append(event)
+            if case .forwardDns(let query) = event, let nameserver, let response = nameserver(query.query) {
+                simulation.schedule(after: .milliseconds(10)) { [weak self] in
+                    self?.state.dnsAnswered(query, response: response, now: simulation.now)
+                    self?.flush(in: simulation)
+                }
+            }
             guard case .resolve(let request) = event, let resolver else { continue }
             simulation.schedule(after: .milliseconds(10)) { [weak self] in
                 guard let self else { return }
