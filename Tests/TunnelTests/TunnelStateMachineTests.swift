@@ -36,6 +36,9 @@ struct TunnelStateMachineTests {
         case relayOutage
         /// The portal connection dropped and both sides rejoined: each gets its `init` again.
         case portalReconnect
+        /// A CIDR resource's address changes (10.0.r.0/24 <-> 10.0.r+4.0/24), at the portal and, if it knows
+        /// the resource, at the client.
+        case moveResource(Int)
 
         var description: String {
             switch self {
@@ -53,6 +56,7 @@ struct TunnelStateMachineTests {
             case let .restart(keeping, signOut): "restart(keepingProxyIps: \(keeping), signOut: \(signOut))"
             case .relayOutage: "relayOutage"
             case .portalReconnect: "portalReconnect"
+            case .moveResource(let r): "moveResource(\(r))"
             }
         }
     }
@@ -66,6 +70,8 @@ struct TunnelStateMachineTests {
         var gatewayAuthorized: Set<Int> = []
         /// Names of the DNS resource whose NAT the gateway confirmed (Active) on the current connection.
         var confirmedNames: Set<Int> = []
+        /// CIDR resources whose address moved to 10.0.r+4.0/24.
+        var moved: Set<Int> = []
 
         /// The client forgot its authorisations for the gateway (a Goodbye): its NAT entries go with them.
         mutating func clientForgetsGateway() {
@@ -94,7 +100,8 @@ struct TunnelStateMachineTests {
         let count = Int.random(in: 1...15, using: &random)
         let steps = (0..<count).map { _ -> Transition in
             let resource = Int.random(in: 0..<resourceCount, using: &random)
-            switch Int.random(in: 0..<14, using: &random) {
+            switch Int.random(in: 0..<15, using: &random) {
+            case 14: return .moveResource(resource % 3)
             case 10: return .tcpFlow(resource: resource)
             case 11: return .restart(keepingProxyIps: Bool.random(using: &random), signOut: Bool.random(using: &random))
             case 12: return Bool.random(using: &random) ? .relayOutage : .portalReconnect
@@ -170,7 +177,7 @@ struct TunnelStateMachineTests {
             if world.complaints.count > complaintsBefore.count {
                 return "step \(number) \(step): \(world.complaints.dropFirst(complaintsBefore.count))"
             }
-            let expectedRoutes = Set(model.clientKnows.compactMap(ModelWorld.network))
+            let expectedRoutes = Set(model.clientKnows.compactMap { ModelWorld.network($0, moved: model.moved.contains($0)) })
             let actualRoutes = Set(world.client.state.tunConfig?.routes ?? []).subtracting(AddressPlan.fixedRoutes)
             if expectedRoutes != actualRoutes { return "step \(number) \(step): routes \(actualRoutes) != model \(expectedRoutes)" }
             // One site, one gateway: every resource is online exactly while the client is connected to it.
@@ -203,13 +210,17 @@ final class ModelWorld {
         PortalMessages.ResourceId("aaaaaaaa-0000-4000-8000-00000000000\(resource)")!
     }
 
-    static func network(_ resource: Int) -> IpNetwork? {
-        resource == TunnelStateMachineTests.dnsResource ? nil : IpNetwork("10.0.\(resource).0/24")!
+    static func network(_ resource: Int, moved: Bool = false) -> IpNetwork? {
+        resource == TunnelStateMachineTests.dnsResource ? nil : IpNetwork("10.0.\(resource + (moved ? 4 : 0)).0/24")!
     }
-    static func host(_ resource: Int) -> IpAddress { IpAddress("10.0.\(resource).5")! }
+
+    /// Resources whose address moved (``TunnelStateMachineTests/Transition/moveResource(_:)``).
+    private var moved: Set<Int> = []
+    func network(_ resource: Int) -> IpNetwork? { Self.network(resource, moved: moved.contains(resource)) }
+    func host(_ resource: Int) -> IpAddress { IpAddress("10.0.\(resource + (moved.contains(resource) ? 4 : 0)).5")! }
 
     func clientResource(_ resource: Int) -> ClientResource {
-        guard let network = Self.network(resource) else {
+        guard let network = network(resource) else {
             return .dns(.init(id: Self.id(resource), address: "*.svc.test", name: "svc", sites: [site], ipStack: .dual))
         }
         return .cidr(.init(id: Self.id(resource), address: network, name: "r\(resource)", sites: [site]))
@@ -290,17 +301,17 @@ final class ModelWorld {
         switch step {
         case .ping(let resource):
             sequence += 1
-            let packet = try IpPacket.icmpEchoRequest(source: source, destination: Self.host(resource), identifier: 1,
+            let packet = try IpPacket.icmpEchoRequest(source: source, destination: host(resource), identifier: 1,
                                                       sequence: sequence, payload: [1, 2, 3])
             return expectDelivery(packet, resource: resource, model: &model)
         case .udpDns(let resource):
             sequence += 1
-            let packet = try IpPacket.udp(source: source, destination: Self.host(resource), sourcePort: 20000 + sequence,
+            let packet = try IpPacket.udp(source: source, destination: host(resource), sourcePort: 20000 + sequence,
                                           destinationPort: 53, payload: [0xAB])
             return expectDelivery(packet, resource: resource, model: &model)
         case .filteredTcp(let resource):
             sequence += 1
-            let packet = try IpPacket.tcp(source: source, destination: Self.host(resource), sourcePort: 30000 + sequence,
+            let packet = try IpPacket.tcp(source: source, destination: host(resource), sourcePort: 30000 + sequence,
                                           destinationPort: 22, flags: [.syn], payload: [UInt8]())
             return expectProhibited(packet, resource: resource, model: &model)
         case .pingNonResource:
@@ -352,7 +363,7 @@ final class ModelWorld {
             try rejoinClient(model)
         case .tcpFlow(let resource):
             sequence += 1
-            let packet = try IpPacket.tcp(source: source, destination: Self.host(resource), sourcePort: 30000 + sequence,
+            let packet = try IpPacket.tcp(source: source, destination: host(resource), sourcePort: 30000 + sequence,
                                           destinationPort: 80, sequenceNumber: 7, flags: [.syn], payload: [UInt8]())
             return expectDelivery(packet, resource: resource, model: &model)
         case let .restart(keepingProxyIps, signOut):
@@ -370,6 +381,21 @@ final class ModelWorld {
             try gateway.deliver(.relaysPresence(presence), in: simulation)
             simulation.run(for: .seconds(12))
             followConnectionLoss(&model)
+        case .moveResource(let resource):
+            guard let old = network(resource) else { return nil }
+            if moved.remove(resource) == nil { moved.insert(resource) }
+            model.moved = moved
+            let new = network(resource)!
+            portal.gatewayResources[Self.id(resource)] = .cidr(id: Self.id(resource), address: new, name: "r\(resource)",
+                                                               filters: [.udp(53...53), .tcp(80...80), .icmp])
+            guard model.clientKnows.contains(resource) else { return nil }
+            // A new address is a new resource to the client: the old one goes (a Goodbye when it was the last on
+            // the gateway), the new one is added.
+            if model.clientAuthorized.remove(resource) != nil, model.clientAuthorized.isEmpty { model.gatewayAuthorized = [] }
+            try client.deliver(.resourceCreatedOrUpdated(clientResource(resource)), in: simulation)
+            simulation.run(for: .milliseconds(100))
+            let routes = client.state.tunConfig?.routes ?? []
+            if routes.contains(old) || !routes.contains(new) { return "routes after the move: \(routes)" }
         case .portalReconnect:
             let authorizations = model.gatewayAuthorized.sorted().map {
                 AccessExpiry(clientId: portal.clientId, resourceId: Self.id($0), expiresAt: 1_900_000_000)
@@ -491,7 +517,7 @@ final class ModelWorld {
     /// resource or will be asked for it; otherwise the gateway answers "prohibited".
     private func expectDelivery(_ packet: IpPacket, resource: Int, model: inout TunnelStateMachineTests.Model) -> String? {
         // 10.0.3.0/24 belongs to no resource: index 3 is the DNS resource.
-        guard model.clientKnows.contains(resource), Self.network(resource) != nil else { return expectNothing(packet) }
+        guard model.clientKnows.contains(resource), network(resource) != nil else { return expectNothing(packet) }
         let (atGateway, atClient) = send(packet)
         if !model.clientAuthorized.contains(resource) {
             model.clientAuthorized.insert(resource)
@@ -513,7 +539,7 @@ final class ModelWorld {
     }
 
     private func expectProhibited(_ packet: IpPacket, resource: Int, model: inout TunnelStateMachineTests.Model) -> String? {
-        guard model.clientKnows.contains(resource), Self.network(resource) != nil else { return expectNothing(packet) }
+        guard model.clientKnows.contains(resource), network(resource) != nil else { return expectNothing(packet) }
         let (atGateway, atClient) = send(packet)
         if !model.clientAuthorized.contains(resource) {
             model.clientAuthorized.insert(resource)
