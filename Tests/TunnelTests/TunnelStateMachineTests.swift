@@ -39,6 +39,8 @@ struct TunnelStateMachineTests {
         /// A CIDR resource's address changes (10.0.r.0/24 <-> 10.0.r+4.0/24), at the portal and, if it knows
         /// the resource, at the client.
         case moveResource(Int)
+        /// `host<n>.svc.test` now resolves to a new address; the next query makes the gateway resolve again.
+        case updateDnsRecords(name: Int)
 
         var description: String {
             switch self {
@@ -57,6 +59,7 @@ struct TunnelStateMachineTests {
             case .relayOutage: "relayOutage"
             case .portalReconnect: "portalReconnect"
             case .moveResource(let r): "moveResource(\(r))"
+            case .updateDnsRecords(let name): "updateDnsRecords(host\(name).svc.test)"
             }
         }
     }
@@ -72,6 +75,8 @@ struct TunnelStateMachineTests {
         var confirmedNames: Set<Int> = []
         /// CIDR resources whose address moved to 10.0.r+4.0/24.
         var moved: Set<Int> = []
+        /// The record generation of each name the gateway last translated to.
+        var translatedGeneration: [Int: Int] = [:]
 
         /// The client forgot its authorisations for the gateway (a Goodbye): its NAT entries go with them.
         mutating func clientForgetsGateway() {
@@ -101,7 +106,8 @@ struct TunnelStateMachineTests {
         let steps = (0..<count).map { _ -> Transition in
             let resource = Int.random(in: 0..<resourceCount, using: &random)
             switch Int.random(in: 0..<15, using: &random) {
-            case 14: return .moveResource(resource % 3)
+            case 14:
+                return Bool.random(using: &random) ? .moveResource(resource % 3) : .updateDnsRecords(name: Int.random(in: 0...2, using: &random))
             case 10: return .tcpFlow(resource: resource)
             case 11: return .restart(keepingProxyIps: Bool.random(using: &random), signOut: Bool.random(using: &random))
             case 12: return Bool.random(using: &random) ? .relayOutage : .portalReconnect
@@ -226,9 +232,16 @@ final class ModelWorld {
         return .cidr(.init(id: Self.id(resource), address: network, name: "r\(resource)", sites: [site]))
     }
 
-    /// The address the gateway resolves `host<n>.svc.test` to.
-    static func realIp(_ name: DnsName) -> IpAddress {
-        IpAddress("198.18.0.\(name.description.hasPrefix("host") ? Int(String(name.description.dropFirst(4).prefix(1))) ?? 9 : 9)")!
+    /// The DNS records behind the gateway: `host<n>.svc.test` resolves to 198.18.<generation>.<n>.
+    private var recordGeneration: [Int: Int] = [:]
+
+    static func realIp(name: Int, generation: Int) -> IpAddress {
+        IpAddress("198.18.\(generation).\(name)")!
+    }
+
+    private func resolve(_ domain: DnsName) -> [IpAddress] {
+        guard domain.description.hasPrefix("host"), let name = Int(String(domain.description.dropFirst(4).prefix(1))) else { return [] }
+        return [Self.realIp(name: name, generation: recordGeneration[name] ?? 0)]
     }
 
     init(initial: Set<Int>, relayedOnly: Bool = false) throws {
@@ -250,7 +263,6 @@ final class ModelWorld {
             portal.gatewayResources[Self.id(resource)] = .cidr(id: Self.id(resource), address: network,
                                                                name: "r\(resource)", filters: [.udp(53...53), .tcp(80...80), .icmp])
         }
-        gateway.resolver = { [Self.realIp($0)] }
         turns = relays.map { relay in
             Relay.turn(TurnRelay(id: RelayId(relay.id)!, address: relay.address, username: relay.credentials.username,
                                  password: relay.credentials.password, expiresAt: 1_900_000_000))
@@ -267,6 +279,7 @@ final class ModelWorld {
             if let down = downRelay, datagram.source.ip == relayIps[down] || datagram.destination.ip == relayIps[down] { return true }
             return relayedOnly && Set([datagram.source.ip, datagram.destination.ip]) == [clientIp, gatewayIp]
         }
+        gateway.resolver = { [unowned self] in resolve($0) }
         simulation.run(for: .seconds(1))
     }
 
@@ -381,6 +394,8 @@ final class ModelWorld {
             try gateway.deliver(.relaysPresence(presence), in: simulation)
             simulation.run(for: .seconds(12))
             followConnectionLoss(&model)
+        case .updateDnsRecords(let name):
+            recordGeneration[name, default: 0] += 1
         case .moveResource(let resource):
             guard let old = network(resource) else { return nil }
             if moved.remove(resource) == nil { moved.insert(resource) }
@@ -461,8 +476,13 @@ final class ModelWorld {
         }
         if model.gatewayAuthorized.contains(resource) {
             model.confirmedNames.insert(name)
-            guard atGateway.map(\.destination) == [Self.realIp(domain)] else {
-                return "expected the packet at \(Self.realIp(domain)) behind the gateway, got \(atGateway.map(\.description))"
+            // The current address, or the one before a record update: the query re-resolves, and a packet
+            // that passes while that runs still uses the old translation.
+            let generation = recordGeneration[name] ?? 0
+            let acceptable = Set([generation, model.translatedGeneration[name] ?? generation].map { Self.realIp(name: name, generation: $0) })
+            model.translatedGeneration[name] = generation
+            guard atGateway.count == 1, acceptable.contains(atGateway[0].destination) else {
+                return "expected the packet at one of \(acceptable) behind the gateway, got \(atGateway.map(\.description))"
             }
             guard atClient.count == 1, atClient[0].source == proxy else {
                 return "expected one reply from the proxy IP \(proxy), got \(atClient.map(\.description))"
