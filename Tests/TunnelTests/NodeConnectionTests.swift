@@ -154,6 +154,34 @@ struct NodeConnectionTests {
         }
     }
 
+    @Test("IPv6 only: a direct path between IPv6 hosts, and a relayed one through an IPv6 relay when direct UDP is dropped",
+          arguments: [false, true])
+    func ipv6(blockDirect: Bool) throws {
+        let simulation = Simulation(seed: 6)
+        let relay = TestRelay(id: "relay-6", ip: IpAddress("2001:db8::1")!)
+        simulation.attach(relay, at: relay.ip)
+        let signalling = StubSignalling(simulation: simulation)
+        let client = SimulatedNode(name: "client", role: .client, socket: SocketAddress("[2001:db8:1::10]:41000")!, in: simulation)
+        let gateway = SimulatedNode(name: "gateway", role: .gateway, socket: SocketAddress("[2001:db8:2::20]:51820")!, in: simulation)
+        for peer in [client, gateway] {
+            signalling.register(peer)
+            peer.node.updateRelays(removing: [], adding: [relay.announcement], now: simulation.now)
+            peer.flush(in: simulation)
+        }
+        if blockDirect {
+            let ends = Set([client.socket.ip, gateway.socket.ip])
+            simulation.dropRules.append { Set([$0.source.ip, $0.destination.ip]) == ends }
+        }
+        simulation.run(for: .seconds(1))
+        try signalling.connect(client, gateway)
+        try client.send(Array("over IPv6".utf8), to: "gateway", in: simulation)
+        #expect(simulation.run(within: .seconds(10)) { gateway.packets(from: "client") == [Array("over IPv6".utf8)] })
+        let path = try #require(client.node.path(to: "gateway"))
+        #expect(path.isRelayed == blockDirect)
+        #expect(path.destination.ip.version == .v6)
+        #expect(relay.relayedWireGuard > 0 || !blockDirect)
+    }
+
     @Test("a connection without remote candidates fails after 10 s")
     func candidateTimeout() throws {
         let world = TwoPeers()

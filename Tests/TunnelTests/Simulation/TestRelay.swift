@@ -34,7 +34,8 @@ final class TestRelay: SimulatedHost {
     var address: SocketAddress { SocketAddress(ip: ip, port: 3478) }
 
     var announcement: RelayDescription {
-        RelayDescription(id: id, server: RelayServer(ipv4: address), credentials: credentials)
+        let server = ip.version == .v4 ? RelayServer(ipv4: address) : RelayServer(ipv6: address)
+        return RelayDescription(id: id, server: server, credentials: credentials)
     }
 
     func restart() {
