@@ -71,6 +71,42 @@ struct InTunnelDnsTests {
         #expect(world.portal.createFlows.count == 1)
     }
 
+    /// A query over TCP to the first sentinel from a scripted client; the answer after `settle`.
+    func tcpQuery(_ message: DnsMessage, world: ClientGatewayWorld, port: UInt16 = 50_500,
+                  settle: Duration = .seconds(1)) throws -> DnsMessage? {
+        let sentinel = try #require(world.client.state.tunConfig?.dnsServers.first)
+        let source = IpAddress.v4(world.portal.clientIpv4)
+        func segment(_ flags: TcpFlags, sequence: UInt32, ack: UInt32, payload: [UInt8] = []) throws -> IpPacket {
+            try IpPacket.tcp(source: source, destination: sentinel, sourcePort: port, destinationPort: 53, sequenceNumber: sequence,
+                             acknowledgmentNumber: ack, flags: flags, window: 65_535, payload: payload)
+        }
+        let mark = world.client.toTun.count
+        world.client.fromTun(try segment([.syn], sequence: 10, ack: 0), in: world.simulation)
+        let synAck = try #require(world.client.toTun.last?.tcp)
+        let framed = DnsTcpFraming.frame(message.encode())
+        world.client.fromTun(try segment([.ack, .psh], sequence: 11, ack: synAck.sequenceNumber &+ 1, payload: framed), in: world.simulation)
+        world.simulation.run(for: settle)
+        let stream = world.client.toTun[mark...].compactMap { packet -> [UInt8]? in
+            guard let tcp = packet.tcp, tcp.destinationPort == port, !tcp.payloadRange.isEmpty else { return nil }
+            return Array(packet.bytes(in: tcp.payloadRange))
+        }.flatMap { $0 }
+        return DnsTcpFraming.nextMessage(in: stream).flatMap { try? DnsMessage(decoding: $0.message) }
+    }
+
+    @Test("SRV over TCP: the first query raises the intent and fails; the next goes over TCP to the gateway's port 53535")
+    func srvInSiteOverTcp() throws {
+        let world = try world()
+        let srv = DnsMessage(id: 0x5151, flags: DnsFlags(), questions: [DnsQuestion(name: DnsName("_sip._tcp.app.example.com")!, type: .srv)])
+        let first = try tcpQuery(srv, world: world, port: 50_500)
+        #expect(first?.flags.rcode == .serverFailure, "no gateway yet: SERVFAIL, and the intent goes out")
+        #expect(world.portal.createFlows.map(\.resourceId) == [Self.web])
+        world.simulation.run(for: .seconds(3))
+        let second = try #require(try tcpQuery(srv, world: world, port: 50_501))
+        #expect(second.id == 0x5151 && second.answers.map(\.data) == [Self.sip])
+        let forwarded = world.gateway.events.compactMap { if case .forwardDns(let query) = $0 { query } else { nil } }
+        #expect(forwarded.map(\.overTcp) == [true], "the gateway's TCP server took the query")
+    }
+
     @Test("an in-site query the gateway never answers fails with SERVFAIL after 30 s")
     func inSiteTimeout() throws {
         let world = try world(answering: false)

@@ -179,6 +179,7 @@ struct TunnelStateMachineTests {
         for (number, step) in steps.enumerated() {
             let complaintsBefore = world.complaints
             if let problem = try world.apply(step, to: &model) { return "step \(number) \(step): \(problem)" }
+            if let problem = world.checkConnectionLoss(&model) { return "step \(number) \(step): \(problem)" }
             // The analogue of "no ERROR log": no refused portal message and no error from a packet.
             if world.complaints.count > complaintsBefore.count {
                 return "step \(number) \(step): \(world.complaints.dropFirst(complaintsBefore.count))"
@@ -297,9 +298,20 @@ final class ModelWorld {
             + gateway.events.compactMap { if case .refused(let reason) = $0 { "gateway refused: \(reason)" } else { nil } }
     }
 
-    /// After something that may have ended the connection (idling, a relay outage): the model follows.
+    /// After a relay outage, which may end the connection: the model follows.
     private func followConnectionLoss(_ model: inout TunnelStateMachineTests.Model) {
         if client.state.node.connectionCount == 0 { model.clientForgetsGateway() }
+    }
+
+    /// After every step: a connection the model expects may only have ended by WireGuard's expiry (540 s
+    /// without a new session; traffic keeps sessions younger than 170 s, so at least 370 s of silence come
+    /// first). ICE keepalives hold an idle connection otherwise. The model follows an expiry.
+    func checkConnectionLoss(_ model: inout TunnelStateMachineTests.Model) -> String? {
+        guard client.state.node.connectionCount == 0, !model.clientAuthorized.isEmpty else { return nil }
+        let silence = simulation.now - lastTraffic
+        guard silence >= .seconds(370) else { return "the connection ended \(silence) after the last traffic" }
+        model.clientForgetsGateway()
+        return nil
     }
 
     private var source: IpAddress { .v4(portal.clientIpv4) }
@@ -359,15 +371,7 @@ final class ModelWorld {
                 if client.state.node.connectionCount > 0 { return "the client never noticed the gateway closed" }
             }
         case .idle(let seconds):
-            let connections = client.state.node.connectionCount
             simulation.run(for: .seconds(Int64(seconds)))
-            // ICE keepalives hold an idle connection; only WireGuard's 540 s without a new session ends it, and
-            // traffic keeps sessions younger than 170 s, so at least 370 s of silence come first.
-            let silence = simulation.now - lastTraffic
-            if client.state.node.connectionCount < connections, silence < .seconds(370) {
-                return "a connection ended while idle, \(silence) after the last traffic"
-            }
-            followConnectionLoss(&model)
         case .roam:
             model.clientForgetsGateway()
             client.state.reset(now: simulation.now)

@@ -34,10 +34,11 @@ struct TcpSegment {
     }
 }
 
-/// The state of one connection of ``TcpDnsServer``. Sequence space: our SYN at `initialSequence`, data from
-/// `initialSequence + 1` (`sendBuffer[0]` is at `sendBase`), our FIN after the last byte.
+/// The state of one connection of ``TcpDnsServer`` (passive open) or ``TcpDnsClient`` (active open).
+/// Sequence space: our SYN at `initialSequence`, data from `initialSequence + 1` (`sendBuffer[0]` is at
+/// `sendBase`), our FIN after the last byte.
 struct TcpDnsConnection {
-    enum State { case synReceived, established }
+    enum State { case synSent, synReceived, established }
 
     var state = State.synReceived
     let initialSequence: UInt32
@@ -60,6 +61,7 @@ struct TcpDnsConnection {
     var retransmissions = 0
     var lastActivity: Instant
 
+    /// Passive open: a SYN arrived.
     init(initialSequence: UInt32, peerSequence: UInt32, peerWindow: UInt16, peerMss: Int, now: Instant) {
         self.initialSequence = initialSequence
         unacknowledged = initialSequence
@@ -70,6 +72,25 @@ struct TcpDnsConnection {
         receiveNext = peerSequence &+ 1
         lastActivity = now
         retransmitAt = now + retransmissionInterval
+    }
+
+    /// Active open: our SYN goes out first (``syn()``).
+    init(initialSequence: UInt32, now: Instant) {
+        self.init(initialSequence: initialSequence, peerSequence: 0, peerWindow: 0, peerMss: TcpDnsServer.maxSegment, now: now)
+        state = .synSent
+    }
+
+    func syn() -> TcpSegment {
+        TcpSegment(sequence: initialSequence, acknowledgment: 0, flags: [.syn], options: [2, 4, 0x04, 0xD8])
+    }
+
+    /// The peer's SYN-ACK to our SYN: `true` when it acknowledged our SYN and the connection is established.
+    mutating func synAcknowledged(_ tcp: TcpHeader, now: Instant) -> Bool {
+        guard state == .synSent, tcp.flags.contains([.syn, .ack]), tcp.acknowledgmentNumber == initialSequence &+ 1 else { return false }
+        receiveNext = tcp.sequenceNumber &+ 1
+        state = .established
+        acknowledge(tcp.acknowledgmentNumber, window: tcp.window, now: now)
+        return true
     }
 
     var isFinished: Bool {
@@ -92,7 +113,7 @@ struct TcpDnsConnection {
 
     mutating func acknowledge(_ ack: UInt32, window: UInt16, now: Instant) {
         peerWindow = UInt32(window)
-        guard Self.isAfter(ack, unacknowledged), !Self.isAfter(ack, nextToSend) else { return }
+        guard state != .synSent, Self.isAfter(ack, unacknowledged), !Self.isAfter(ack, nextToSend) else { return }
         if state == .synReceived { state = .established }
         let ackedData = Int(ack &- sendBase)
         if ackedData > 0 {

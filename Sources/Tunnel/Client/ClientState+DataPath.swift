@@ -66,6 +66,10 @@ extension ClientState {
             return nil
         }
         if try consumeInTunnelDnsAnswer(packet, now: now) { return nil }
+        if packet.isTcp, !tcpDnsClient.isEmpty, tcpDnsClient.handle(packet, now: now) {
+            drainTcpDnsClient(now: now)
+            return nil
+        }
         guard peers[gateway]?.allows(source: packet.source) == true else { return drop(.notAllowed) }
         return packet
     }

@@ -49,7 +49,7 @@ extension ClientState {
                 tcpDns.respond(answer, to: query.connection, now: now)
             case let .recurseLocally(pending, upstream)?:
                 tcpQueries.append((pending, query.connection))
-                try recurseLocally(pending, upstream: upstream, now: now)
+                try recurseLocally(pending, upstream: upstream, overTcp: true, now: now)
             case let .recurseInSite(pending, dnsResource)?:
                 tcpQueries.append((pending, query.connection))
                 try recurseInSite(pending, resource: ResourceId(dnsResource.description), query: nil, now: now)
@@ -65,6 +65,12 @@ extension ClientState {
         guard !inTunnelDns.isEmpty, packet.isUdp, let (pending, response) = inTunnelDns.answer(in: packet) else { return false }
         try answer(pending, with: response, now: now)
         return true
+    }
+
+    /// Hands the in-tunnel TCP client's answers to their askers and its segments to the tunnel.
+    func drainTcpDnsClient(now: Instant) {
+        while let (pending, response) = tcpDnsClient.pollAnswer() { try? answer(pending, with: response, now: now) }
+        while let packet = tcpDnsClient.pollPacket() { resend(packet, now: now) }
     }
 
     /// Fails the in-tunnel queries whose time is up with SERVFAIL.
@@ -93,18 +99,20 @@ extension ClientState {
     }
 
     /// Through the tunnel when the portal's Do53 upstream lies inside a resource, otherwise by the app.
-    private func recurseLocally(_ pending: ClientDns.PendingQuery, upstream: DnsUpstream, now: Instant) throws(TunnelError) {
+    private func recurseLocally(
+        _ pending: ClientDns.PendingQuery, upstream: DnsUpstream, overTcp: Bool = false, now: Instant
+    ) throws(TunnelError) {
         guard case .do53(let server) = upstream, interface?.effectiveDo53.isEmpty == false, resource(for: server) != nil else {
             events.append(.recurseDns(pending, upstream: upstream))
             return
         }
-        try queryThroughTunnel(pending, server: SocketAddress(ip: server, port: 53), now: now)
+        try queryThroughTunnel(pending, server: SocketAddress(ip: server, port: 53), overTcp: overTcp, now: now)
     }
 
     /// SRV/TXT for a DNS resource (spec §4.6.6): to the authorised gateway's `TUN IP:53535` in the sentinel's
-    /// family; without one, the UDP query packet waits behind a connection intent like any first packet. A
-    /// TCP query (`query` nil) cannot wait in the packet buffer: it raises the intent and fails with
-    /// SERVFAIL, and the asker's retry finds the gateway.
+    /// family, over the transport the query came in on; without one, the UDP query packet waits behind a
+    /// connection intent like any first packet. A TCP query (`query` nil) cannot wait in the packet buffer: it
+    /// raises the intent and fails with SERVFAIL, and the asker's retry finds the gateway.
     private func recurseInSite(
         _ pending: ClientDns.PendingQuery, resource: ResourceId?, query: IpPacket?, now: Instant
     ) throws(TunnelError) {
@@ -115,14 +123,22 @@ extension ClientState {
             return
         }
         let server: IpAddress = pending.sentinel.version == .v4 ? .v4(peer.ipv4) : .v6(peer.ipv6)
-        try queryThroughTunnel(pending, server: SocketAddress(ip: server, port: Self.gatewayDnsPort), now: now)
+        try queryThroughTunnel(pending, server: SocketAddress(ip: server, port: Self.gatewayDnsPort), overTcp: query == nil, now: now)
     }
 
-    /// Sends the query from our TUN address of the server's family as ordinary traffic, which may raise a
-    /// connection intent. A query that cannot even be sent is answered with SERVFAIL at once.
-    private func queryThroughTunnel(_ pending: ClientDns.PendingQuery, server: SocketAddress, now: Instant) throws(TunnelError) {
+    /// Sends the query from our TUN address of the server's family, over the transport it came in on, as
+    /// ordinary traffic, which may raise a connection intent. A query that cannot even be sent is answered with
+    /// SERVFAIL at once.
+    private func queryThroughTunnel(
+        _ pending: ClientDns.PendingQuery, server: SocketAddress, overTcp: Bool, now: Instant
+    ) throws(TunnelError) {
         guard let config = tunConfig else { return try answer(pending, with: nil, now: now) }
         let local: IpAddress = server.ip.version == .v4 ? .v4(config.ipv4) : .v6(config.ipv6)
+        if overTcp {
+            tcpDnsClient.send(pending, from: local, to: server, now: now)
+            drainTcpDnsClient(now: now)
+            return
+        }
         guard let packet = inTunnelDns.packet(for: pending, from: local, to: server, now: now) else {
             return try answer(pending, with: nil, now: now)
         }

@@ -43,6 +43,7 @@ public final class ClientState {
     var dnsNat = ClientDnsResourceNat<GatewayId>()
     var inTunnelDns: InTunnelDnsClient
     var tcpDns: TcpDnsServer
+    var tcpDnsClient: TcpDnsClient
     /// Queries that came in over TCP and wait for a recursion, with the connection to answer on.
     var tcpQueries: [(pending: ClientDns.PendingQuery, connection: TcpConnectionId)] = []
     var systemResolvers: [IpAddress] = []
@@ -58,6 +59,7 @@ public final class ClientState {
         var random = random
         inTunnelDns = InTunnelDnsClient(random: SplitMix64(seed: random.next()))
         tcpDns = TcpDnsServer(random: SplitMix64(seed: random.next()))
+        tcpDnsClient = TcpDnsClient(random: SplitMix64(seed: random.next()))
         node = Node(role: .client, privateKey: privateKey, now: now, unixTimeNanoseconds: unixTimeNanoseconds, random: random)
         self.internetResourceEnabled = internetResourceEnabled
         dns = ClientDns(stub: StubResolver(restoring: proxyIpRecords.map { ($0.domain, $0.ips) }))
@@ -163,12 +165,14 @@ public final class ClientState {
         node.handleTimeout(now: now)
         expireInTunnelDnsQueries(now: now)
         tcpDns.handleTimeout(now: now)
+        tcpDnsClient.handleTimeout(now: now)
+        drainTcpDnsClient(now: now)
         drainNodeEvents()
     }
 
     public func pollTimeout() -> Instant? {
         var deadline = node.pollTimeout()
-        for other in [inTunnelDns.nextDeadline, tcpDns.pollTimeout()] {
+        for other in [inTunnelDns.nextDeadline, tcpDns.pollTimeout(), tcpDnsClient.pollTimeout()] {
             guard let other else { continue }
             deadline = deadline.map { min($0, other) } ?? other
         }
@@ -186,6 +190,8 @@ public final class ClientState {
         pendingFlows.removeAll()
         dnsNat.reset()
         for pending in inTunnelDns.reset() { try? answer(pending, with: nil, now: now) }
+        tcpDnsClient.reset()
+        drainTcpDnsClient(now: now)
         drainNodeEvents()
     }
 
