@@ -48,10 +48,10 @@ extension ClientState {
                 if let domain { dnsNat.recreate(domain: domain) }
                 tcpDns.respond(answer, to: query.connection, now: now)
             case let .recurseLocally(pending, upstream)?:
-                tcpQueries.append((pending, query.connection))
+                rememberTcpQuery(pending, on: query.connection)
                 try recurseLocally(pending, upstream: upstream, overTcp: true, now: now)
             case let .recurseInSite(pending, dnsResource)?:
-                tcpQueries.append((pending, query.connection))
+                rememberTcpQuery(pending, on: query.connection)
                 try recurseInSite(pending, resource: ResourceId(dnsResource.description), query: nil, now: now)
             case nil:
                 tcpDns.respond(DnsMessage.response(to: query.message, rcode: .serverFailure), to: query.connection, now: now)
@@ -93,6 +93,13 @@ extension ClientState {
     }
 
     // MARK: Details
+
+    /// The oldest is forgotten beyond 1024, so an app that never answers its recursions cannot grow this
+    /// without bound (its connection times out anyway).
+    private func rememberTcpQuery(_ pending: ClientDns.PendingQuery, on connection: TcpConnectionId) {
+        if tcpQueries.count >= 1_024 { tcpQueries.removeFirst() }
+        tcpQueries.append((pending, connection))
+    }
 
     private func reportNewProxyIps(_ knownDomains: Int) {
         if dns.stub.allocator.records.count != knownDomains { events.append(.proxyIpRecordsChanged(proxyIpRecords)) }
