@@ -66,3 +66,14 @@ extension Duration {
         return total
     }
 }
+
+extension Optional where Wrapped == Instant {
+    /// The earlier of two optional deadlines (`nil` only when both are), for combining `pollTimeout()`s
+    /// without building an array on every turn of an event loop.
+    @inlinable
+    public func earliest(_ other: Instant?) -> Instant? {
+        guard let self else { return other }
+        guard let other else { return self }
+        return Swift.min(self, other)
+    }
+}

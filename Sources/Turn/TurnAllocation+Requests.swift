@@ -20,7 +20,7 @@ extension TurnAllocation {
     /// REFRESH carries only LIFETIME (to delete) besides the credentials: coturn answers 420 to the
     /// REQUESTED-TRANSPORT and ADDITIONAL-ADDRESS-FAMILY that Firezone's client also sends (and its relay ignores).
     func sendRefresh(lifetime: UInt32?, now: Instant, schedule: StunRetransmission = .standard) {
-        guard !requests.values.contains(where: { if case .refresh = $0.kind { true } else { false } }) else { return }
+        guard !isInFlight(.refresh(lifetime: nil)) else { return }
         var attributes: [StunAttribute] = [.software(software)]
         if let lifetime { attributes.append(.lifetime(seconds: lifetime)) }
         sendAuthenticated(.refresh(lifetime: lifetime), method: .refresh, attributes: attributes, now: now, schedule: schedule)

@@ -61,7 +61,7 @@ extension TurnAllocation {
     }
 
     /// Whether a request of `kind`'s sort (any lifetime, channel or destination) is outstanding.
-    private func isInFlight(_ kind: PendingRequest.Kind) -> Bool {
+    func isInFlight(_ kind: PendingRequest.Kind) -> Bool {
         requests.values.contains { request in
             switch (request.kind, kind) {
             case (.refresh, .refresh), (.binding, .binding), (.allocate, .allocate): true

@@ -60,13 +60,20 @@ final class TunLab {
     init() throws {
         _ = try? Shell.run("ip", "netns", "del", namespace, allowFailure: true)
         let fd = try Self.openTun(device)
-        try Shell.run("ip", "netns", "add", namespace)
-        try Shell.run("ip", "link", "set", device, "netns", namespace)
-        try Shell.run("ip", "-n", namespace, "link", "set", "lo", "up")
-        try Shell.run("ip", "-n", namespace, "link", "set", device, "mtu", "1280", "up")
-        try Shell.run("ip", "-n", namespace, "addr", "add", "100.64.0.2/32", "dev", device)
-        try Shell.run("ip", "-n", namespace, "route", "add", "100.100.111.0/24", "dev", device)
-        pump = try TunPump(fd: fd)
+        do {
+            try Shell.run("ip", "netns", "add", namespace)
+            try Shell.run("ip", "link", "set", device, "netns", namespace)
+            try Shell.run("ip", "-n", namespace, "link", "set", "lo", "up")
+            try Shell.run("ip", "-n", namespace, "link", "set", device, "mtu", "1280", "up")
+            try Shell.run("ip", "-n", namespace, "addr", "add", "100.64.0.2/32", "dev", device)
+            try Shell.run("ip", "-n", namespace, "route", "add", "100.100.111.0/24", "dev", device)
+            pump = try TunPump(fd: fd)
+        } catch {
+            // Nothing may be left behind when setting up fails half way.
+            close(fd)
+            _ = try? Shell.run("ip", "netns", "del", namespace, allowFailure: true)
+            throw error
+        }
         pump.start()
     }
 

@@ -107,9 +107,9 @@ public struct ClientDns: Sendable {
         return response
     }
 
-    /// Accepts exactly a UDP packet to port 53 carrying a query (not a response) with one question.
-    public static func validatedQuery(_ packet: IpPacket) -> Result<DnsMessage, DnsQueryRejection> {
-        guard let udp = packet.udp, udp.destinationPort == 53 else { return .failure(.notUdpToPort53) }
+    /// Accepts exactly a UDP packet to `port` carrying a query (not a response) with one question.
+    public static func validatedQuery(_ packet: IpPacket, port: UInt16 = 53) -> Result<DnsMessage, DnsQueryRejection> {
+        guard let udp = packet.udp, udp.destinationPort == port else { return .failure(.notUdpToPort53) }
         let query: DnsMessage
         do {
             query = try DnsMessage(decoding: packet.bytes(in: udp.payloadRange))
@@ -137,7 +137,7 @@ public enum DnsQueryRejection: Error, Hashable, Sendable, CustomStringConvertibl
 
     public var description: String {
         switch self {
-        case .notUdpToPort53: "not UDP to port 53"
+        case .notUdpToPort53: "not UDP to the DNS port"
         case .undecodable(let error): "undecodable DNS message: \(error)"
         case .notAQuery: "a DNS response, not a query"
         case .questionCount(let count): "\(count) questions, expected exactly 1"

@@ -10,7 +10,6 @@ import IpPacket
 /// unanswered for ``timeout`` fails alone. A failure is an answer of `nil` (SERVFAIL for the asker).
 public struct TcpDnsClient {
     public static let timeout: Duration = .seconds(30)
-    static let ports: ClosedRange<UInt16> = 49_152...65_535
 
     struct Upstream {
         var local: SocketAddress
@@ -112,9 +111,7 @@ public struct TcpDnsClient {
                     fail(upstream, server: server)
                     continue
                 }
-                upstream.connection.rewind(now: now)
-                if upstream.connection.state == .synSent { emit(upstream.connection.syn(), upstream: upstream, server: server) }
-                flush(&upstream, server: server, now: now)
+                for segment in upstream.connection.retransmit(now: now) { emit(segment, upstream: upstream, server: server) }
             }
             upstreams[server] = upstream
         }
@@ -139,8 +136,7 @@ public struct TcpDnsClient {
 
     private mutating func open(from local: IpAddress, to server: SocketAddress, now: Instant) -> Upstream {
         let taken = Set(upstreams.values.map(\.local.port))
-        var port = UInt16.random(in: Self.ports, using: &random)
-        while taken.contains(port) { port = port == Self.ports.upperBound ? Self.ports.lowerBound : port + 1 }
+        let port = EphemeralPort.pick(using: &random, isTaken: taken.contains)
         let upstream = Upstream(local: SocketAddress(ip: local, port: port),
                                 connection: TcpDnsConnection(initialSequence: UInt32.random(in: 0...UInt32.max, using: &random), now: now),
                                 nextId: UInt16.random(in: 0...UInt16.max, using: &random))
@@ -149,7 +145,7 @@ public struct TcpDnsClient {
     }
 
     private mutating func flush(_ upstream: inout Upstream, server: SocketAddress, now: Instant) {
-        while let segment = upstream.connection.nextSegment(now: now) { emit(segment, upstream: upstream, server: server) }
+        for segment in upstream.connection.segments(now: now) { emit(segment, upstream: upstream, server: server) }
     }
 
     private mutating func fail(_ upstream: Upstream, server: SocketAddress) {
@@ -158,11 +154,6 @@ public struct TcpDnsClient {
     }
 
     private mutating func emit(_ segment: TcpSegment, upstream: Upstream, server: SocketAddress) {
-        guard let packet = try? IpPacket.tcp(
-            source: upstream.local.ip, destination: server.ip, sourcePort: upstream.local.port, destinationPort: server.port,
-            sequenceNumber: segment.sequence, acknowledgmentNumber: segment.acknowledgment, flags: segment.flags,
-            window: UInt16.max, options: segment.options, payload: segment.payload)
-        else { return }
-        packets.append(packet)
+        if let packet = segment.packet(from: upstream.local, to: server) { packets.append(packet) }
     }
 }

@@ -8,6 +8,16 @@ struct TcpSegment {
     var options: [UInt8] = []
     var payload: [UInt8] = []
 
+    /// Our MSS option (kind 2, length 4): 1240, what fits a 1280-byte MTU after the IPv6 and TCP headers.
+    static let mssOption: [UInt8] = [2, 4, 0x04, 0xD8]
+
+    /// The segment as an IP packet from `local` to `remote`, with our window fully open.
+    func packet(from local: SocketAddress, to remote: SocketAddress) -> IpPacket? {
+        try? IpPacket.tcp(source: local.ip, destination: remote.ip, sourcePort: local.port, destinationPort: remote.port,
+                          sequenceNumber: sequence, acknowledgmentNumber: acknowledgment, flags: flags, window: UInt16.max,
+                          options: options, payload: payload)
+    }
+
     /// The RST for a segment that belongs to no connection (RFC 9293 §3.10.7.1).
     static func reset(answering tcp: TcpHeader) -> TcpSegment {
         if tcp.flags.contains(.ack) { return TcpSegment(sequence: tcp.acknowledgmentNumber, acknowledgment: 0, flags: [.rst]) }
@@ -81,7 +91,7 @@ struct TcpDnsConnection {
     }
 
     func syn() -> TcpSegment {
-        TcpSegment(sequence: initialSequence, acknowledgment: 0, flags: [.syn], options: [2, 4, 0x04, 0xD8])
+        TcpSegment(sequence: initialSequence, acknowledgment: 0, flags: [.syn], options: TcpSegment.mssOption)
     }
 
     /// The peer's SYN-ACK to our SYN: `true` when it acknowledged our SYN and the connection is established.
@@ -99,8 +109,7 @@ struct TcpDnsConnection {
     }
 
     func synAck() -> TcpSegment {
-        // MSS option: kind 2, length 4, 1240 (1280 - 40).
-        TcpSegment(sequence: initialSequence, acknowledgment: receiveNext, flags: [.syn, .ack], options: [2, 4, 0x04, 0xD8])
+        TcpSegment(sequence: initialSequence, acknowledgment: receiveNext, flags: [.syn, .ack], options: TcpSegment.mssOption)
     }
 
     func ackOnly() -> TcpSegment {
@@ -179,14 +188,27 @@ struct TcpDnsConnection {
         return segment
     }
 
-    /// Go-back-N after a retransmission timeout.
-    mutating func rewind(now: Instant) {
+    /// Everything that can be sent now (see ``nextSegment(now:)``).
+    mutating func segments(now: Instant) -> [TcpSegment] {
+        var segments: [TcpSegment] = []
+        while let segment = nextSegment(now: now) { segments.append(segment) }
+        return segments
+    }
+
+    /// Go-back-N after a retransmission timeout: the SYN or SYN-ACK again while handshaking, otherwise
+    /// everything from the oldest unacknowledged byte (and our FIN, which cannot have been acknowledged).
+    mutating func retransmit(now: Instant) -> [TcpSegment] {
         retransmissions += 1
         retransmissionInterval = retransmissionInterval * 2
         retransmitAt = now + retransmissionInterval
-        guard state == .established else { return }
-        nextToSend = unacknowledged
-        finSequence = nil  // not acknowledged, or the connection would be gone: it goes out again
+        switch state {
+        case .synSent: return [syn()]
+        case .synReceived: return [synAck()]
+        case .established:
+            nextToSend = unacknowledged
+            finSequence = nil
+            return segments(now: now)
+        }
     }
 
     /// `a` comes after `b` in sequence space (RFC 1982 serial arithmetic).

@@ -114,9 +114,7 @@ public struct TcpDnsServer {
                 abort(connection, id: id)
                 continue
             }
-            connection.rewind(now: now)
-            if connection.state == .synReceived { emit(connection.synAck(), for: id) }
-            flush(&connection, id: id, now: now)
+            for segment in connection.retransmit(now: now) { emit(segment, for: id) }
             connections[id] = connection
         }
     }
@@ -152,7 +150,7 @@ public struct TcpDnsServer {
     }
 
     private mutating func flush(_ connection: inout TcpDnsConnection, id: TcpConnectionId, now: Instant) {
-        while let segment = connection.nextSegment(now: now) { emit(segment, for: id) }
+        for segment in connection.segments(now: now) { emit(segment, for: id) }
     }
 
     /// Keeps a connection, or forgets it once both sides closed and our FIN was acknowledged.
@@ -167,12 +165,7 @@ public struct TcpDnsServer {
     }
 
     private mutating func emit(_ segment: TcpSegment, for id: TcpConnectionId) {
-        guard let packet = try? IpPacket.tcp(
-            source: id.local.ip, destination: id.remote.ip, sourcePort: id.local.port, destinationPort: id.remote.port,
-            sequenceNumber: segment.sequence, acknowledgmentNumber: segment.acknowledgment, flags: segment.flags,
-            window: UInt16.max, options: segment.options, payload: segment.payload)
-        else { return }
-        packets.append(packet)
+        if let packet = segment.packet(from: id.local, to: id.remote) { packets.append(packet) }
     }
 }
 

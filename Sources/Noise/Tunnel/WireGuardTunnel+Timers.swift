@@ -64,8 +64,6 @@ extension WireGuardTunnel {
         firstUnansweredSend.map { $0 + WireGuardLimits.keepaliveTimeout + WireGuardLimits.rekeyTimeout }
     }
 
-    private var hasAnySession: Bool { sessions.contains { $0 != nil } }
-
     private func dropExpiredSessions(now: Instant) {
         for slot in sessions.indices {
             guard let session = sessions[slot], !session.canReceive(at: now) else { continue }

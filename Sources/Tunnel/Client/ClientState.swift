@@ -171,12 +171,7 @@ public final class ClientState {
     }
 
     public func pollTimeout() -> Instant? {
-        var deadline = node.pollTimeout()
-        for other in [inTunnelDns.nextDeadline, tcpDns.pollTimeout(), tcpDnsClient.pollTimeout()] {
-            guard let other else { continue }
-            deadline = deadline.map { min($0, other) } ?? other
-        }
-        return deadline
+        node.pollTimeout().earliest(inTunnelDns.nextDeadline).earliest(tcpDns.pollTimeout()).earliest(tcpDnsClient.pollTimeout())
     }
 
     /// Network change, roaming or SIGHUP (spec §4.9): every connection and allocation is dropped, the key

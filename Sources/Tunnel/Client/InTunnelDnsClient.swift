@@ -11,7 +11,6 @@ import SansIO
 struct InTunnelDnsClient {
     /// How long a query waits for its answer before it fails with SERVFAIL ([2025]: 30 s).
     static let timeout: Duration = .seconds(30)
-    static let ports: ClosedRange<UInt16> = 49_152...65_535
 
     struct Query {
         var pending: ClientDns.PendingQuery
@@ -33,12 +32,10 @@ struct InTunnelDnsClient {
     /// The UDP packet that carries `pending`'s query from `local` to `server`; `nil` when every port is taken.
     mutating func packet(for pending: ClientDns.PendingQuery, from local: IpAddress, to server: SocketAddress,
                          now: Instant) -> IpPacket? {
-        guard queries.count < Self.ports.count else { return nil }
-        let payload = pending.query.encode()
-        var port = UInt16.random(in: Self.ports, using: &random)
-        while queries[port] != nil { port = port == Self.ports.upperBound ? Self.ports.lowerBound : port + 1 }
+        guard queries.count < EphemeralPort.range.count else { return nil }
+        let port = EphemeralPort.pick(using: &random) { queries[$0] != nil }
         guard let packet = try? IpPacket.udp(source: local, destination: server.ip, sourcePort: port,
-                                             destinationPort: server.port, payload: payload)
+                                             destinationPort: server.port, payload: pending.query.encode())
         else { return nil }
         queries[port] = Query(pending: pending, server: server, deadline: now + Self.timeout)
         return packet

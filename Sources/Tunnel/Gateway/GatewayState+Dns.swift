@@ -30,9 +30,7 @@ extension GatewayState {
     func serveTunDns(_ packet: IpPacket, from client: ClientOnGateway, now: Instant) -> Bool {
         guard isOwnAddress(packet.destination) else { return false }
         if let udp = packet.udp, udp.destinationPort == Self.tunDnsPort {
-            guard let query = try? DnsMessage(decoding: packet.bytes(in: udp.payloadRange)), !query.flags.isResponse,
-                  query.questions.count == 1
-            else {
+            guard case .success(let query) = ClientDns.validatedQuery(packet, port: Self.tunDnsPort) else {
                 statistics.count(.badDnsQuery)
                 return true
             }

@@ -110,7 +110,7 @@ public final class GatewayState {
     }
 
     public func pollTimeout() -> Instant? {
-        [node.pollTimeout(), nextTick, tcpDns.pollTimeout()].compactMap { $0 }.min()
+        node.pollTimeout().earliest(nextTick).earliest(tcpDns.pollTimeout())
     }
 
     /// Graceful shutdown: a Goodbye to every client.
