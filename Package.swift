@@ -62,10 +62,15 @@ let package = Package(
         .target(name: "Tunnel", dependencies: ["SansIO", "Stun", "Turn", "Ice", "Noise", "IpPacket", "DnsNat", "PortalMessages"]),
 
         // Tools.
+        .target(
+            name: "Replay",
+            dependencies: ["IpPacket", "PcapFile", "SansIO", "Stun", "Turn", "Noise", "DnsNat", "PortalMessages", "Tunnel", "PortalInput"],
+            path: "Sources/Apps/Replay"
+        ),
         .executableTarget(
             name: "PcapReplay",
             dependencies: [
-                "IpPacket", "PcapFile",
+                "IpPacket", "PcapFile", "Replay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Apps/PcapReplay"
@@ -131,6 +136,7 @@ let package = Package(
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSodium", "CBlake2", "CPcap", "PcapFile"]),
         .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),
+        .testTarget(name: "PcapReplayTests", dependencies: ["Replay", "PcapFile", "IpPacket", "SansIO", "TestSupport"]),
         .testTarget(name: "StunTests", dependencies: ["Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport"]),
         .testTarget(name: "IceTests", dependencies: ["Ice", "Stun", "SansIO", "TestSupport"]),
         .testTarget(name: "DnsNatTests", dependencies: [

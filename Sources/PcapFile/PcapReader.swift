@@ -20,6 +20,9 @@ public final class PcapReader {
     /// How many records `next()` has returned.
     public private(set) var recordsRead = 0
 
+    /// The file's size in bytes, for progress (0 when it cannot be known, as for a pipe).
+    public let fileSize: Int64
+
     private let handle: OpaquePointer
 
     public init(path: String) throws(PcapError) {
@@ -32,11 +35,19 @@ public final class PcapReader {
         }
         handle = opened
         self.path = path
+        var status = stat()
+        fileSize = stat(path, &status) == 0 ? Int64(status.st_size) : 0
         linkType = LinkType(rawValue: pcap_datalink(opened))
     }
 
     deinit {
         pcap_close(handle)
+    }
+
+    /// How far into the file the reader is, in bytes.
+    public var bytesRead: Int64 {
+        guard let file = pcap_file(handle) else { return 0 }
+        return Int64(ftell(file))
     }
 
     /// The next record, or `nil` at the end of the file. The record's bytes stay valid until the next call.

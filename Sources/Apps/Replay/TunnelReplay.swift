@@ -1,0 +1,342 @@
+import DnsNat
+import IpPacket
+import PcapFile
+import SansIO
+import Stun
+import Tunnel
+import Turn
+
+/// Tunnel mode: runs a capture of a client's IP traffic through a real client and gateway in one process,
+/// with the capture's timestamps as the clock, and reports what happened to every packet.
+///
+/// Packets from the client's tunnel addresses (the first source in Firezone's tunnel ranges, 100.64.0.0/11
+/// and fd00:2021:1111::/107) enter the client's TUN device; packets to them are the resources' replies and
+/// enter the gateway's TUN device once the request they answer has left it.
+public final class TunnelReplay {
+    public struct Options: Sendable {
+        public var scenario: ReplayScenario
+        /// Where to write `wire.pcap`, `gateway-egress.pcap` and `client-tun.pcap`; `nil` writes none.
+        public var outputDirectory: String?
+        /// How long the replay runs on after the last packet, so what is in flight arrives.
+        public var drain: Duration = .seconds(5)
+        public var seed: UInt64 = 1
+
+        public init(scenario: ReplayScenario, outputDirectory: String? = nil) {
+            self.scenario = scenario
+            self.outputDirectory = outputDirectory
+        }
+    }
+
+    public let path: String
+    public let options: Options
+    public private(set) var report = TunnelReport()
+
+    private let reader: PcapReader
+    private var world: ReplayWorld!
+    private var outputs: ReplayOutputs?
+    private var dns = CapturedDns()
+    private var resources = ResourceSide()
+    private var clientAddresses: Set<IpAddress> = []
+    private var firstTimestamp: Int64 = 0
+    private var routes: [IpNetwork] = []
+
+    /// Opens the capture and finds the client's tunnel addresses in it.
+    public init(path: String, options: Options) throws(ReplayInputError) {
+        self.path = path
+        self.options = options
+        do {
+            reader = try PcapReader(path: path)
+        } catch {
+            throw ReplayInputError("cannot open capture: \(error)")
+        }
+        report.capture.path = path
+        report.capture.linkType = reader.linkType.description
+    }
+
+    /// The capture's size, for progress.
+    public var fileSize: Int64 { reader.fileSize }
+    public var bytesRead: Int64 { reader.bytesRead }
+
+    /// Replays the whole capture. `progress` is called every 4096 records. A capture that cannot be read
+    /// to its end still yields a report of everything before the damage, with ``TunnelReport/error`` set.
+    public func run(progress: (TunnelReplay) -> Void = { _ in }) throws(ReplayInputError) -> TunnelReport {
+        let addresses = try findClientAddresses()
+        clientAddresses = [.v4(addresses.ipv4), .v6(addresses.ipv6)]
+        report.clientAddresses = [addresses.ipv4.description, addresses.ipv6.description]
+        if let directory = options.outputDirectory {
+            outputs = try ReplayOutputs(directory: directory)
+            report.outputs = outputs?.paths ?? [:]
+        }
+        do {
+            while let record = try reader.next() {
+                if world == nil { try startWorld(addresses, at: record.timestampNanoseconds) }
+                replay(record)
+                if record.number % 4096 == 0 { progress(self) }
+            }
+        } catch {
+            report.error = "\(error)"
+        }
+        if let world {
+            world.advance(to: world.now + options.drain)
+            finish()
+        }
+        outputs?.close()
+        progress(self)
+        return report
+    }
+
+    // MARK: Setup
+
+    private func findClientAddresses() throws(ReplayInputError) -> (ipv4: IPv4Address, ipv6: IPv6Address) {
+        var ipv4: IPv4Address?, ipv6: IPv6Address?
+        do {
+            let scan = try PcapReader(path: path)
+            var scanned = 0
+            while let record = try scan.next(), scanned < 100_000, ipv4 == nil || ipv6 == nil {
+                scanned += 1
+                guard let ip = LinkLayer.ipPacket(in: record.data, linkType: scan.linkType),
+                      let packet = try? IpPacket(copying: ip) else { continue }
+                defer { PacketBufferPool.shared.recycle(packet) }
+                switch packet.source {
+                case .v4(let address) where ipv4 == nil && Self.tunnelV4.contains(.v4(address)): ipv4 = address
+                case .v6(let address) where ipv6 == nil && Self.tunnelV6.contains(.v6(address)): ipv6 = address
+                default: break
+                }
+            }
+        } catch {
+            // The main pass reports the damage with everything before it.
+        }
+        return (ipv4 ?? IPv4Address(100, 64, 0, 2), ipv6 ?? IPv6Address("fd00:2021:1111::2")!)
+    }
+
+    static let tunnelV4 = IpNetwork("100.64.0.0/11")!
+    static let tunnelV6 = IpNetwork("fd00:2021:1111::/107")!
+
+    private func startWorld(_ addresses: (ipv4: IPv4Address, ipv6: IPv6Address), at timestamp: Int64) throws(ReplayInputError) {
+        firstTimestamp = timestamp
+        report.capture.firstTimestampNanoseconds = timestamp
+        let world = ReplayWorld(scenario: options.scenario, clientIpv4: addresses.ipv4, clientIpv6: addresses.ipv6,
+                                unixTimeNanoseconds: timestamp, seed: options.seed)
+        self.world = world
+        world.onWire = { [unowned self] datagram in wire(datagram) }
+        world.onGatewayEgress = { [unowned self] packet in gatewayEgress(packet) }
+        world.onClientTun = { [unowned self] packet in clientTun(packet) }
+        world.onClientEvent = { [unowned self] event in clientEvent(event) }
+        world.onGatewayEvent = { [unowned self] event in gatewayEvent(event) }
+        world.onGatewayDrop = { [unowned self] drop, fromClient in gatewayDrop(drop, fromClient: fromClient) }
+        do {
+            try world.start()
+        } catch {
+            throw ReplayInputError("the replay's portal messages did not decode: \(error)")
+        }
+    }
+
+    private var startInstant: Instant { Instant(nanoseconds: 1_000_000_000_000) }
+
+    private func instant(of timestamp: Int64) -> Instant {
+        startInstant + .nanoseconds(max(0, timestamp - firstTimestamp))
+    }
+
+    private var unixNow: Int64 {
+        firstTimestamp + (world.now - startInstant).totalNanoseconds
+    }
+
+    // MARK: Each record
+
+    private func replay(_ record: PcapRecord) {
+        report.capture.frames += 1
+        report.capture.lastTimestampNanoseconds = record.timestampNanoseconds
+        guard let ip = LinkLayer.ipPacket(in: record.data, linkType: reader.linkType) else {
+            report.capture.framesWithoutIp += 1
+            return
+        }
+        if record.isTruncated { report.capture.truncatedFrames += 1 }
+        var packet: IpPacket
+        do {
+            packet = try IpPacket(copying: ip)
+        } catch {
+            report.parser.rejected += 1
+            report.parser.byReason[error.reason.identifier, default: 0] += 1
+            if report.parser.rejections.count < 100 {
+                report.parser.rejections.append(.init(packet: record.number, reason: error.reason.identifier, message: "\(error)"))
+            }
+            return
+        }
+        report.parser.parsed += 1
+        world.advance(to: instant(of: record.timestampNanoseconds))
+        if clientAddresses.contains(packet.source) {
+            fromClient(&packet)
+        } else if clientAddresses.contains(packet.destination) {
+            fromResource(&packet, number: record.number)
+        } else {
+            report.otherTraffic.add(bytes: packet.count)
+        }
+    }
+
+    private func fromClient(_ packet: inout IpPacket) {
+        let size = packet.count
+        if let proxy = dns.proxyForReal[packet.destination] { try? packet.setDestination(proxy) }
+        guard isRouted(packet.destination) else {
+            report.add(.notAResource, bytes: size)
+            return
+        }
+        let before = world.client.statistics.drops
+        world.fromClientTun(packet)
+        if let drop = Self.newDrop(before, world.client.statistics.drops) {
+            report.add(.droppedByClient, bytes: size)
+            report.clientDrops["\(drop)", default: 0] += 1
+        } else if isDnsServer(packet.destination) {
+            report.add(.stubResolver, bytes: size)
+        } else {
+            sentToGateway += 1
+        }
+    }
+
+    /// Whether the client's stub resolver listens at `address` (a sentinel mapped to an upstream).
+    private func isDnsServer(_ address: IpAddress) -> Bool {
+        world.client.tunConfig?.dnsServers.contains(address) ?? false
+    }
+
+    private func isRouted(_ destination: IpAddress) -> Bool {
+        if routes.isEmpty, let config = world.client.tunConfig { routes = config.routes }
+        return routes.contains { $0.contains(destination) }
+    }
+
+    private func fromResource(_ packet: inout IpPacket, number: Int) {
+        if isDnsServer(packet.source) {
+            useCapturedDnsAnswer(packet)
+            return
+        }
+        let admission = resources.admit(packet, number: number)
+        for givenUp in admission.givenUp { report.add(.noRequest, bytes: givenUp.count) }
+        if admission.ready { inject(&packet) }
+    }
+
+    private func inject(_ packet: inout IpPacket) {
+        injected += 1
+        world.fromResource(&packet)
+    }
+
+    private func useCapturedDnsAnswer(_ packet: IpPacket) {
+        report.add(.dnsAnswerUsed, bytes: packet.count)
+        guard let udp = packet.udp, let message = try? DnsMessage(decoding: packet.bytes(in: udp.payloadRange)) else { return }
+        answer(dns.learnCaptured(message))
+    }
+
+    private func answer(_ replies: [CapturedDns.Reply]) {
+        for reply in replies {
+            switch reply {
+            case let .recursion(pending, message): world.answerRecursion(pending, with: message)
+            case let .resolution(request, addresses): world.answerResolution(request, with: addresses)
+            case let .forward(query, message): world.answerForwardedDns(query, with: message)
+            }
+        }
+    }
+
+    // MARK: What comes out
+
+    private var sentToGateway = 0
+    private var gatewayOutcomes = 0
+    private var injected = 0
+    private var resourceOutcomes = 0
+
+    private func gatewayEgress(_ packet: IpPacket) {
+        gatewayOutcomes += 1
+        outputs?.write(packet, to: .gatewayEgress, at: unixNow)
+        report.add(dns.translatedReal.contains(packet.destination) ? .natTranslated : .routed, bytes: packet.count)
+        for var (_, reply) in resources.requestLeftGateway(packet) { inject(&reply) }
+    }
+
+    private func clientTun(_ packet: IpPacket) {
+        outputs?.write(packet, to: .clientTun, at: unixNow)
+        if packet.isUdp, isDnsServer(packet.source) {
+            report.clientTun["stub-answers", default: Tally()].add(bytes: packet.count)
+            if let udp = packet.udp, let message = try? DnsMessage(decoding: packet.bytes(in: udp.payloadRange)) { dns.learnStubAnswer(message) }
+            return
+        }
+        if packet.isTcp, isDnsServer(packet.source) {
+            report.clientTun["stub-answers", default: Tally()].add(bytes: packet.count)
+            return
+        }
+        // The gateway answers a refused packet with ICMP from the resource's address, as a router would.
+        if let error = try? packet.icmpError(), error.isProhibited || error.isNetworkUnreachable {
+            report.clientTun["icmp-errors", default: Tally()].add(bytes: packet.count)
+            if error.isProhibited { report.clientToResource[ClientVerdict.filtered.rawValue, default: Tally()].bytes += quotedLength(packet, error) }
+            return
+        }
+        report.clientTun["replies", default: Tally()].add(bytes: packet.count)
+        resourceOutcomes += 1
+        report.add(.delivered, bytes: packet.count)
+    }
+
+    private func quotedLength(_ packet: IpPacket, _ error: IcmpError) -> Int {
+        let header = packet.bytes(in: error.failedPacket.range.lowerBound..<min(packet.count, error.failedPacket.range.lowerBound + 6))
+        guard header.count == 6 else { return 0 }
+        let field = Int(header[header[0] >> 4 == 4 ? 2 : 4]) << 8 | Int(header[header[0] >> 4 == 4 ? 3 : 5])
+        return header[0] >> 4 == 4 ? field : field + 40
+    }
+
+    private func gatewayDrop(_ drop: GatewayDrop, fromClient: Bool) {
+        report.gatewayDrops["\(drop)", default: 0] += 1
+        if fromClient {
+            gatewayOutcomes += 1
+            if drop == .prohibited {
+                report.clientToResource[ClientVerdict.filtered.rawValue, default: Tally()].packets += 1
+            } else {
+                report.clientToResource[ClientVerdict.droppedByGateway.rawValue, default: Tally()].packets += 1
+            }
+        } else {
+            resourceOutcomes += 1
+            report.resourceToClient[ResourceVerdict.droppedByGateway.rawValue, default: Tally()].packets += 1
+        }
+    }
+
+    private func wire(_ datagram: TurnDatagram) {
+        report.wire.datagrams += 1
+        report.wire.bytes += datagram.payload.count
+        switch datagram.payload.withUnsafeBytes({ DatagramKind.classify($0) }) {
+        case .stun: report.wire.stun += 1
+        case .channelData: report.wire.channelData += 1
+        default: report.wire.wireGuard += 1
+        }
+        outputs?.write(datagram, at: unixNow)
+    }
+
+    private func clientEvent(_ event: ClientEvent) {
+        switch event {
+        case .tunInterfaceUpdated(let config): routes = config.routes
+        case .recurseDns(let pending, _): dns.waitForRecursion(pending)
+        case .refused: report.pipelineErrors += 1
+        default: break
+        }
+    }
+
+    private func gatewayEvent(_ event: GatewayEvent) {
+        switch event {
+        case .resolve(let request):
+            if let known = dns.resolve(request) { world.later { [world] in world?.answerResolution(request, with: known) } }
+        case .forwardDns(let query):
+            if let answer = dns.forward(query) { world.later { [world] in world?.answerForwardedDns(query, with: answer) } }
+        case .refused: report.pipelineErrors += 1
+        default: break
+        }
+    }
+
+    // MARK: The end
+
+    private func finish() {
+        let unanswered = dns.takeUnanswered()
+        for pending in unanswered.recursions { world.answerRecursion(pending, with: nil) }
+        for request in unanswered.resolutions { world.answerResolution(request, with: nil) }
+        for query in unanswered.forwards { world.answerForwardedDns(query, with: nil) }
+        for packet in resources.takeWaiting() { report.add(.noRequest, bytes: packet.count) }
+        report.clientToResource[ClientVerdict.unaccounted.rawValue] = Tally(packets: max(0, sentToGateway - gatewayOutcomes))
+        report.resourceToClient[ResourceVerdict.unaccounted.rawValue] = Tally(packets: max(0, injected - resourceOutcomes))
+        report.pipelineErrors += world.clientErrors + world.gatewayErrors + world.portalErrors.count
+        report.wire.path = world.pathDescription
+    }
+
+    private static func newDrop<Reason: Hashable>(_ before: [Reason: Int], _ after: [Reason: Int]) -> Reason? {
+        after.first { $0.value > before[$0.key, default: 0] }?.key
+    }
+}

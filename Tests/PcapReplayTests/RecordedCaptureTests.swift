@@ -1,0 +1,68 @@
+import Foundation
+import IpPacket
+import PcapFile
+import Replay
+import TestSupport
+import Testing
+
+/// Captures the tests record themselves in network namespaces with tcpdump (root), in every link type the
+/// replay reads: the same kernel traffic must get the same verdicts.
+@Suite(.serialized) struct RecordedCaptureTests {
+    /// The verdicts that do not depend on the kernel's timing (how many segments an HTTP exchange takes,
+    /// neighbour discovery), and, counted by tshark in the capture itself, one verdict per packet each way.
+    private func expectDemoVerdicts(_ report: TunnelReport, capture: String, _ label: String) throws {
+        #expect(report.verdict(.routed).packets >= 9, "\(label)")
+        #expect(report.verdict(.natTranslated).packets >= 5, "\(label)")
+        #expect(report.verdict(.stubResolver).packets == 4, "\(label)")
+        #expect(report.verdict(.filtered).packets == 1, "\(label)")
+        #expect(report.verdict(.notAResource).packets >= 2, "\(label)")
+        #expect(report.verdict(ClientVerdict.unaccounted).packets == 0, "\(label)")
+        #expect(report.verdict(ResourceVerdict.unaccounted).packets == 0, "\(label)")
+        #expect(report.parser.rejected == 0, "\(label)")
+        #expect(report.pipelineErrors == 0, "\(label)")
+        let fromClient = try Tshark.fields(["frame.number"], of: capture, filter: "ip.src == 100.64.0.2 || ipv6.src == fd00:2021:1111::2").count
+        let toClient = try Tshark.fields(["frame.number"], of: capture, filter: "ip.dst == 100.64.0.2 || ipv6.dst == fd00:2021:1111::2").count
+        #expect(report.clientToResource.values.reduce(0) { $0 + $1.packets } == fromClient, "\(label)")
+        #expect(report.resourceToClient.values.reduce(0) { $0 + $1.packets } == toClient, "\(label)")
+        #expect(report.verdict(.delivered) == report.clientTun["replies"], "\(label)")
+    }
+
+    @Test(arguments: [("ethernet", [String]()), ("linux-sll", ["-i", "any"]), ("linux-sll2", ["-i", "any", "-y", "LINUX_SLL2"])])
+    func kernelTrafficRecordedNowReplaysWithTheSameVerdicts(_ label: String, _ tcpdumpOptions: [String]) throws {
+        ReplayFixtures.requireRoot()
+        let directory = try ReplayFixtures.temporaryDirectory(label)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let capture = directory + "/capture.pcap"
+        try ReplayFixtures.record("record-replay-demo", [capture] + tcpdumpOptions)
+        let report = try ReplayFixtures.replay(capture, output: directory + "/out")
+        try expectDemoVerdicts(report, capture: capture, label)
+        for name in ["wire", "gateway-egress", "client-tun"] {
+            #expect(try ReplayFixtures.tsharkComplaints(directory + "/out/\(name).pcap").isEmpty, "\(label) \(name)")
+        }
+    }
+
+    @Test func rawIpLoopbackAndPcapngCarryTheSamePackets() throws {
+        let directory = try ReplayFixtures.temporaryDirectory("linktypes")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let reader = try PcapReader(path: ReplayFixtures.capture)
+        let raw = try PcapWriter(path: directory + "/raw.pcap", linkType: .raw)
+        let null = try PcapWriter(path: directory + "/null.pcap", linkType: .null)
+        while let record = try reader.next() {
+            guard let ip = LinkLayer.ipPacket(in: record.data, linkType: reader.linkType) else { continue }
+            try raw.write(ip, timestampNanoseconds: record.timestampNanoseconds)
+            // BSD loopback: the address family in host byte order (2 = IPv4, 10 = Linux's IPv6… BSD uses 24/28/30).
+            let family: UInt32 = ip.first.map { $0 >> 4 == 4 ? 2 : 24 } ?? 0
+            try null.write(withUnsafeBytes(of: family) { Array($0) } + Array(ip), timestampNanoseconds: record.timestampNanoseconds)
+        }
+        raw.close()
+        null.close()
+        try Shell.run("editcap", "-F", "pcapng", ReplayFixtures.capture, directory + "/demo.pcapng")
+        let bundled = try ReplayFixtures.replay(ReplayFixtures.capture)
+        for name in ["raw.pcap", "null.pcap", "demo.pcapng"] {
+            let report = try ReplayFixtures.replay(directory + "/" + name)
+            #expect(report.clientToResource == bundled.clientToResource, "\(name)")
+            #expect(report.resourceToClient == bundled.resourceToClient, "\(name)")
+            #expect(report.parser.parsed == bundled.parser.parsed, "\(name)")
+        }
+    }
+}

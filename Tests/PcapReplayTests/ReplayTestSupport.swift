@@ -1,0 +1,68 @@
+import Foundation
+import Replay
+import TestSupport
+import Testing
+
+/// Paths, the tool's binary and tshark checks the replay tests share.
+enum ReplayFixtures {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
+    static let capture = root + "/Fixtures/captures/replay-demo.pcap"
+    static let resources = root + "/Fixtures/captures/replay-demo.yaml"
+
+    static var scenario: ReplayScenario {
+        get throws { try ReplayScenario(yaml: String(contentsOfFile: resources, encoding: .utf8)) }
+    }
+
+    static func replay(_ path: String, output: String? = nil) throws -> TunnelReport {
+        try TunnelReplay(path: path, options: .init(scenario: scenario, outputDirectory: output)).run()
+    }
+
+    static func temporaryDirectory(_ name: String) throws -> String {
+        let path = NSTemporaryDirectory() + "fz-replay-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// The `firezone-pcap-replay` binary built next to the tests.
+    static var tool: String {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("firezone-pcap-replay").path,
+            root + "/.build/debug/firezone-pcap-replay",
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
+    }
+
+    /// Runs the tool; returns its exit status, standard output and standard error.
+    static func runTool(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let outputData = output.fileHandleForReading.readDataToEndOfFile()
+        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
+    }
+
+    /// Frames tshark flags with checksum validation on: malformed, bad checksums, expert warnings or worse.
+    static func tsharkComplaints(_ capture: String) throws -> [String] {
+        let filter = "_ws.malformed || _ws.expert.severity >= warning || ip.checksum.status == 0 || udp.checksum.status == 0"
+            + " || tcp.checksum.status == 0 || icmp.checksum.status == 0 || icmpv6.checksum.status == 0"
+        return try Tshark.run(["-r", capture] + Tshark.checksumValidation + ["-Y", filter])
+            .split(separator: "\n").map(String.init)
+    }
+
+    /// Runs one of the recording scripts. Foundation starts children with every signal blocked, which the
+    /// scripts' `kill` of their tcpdump and peers would never get through; python3 clears the mask first.
+    static func record(_ script: String, _ arguments: [String]) throws {
+        let unblock = "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, set()); os.execv(sys.argv[1], sys.argv[1:])"
+        try Shell.run(["python3", "-c", unblock, root + "/scripts/fixtures/" + script] + arguments)
+    }
+
+    static func requireRoot() {
+        #expect(geteuid() == 0, "recording captures needs root (network namespaces); run the tests as root as CI does")
+    }
+}
