@@ -123,6 +123,7 @@ let package = Package(
         .executableTarget(name: "FuzzDns", dependencies: ["DnsNat"], path: "Fuzz/Dns"),
         .executableTarget(name: "FuzzP2pControl", dependencies: ["DnsNat", "IpPacket"], path: "Fuzz/P2pControl"),
         .executableTarget(name: "FuzzTcpDns", dependencies: ["DnsNat", "IpPacket", "SansIO"], path: "Fuzz/TcpDns"),
+        .executableTarget(name: "FuzzDissect", dependencies: ["Replay", "Noise", "Stun"], path: "Fuzz/Dissect"),
         .executableTarget(name: "FuzzPortalInput", dependencies: ["PortalInput"], path: "Fuzz/PortalInput"),
         .executableTarget(name: "FuzzPortalMessage", dependencies: ["PhoenixChannel", "PortalMessages"], path: "Fuzz/PortalMessage"),
 

@@ -43,33 +43,33 @@ import Testing
         #expect(report.error == nil)
     }
 
-    @Test func tsharkReadsEveryOutputPcapWithValidChecksums() throws {
+    @Test func tsharkReadsEveryOutputPcapWithValidChecksums() async throws {
         let directory = try ReplayFixtures.temporaryDirectory("outputs")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let report = try ReplayFixtures.replay(ReplayFixtures.capture, output: directory)
         for name in ["wire", "gateway-egress", "client-tun"] {
             let path = try #require(report.outputs[name])
-            #expect(try ReplayFixtures.tsharkComplaints(path).isEmpty, "\(name)")
+            #expect(try await ReplayFixtures.tsharkComplaints(path).isEmpty, "\(name)")
         }
         // The wire carries WireGuard: tshark decodes a handshake and data, with the same counts as the report.
-        let types = try Tshark.fields(["wg.type"], of: directory + "/wire.pcap", filter: "wg").map { $0["wg.type"] ?? "" }
+        let types = try await ReplayFixtures.tsharkFields(["wg.type"], of: directory + "/wire.pcap", filter: "wg").map { $0["wg.type"] ?? "" }
         #expect(types.filter { $0 == "1" }.count >= 1)
         #expect(types.filter { $0 == "2" }.count >= 1)
         #expect(types.filter { $0 == "4" }.count > 10)
         #expect(types.count == report.wire.wireGuard)
         // The gateway's egress is the captured requests with the DNS resource's real address restored.
-        let egress = try Tshark.fields(["ip.dst", "ipv6.dst"], of: directory + "/gateway-egress.pcap")
+        let egress = try await ReplayFixtures.tsharkFields(["ip.dst", "ipv6.dst"], of: directory + "/gateway-egress.pcap")
         #expect(egress.count == 16)
         #expect(egress.filter { $0["ip.dst"] == "10.30.0.5" }.count == 6)
         #expect(egress.filter { $0["ip.dst"] == "10.20.0.10" }.count == 9)
         // The client saw the wiki's answers from its proxy IP, and the filter's ICMP "prohibited".
-        let back = try Tshark.fields(["ip.src", "icmp.type", "icmp.code"], of: directory + "/client-tun.pcap")
+        let back = try await ReplayFixtures.tsharkFields(["ip.src", "icmp.type", "icmp.code"], of: directory + "/client-tun.pcap")
         #expect(back.filter { $0["ip.src"]?.hasPrefix("100.96.") == true }.count == 6)
         #expect(back.contains { $0["icmp.type"] == "3" && $0["icmp.code"] == "13" })
     }
 
-    @Test func theToolPrintsTheSameReportAsJsonAndExitsZero() throws {
-        let result = try ReplayFixtures.runTool([ReplayFixtures.capture, "--resources", ReplayFixtures.resources, "--no-pcaps", "--json"])
+    @Test func theToolPrintsTheSameReportAsJsonAndExitsZero() async throws {
+        let result = try await ReplayFixtures.runTool([ReplayFixtures.capture, "--resources", ReplayFixtures.resources, "--no-pcaps", "--json"])
         #expect(result.status == 0, "\(result.errors)")
         let report = try JSONDecoder().decode(TunnelReport.self, from: Data(result.output.utf8))
         #expect(report.verdict(.routed).packets == 10)

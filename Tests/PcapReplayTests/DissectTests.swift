@@ -15,18 +15,18 @@ import Testing
     }
 
     /// tshark's view of each frame: STUN message type, ChannelData channel, WireGuard type and indices.
-    private func tsharkView(_ path: String) throws -> [[String: String]] {
-        try Tshark.fields(["frame.number", "stun.type", "stun.channel", "wg.type", "wg.receiver", "wg.sender", "wg.counter"], of: path)
+    private func tsharkView(_ path: String) async throws -> [[String: String]] {
+        try await ReplayFixtures.tsharkFields(["frame.number", "stun.type", "stun.channel", "wg.type", "wg.receiver", "wg.sender", "wg.counter"], of: path)
     }
 
-    @Test func wireGuardGoAndCoturnSessionsAgreeWithTshark() throws {
+    @Test func wireGuardGoAndCoturnSessionsAgreeWithTshark() async throws {
         ReplayFixtures.requireRoot()
         let directory = try ReplayFixtures.temporaryDirectory("underlay")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try ReplayFixtures.record("record-underlay", [directory])
+        try await ReplayFixtures.record("record-underlay", [directory])
 
         let wireGuard = try dissect(directory + "/wireguard-go.pcap")
-        let wireGuardFrames = try tsharkView(directory + "/wireguard-go.pcap")
+        let wireGuardFrames = try await tsharkView(directory + "/wireguard-go.pcap")
         #expect(wireGuard.datagrams.count == wireGuardFrames.count)
         for (ours, theirs) in zip(wireGuard.datagrams, wireGuardFrames) {
             #expect(ours.kind == .wireGuard, "#\(ours.packet)")
@@ -40,7 +40,7 @@ import Testing
         #expect(wireGuard.dataWithoutHandshake == 0)
 
         let turn = try dissect(directory + "/coturn.pcap")
-        let turnFrames = try tsharkView(directory + "/coturn.pcap")
+        let turnFrames = try await tsharkView(directory + "/coturn.pcap")
         #expect(turn.datagrams.count == turnFrames.count)
         for (ours, theirs) in zip(turn.datagrams, turnFrames) {
             #expect(ours.stunType.map { "0x" + String(format: "%04x", $0) } ?? "" == theirs["stun.type"], "#\(ours.packet)")
@@ -53,12 +53,12 @@ import Testing
         #expect(turn.relays == ["10.88.0.2:3478"])
     }
 
-    @Test func ourTunnelsWireIsDissectedLikeTsharkDissectsIt() throws {
+    @Test func ourTunnelsWireIsDissectedLikeTsharkDissectsIt() async throws {
         let directory = try ReplayFixtures.temporaryDirectory("wire")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         _ = try ReplayFixtures.replay(ReplayFixtures.capture, output: directory)
         let report = try dissect(directory + "/wire.pcap")
-        let frames = try tsharkView(directory + "/wire.pcap")
+        let frames = try await tsharkView(directory + "/wire.pcap")
         #expect(report.datagrams.count == frames.count)
         for (ours, theirs) in zip(report.datagrams, frames) {
             #expect(ours.stunType.map { "0x" + String(format: "%04x", $0) } ?? "" == theirs["stun.type"], "#\(ours.packet)")

@@ -10,7 +10,7 @@ import Testing
 @Suite(.serialized) struct RecordedCaptureTests {
     /// The verdicts that do not depend on the kernel's timing (how many segments an HTTP exchange takes,
     /// neighbour discovery), and, counted by tshark in the capture itself, one verdict per packet each way.
-    private func expectDemoVerdicts(_ report: TunnelReport, capture: String, _ label: String) throws {
+    private func expectDemoVerdicts(_ report: TunnelReport, capture: String, _ label: String) async throws {
         #expect(report.verdict(.routed).packets >= 9, "\(label)")
         #expect(report.verdict(.natTranslated).packets >= 5, "\(label)")
         #expect(report.verdict(.stubResolver).packets == 4, "\(label)")
@@ -20,28 +20,28 @@ import Testing
         #expect(report.verdict(ResourceVerdict.unaccounted).packets == 0, "\(label)")
         #expect(report.parser.rejected == 0, "\(label)")
         #expect(report.pipelineErrors == 0, "\(label)")
-        let fromClient = try Tshark.fields(["frame.number"], of: capture, filter: "ip.src == 100.64.0.2 || ipv6.src == fd00:2021:1111::2").count
-        let toClient = try Tshark.fields(["frame.number"], of: capture, filter: "ip.dst == 100.64.0.2 || ipv6.dst == fd00:2021:1111::2").count
+        let fromClient = try await ReplayFixtures.tsharkFields(["frame.number"], of: capture, filter: "ip.src == 100.64.0.2 || ipv6.src == fd00:2021:1111::2").count
+        let toClient = try await ReplayFixtures.tsharkFields(["frame.number"], of: capture, filter: "ip.dst == 100.64.0.2 || ipv6.dst == fd00:2021:1111::2").count
         #expect(report.clientToResource.values.reduce(0) { $0 + $1.packets } == fromClient, "\(label)")
         #expect(report.resourceToClient.values.reduce(0) { $0 + $1.packets } == toClient, "\(label)")
         #expect(report.verdict(.delivered) == report.clientTun["replies"], "\(label)")
     }
 
     @Test(arguments: [("ethernet", [String]()), ("linux-sll", ["-i", "any"]), ("linux-sll2", ["-i", "any", "-y", "LINUX_SLL2"])])
-    func kernelTrafficRecordedNowReplaysWithTheSameVerdicts(_ label: String, _ tcpdumpOptions: [String]) throws {
+    func kernelTrafficRecordedNowReplaysWithTheSameVerdicts(_ label: String, _ tcpdumpOptions: [String]) async throws {
         ReplayFixtures.requireRoot()
         let directory = try ReplayFixtures.temporaryDirectory(label)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let capture = directory + "/capture.pcap"
-        try ReplayFixtures.record("record-replay-demo", [capture] + tcpdumpOptions)
+        try await ReplayFixtures.record("record-replay-demo", [capture] + tcpdumpOptions)
         let report = try ReplayFixtures.replay(capture, output: directory + "/out")
-        try expectDemoVerdicts(report, capture: capture, label)
+        try await expectDemoVerdicts(report, capture: capture, label)
         for name in ["wire", "gateway-egress", "client-tun"] {
-            #expect(try ReplayFixtures.tsharkComplaints(directory + "/out/\(name).pcap").isEmpty, "\(label) \(name)")
+            #expect(try await ReplayFixtures.tsharkComplaints(directory + "/out/\(name).pcap").isEmpty, "\(label) \(name)")
         }
     }
 
-    @Test func rawIpLoopbackAndPcapngCarryTheSamePackets() throws {
+    @Test func rawIpLoopbackAndPcapngCarryTheSamePackets() async throws {
         let directory = try ReplayFixtures.temporaryDirectory("linktypes")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let reader = try PcapReader(path: ReplayFixtures.capture)
@@ -56,7 +56,7 @@ import Testing
         }
         raw.close()
         null.close()
-        try Shell.run("editcap", "-F", "pcapng", ReplayFixtures.capture, directory + "/demo.pcapng")
+        try await ReplayFixtures.shell(["editcap", "-F", "pcapng", ReplayFixtures.capture, directory + "/demo.pcapng"])
         let bundled = try ReplayFixtures.replay(ReplayFixtures.capture)
         for name in ["raw.pcap", "null.pcap", "demo.pcapng"] {
             let report = try ReplayFixtures.replay(directory + "/" + name)
@@ -64,5 +64,26 @@ import Testing
             #expect(report.resourceToClient == bundled.resourceToClient, "\(name)")
             #expect(report.parser.parsed == bundled.parser.parsed, "\(name)")
         }
+    }
+
+    @Test func aClientRecordedOutsideTheTunnelRangesIsFoundByItsResourcesAndTranslated() throws {
+        let directory = try ReplayFixtures.temporaryDirectory("lan")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let lan = IpAddress("192.168.77.5")!, tunnel = IpAddress("100.64.0.2")!
+        let reader = try PcapReader(path: ReplayFixtures.capture)
+        let writer = try PcapWriter(path: directory + "/lan.pcap", linkType: .raw)
+        while let record = try reader.next() {
+            guard let ip = LinkLayer.ipPacket(in: record.data, linkType: reader.linkType) else { continue }
+            var packet = try IpPacket(copying: ip)
+            if packet.source == tunnel { try packet.setSource(lan) }
+            if packet.destination == tunnel { try packet.setDestination(lan) }
+            try writer.write(packet.bytes, timestampNanoseconds: record.timestampNanoseconds)
+        }
+        writer.close()
+        let report = try ReplayFixtures.replay(directory + "/lan.pcap")
+        let bundled = try ReplayFixtures.replay(ReplayFixtures.capture)
+        #expect(report.clientAddresses.first == "192.168.77.5 → 100.64.0.2")
+        #expect(report.clientToResource == bundled.clientToResource)
+        #expect(report.resourceToClient == bundled.resourceToClient)
     }
 }

@@ -32,8 +32,20 @@ enum ReplayFixtures {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
     }
 
+    /// Runs blocking work (a child process) on a thread of its own: a test that waits for a process on the
+    /// concurrency pool starves the async tests running beside it (2 cores, 2 pool threads).
+    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work() }) }.start()
+        }
+    }
+
     /// Runs the tool; returns its exit status, standard output and standard error.
-    static func runTool(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
+    static func runTool(_ arguments: [String]) async throws -> (status: Int32, output: String, errors: String) {
+        try await offPool { try runToolBlocking(arguments) }
+    }
+
+    private static func runToolBlocking(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tool)
         process.arguments = arguments
@@ -48,18 +60,26 @@ enum ReplayFixtures {
     }
 
     /// Frames tshark flags with checksum validation on: malformed, bad checksums, expert warnings or worse.
-    static func tsharkComplaints(_ capture: String) throws -> [String] {
+    static func tsharkComplaints(_ capture: String) async throws -> [String] {
         let filter = "_ws.malformed || _ws.expert.severity >= warning || ip.checksum.status == 0 || udp.checksum.status == 0"
             + " || tcp.checksum.status == 0 || icmp.checksum.status == 0 || icmpv6.checksum.status == 0"
-        return try Tshark.run(["-r", capture] + Tshark.checksumValidation + ["-Y", filter])
+        return try await offPool { try Tshark.run(["-r", capture] + Tshark.checksumValidation + ["-Y", filter]) }
             .split(separator: "\n").map(String.init)
     }
 
     /// Runs one of the recording scripts. Foundation starts children with every signal blocked, which the
     /// scripts' `kill` of their tcpdump and peers would never get through; python3 clears the mask first.
-    static func record(_ script: String, _ arguments: [String]) throws {
+    static func record(_ script: String, _ arguments: [String]) async throws {
         let unblock = "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, set()); os.execv(sys.argv[1], sys.argv[1:])"
-        try Shell.run(["python3", "-c", unblock, root + "/scripts/fixtures/" + script] + arguments)
+        try await shell(["python3", "-c", unblock, root + "/scripts/fixtures/" + script] + arguments)
+    }
+
+    static func shell(_ arguments: [String]) async throws {
+        _ = try await offPool { try Shell.run(arguments) }
+    }
+
+    static func tsharkFields(_ fields: [String], of capture: String, filter: String? = nil) async throws -> [[String: String]] {
+        try await offPool { try Tshark.fields(fields, of: capture, filter: filter) }
     }
 
     static func requireRoot() {

@@ -9,9 +9,8 @@ import Turn
 /// Tunnel mode: runs a capture of a client's IP traffic through a real client and gateway in one process,
 /// with the capture's timestamps as the clock, and reports what happened to every packet.
 ///
-/// Packets from the client's tunnel addresses (the first source in Firezone's tunnel ranges, 100.64.0.0/11
-/// and fd00:2021:1111::/107) enter the client's TUN device; packets to them are the resources' replies and
-/// enter the gateway's TUN device once the request they answer has left it.
+/// Packets from the client (see ``ClientAddressPlan``) enter the client's TUN device; packets to it are the
+/// resources' replies and enter the gateway's TUN device once the request they answer has left it.
 public final class TunnelReplay {
     public struct Options: Sendable {
         public var scenario: ReplayScenario
@@ -36,7 +35,7 @@ public final class TunnelReplay {
     private var outputs: ReplayOutputs?
     private var dns = CapturedDns()
     private var resources = ResourceSide()
-    private var clientAddresses: Set<IpAddress> = []
+    private var addressPlan = ClientAddressPlan()
     private var firstTimestamp: Int64 = 0
     private var routes: [IpNetwork] = []
 
@@ -60,16 +59,16 @@ public final class TunnelReplay {
     /// Replays the whole capture. `progress` is called every 4096 records. A capture that cannot be read
     /// to its end still yields a report of everything before the damage, with ``TunnelReport/error`` set.
     public func run(progress: (TunnelReplay) -> Void = { _ in }) throws(ReplayInputError) -> TunnelReport {
-        let addresses = try findClientAddresses()
-        clientAddresses = [.v4(addresses.ipv4), .v6(addresses.ipv6)]
-        report.clientAddresses = [addresses.ipv4.description, addresses.ipv6.description]
+        let cidrs = options.scenario.clientResources.compactMap { if case .cidr(let cidr) = $0 { cidr.address } else { nil } }
+        addressPlan = ClientAddressPlan.find(in: path, resources: cidrs)
+        report.clientAddresses = addressPlan.descriptions
         if let directory = options.outputDirectory {
             outputs = try ReplayOutputs(directory: directory)
             report.outputs = outputs?.paths ?? [:]
         }
         do {
             while let record = try reader.next() {
-                if world == nil { try startWorld(addresses, at: record.timestampNanoseconds) }
+                if world == nil { try startWorld(at: record.timestampNanoseconds) }
                 replay(record)
                 if record.number % 4096 == 0 { progress(self) }
             }
@@ -87,35 +86,10 @@ public final class TunnelReplay {
 
     // MARK: Setup
 
-    private func findClientAddresses() throws(ReplayInputError) -> (ipv4: IPv4Address, ipv6: IPv6Address) {
-        var ipv4: IPv4Address?, ipv6: IPv6Address?
-        do {
-            let scan = try PcapReader(path: path)
-            var scanned = 0
-            while let record = try scan.next(), scanned < 100_000, ipv4 == nil || ipv6 == nil {
-                scanned += 1
-                guard let ip = LinkLayer.ipPacket(in: record.data, linkType: scan.linkType),
-                      let packet = try? IpPacket(copying: ip) else { continue }
-                defer { PacketBufferPool.shared.recycle(packet) }
-                switch packet.source {
-                case .v4(let address) where ipv4 == nil && Self.tunnelV4.contains(.v4(address)): ipv4 = address
-                case .v6(let address) where ipv6 == nil && Self.tunnelV6.contains(.v6(address)): ipv6 = address
-                default: break
-                }
-            }
-        } catch {
-            // The main pass reports the damage with everything before it.
-        }
-        return (ipv4 ?? IPv4Address(100, 64, 0, 2), ipv6 ?? IPv6Address("fd00:2021:1111::2")!)
-    }
-
-    static let tunnelV4 = IpNetwork("100.64.0.0/11")!
-    static let tunnelV6 = IpNetwork("fd00:2021:1111::/107")!
-
-    private func startWorld(_ addresses: (ipv4: IPv4Address, ipv6: IPv6Address), at timestamp: Int64) throws(ReplayInputError) {
+    private func startWorld(at timestamp: Int64) throws(ReplayInputError) {
         firstTimestamp = timestamp
         report.capture.firstTimestampNanoseconds = timestamp
-        let world = ReplayWorld(scenario: options.scenario, clientIpv4: addresses.ipv4, clientIpv6: addresses.ipv6,
+        let world = ReplayWorld(scenario: options.scenario, clientIpv4: addressPlan.ipv4, clientIpv6: addressPlan.ipv6,
                                 unixTimeNanoseconds: timestamp, seed: options.seed)
         self.world = world
         world.onWire = { [unowned self] datagram in wire(datagram) }
@@ -164,9 +138,10 @@ public final class TunnelReplay {
         }
         report.parser.parsed += 1
         world.advance(to: instant(of: record.timestampNanoseconds))
-        if clientAddresses.contains(packet.source) {
+        addressPlan.translate(&packet)
+        if addressPlan.isClient(packet.source) {
             fromClient(&packet)
-        } else if clientAddresses.contains(packet.destination) {
+        } else if addressPlan.isClient(packet.destination) {
             fromResource(&packet, number: record.number)
         } else {
             report.otherTraffic.add(bytes: packet.count)
