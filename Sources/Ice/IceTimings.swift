@@ -25,7 +25,7 @@ public struct IceTimings: Hashable, Sendable {
         guard attempt > 0 else { return .zero }
         var delay = initialRto
         for _ in 0..<min(attempt - 1, maxRetransmits) where delay < maxRto {
-            delay = delay * 2
+            delay += delay  // `* 2` goes through Int128 and dominated every pollTimeout
         }
         return min(delay, maxRto)
     }

@@ -14,13 +14,13 @@ struct ParseSummary {
     private var packetsByProtocol: [String: (packets: Int, bytes: Int)] = [:]
     private var rejectionsByReason: [String: Int] = [:]
 
-    /// Parses one record's IP packet and returns the line that describes it.
-    mutating func add(_ record: PcapRecord, linkType: LinkType) -> String {
+    /// Parses one record's IP packet and, when `describe` is set, returns the line that describes it.
+    mutating func add(_ record: PcapRecord, linkType: LinkType, describe: Bool = true) -> String? {
         frames += 1
-        let prefix = "#\(record.number)"
+        let prefix = describe ? "#\(record.number)" : ""
         guard let ip = LinkLayer.ipPacket(in: record.data, linkType: linkType) else {
             nonIpFrames += 1
-            return "\(prefix) skipped: no IP packet in this \(linkType) frame"
+            return describe ? "\(prefix) skipped: no IP packet in this \(linkType) frame" : nil
         }
         if record.isTruncated { truncatedFrames += 1 }
         do {
@@ -29,13 +29,13 @@ struct ParseSummary {
             let key = "\(packet.version) \(IpProtocolName.name(of: packet.nextHeader))"
             packetsByProtocol[key, default: (0, 0)].packets += 1
             packetsByProtocol[key, default: (0, 0)].bytes += packet.count
-            PacketBufferPool.shared.recycle(packet)
-            return "\(prefix) \(packet)"
+            defer { PacketBufferPool.shared.recycle(packet) }
+            return describe ? "\(prefix) \(packet)" : nil
         } catch {
             rejectedPackets += 1
             rejectionsByReason[error.reason.identifier, default: 0] += 1
             let truncation = record.isTruncated ? " (frame truncated by the capture's snap length)" : ""
-            return "\(prefix) rejected: \(error)\(truncation)"
+            return describe ? "\(prefix) rejected: \(error)\(truncation)" : nil
         }
     }
 
