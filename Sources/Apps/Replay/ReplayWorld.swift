@@ -16,6 +16,8 @@ final class ReplayWorld {
     static let relayIp = IpAddress("203.0.113.3")!
     static let gatewayIpv4 = IPv4Address(100, 64, 0, 1)
     static let gatewayIpv6 = IPv6Address("fd00:2021:1111::1")!
+    /// The clock's reading at the capture's first packet.
+    static let start = Instant(nanoseconds: 1_000_000_000_000)
 
     let client: ClientState
     let gateway: GatewayState
@@ -48,7 +50,7 @@ final class ReplayWorld {
 
     init(scenario: ReplayScenario, clientIpv4: IPv4Address, clientIpv6: IPv6Address, unixTimeNanoseconds: Int64, seed: UInt64) {
         var random = SplitMix64(seed: seed)
-        let start = Instant(nanoseconds: 1_000_000_000_000)
+        let start = Self.start
         now = start
         self.scenario = scenario
         clientAddresses = (clientIpv4, clientIpv6)
@@ -85,8 +87,8 @@ final class ReplayWorld {
 
     // MARK: Inputs
 
-    /// A packet the client's OS writes into its TUN device. Returns whether the client sent or buffered it
-    /// (`false`: dropped, with the reason in the client's statistics, or consumed by its DNS server).
+    /// A packet the client's OS writes into its TUN device: sent, buffered behind a connection intent,
+    /// consumed by the client's DNS server, or dropped (the reason in the client's statistics).
     func fromClientTun(_ packet: IpPacket) {
         do {
             if let datagram = try client.handleTunPacket(packet, into: output, now: now) {
@@ -131,7 +133,7 @@ final class ReplayWorld {
             }
             let nextAction = queueHead < queue.count ? queue[queueHead].at : nil
             let clientTimer = client.pollTimeout(), gatewayTimer = gateway.pollTimeout()
-            guard let next = [nextAction, clientTimer, gatewayTimer].compactMap({ $0 }).min(), next <= deadline else { break }
+            guard let next = nextAction.earliest(clientTimer).earliest(gatewayTimer), next <= deadline else { break }
             now = max(now, next)
             if let nextAction, nextAction <= now {
                 let action = queue[queueHead].action

@@ -105,7 +105,7 @@ public final class TunnelReplay {
         }
     }
 
-    private var startInstant: Instant { Instant(nanoseconds: 1_000_000_000_000) }
+    private var startInstant: Instant { ReplayWorld.start }
 
     private func instant(of timestamp: Int64) -> Instant {
         startInstant + .nanoseconds(max(0, timestamp - firstTimestamp))
