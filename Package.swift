@@ -125,6 +125,7 @@ let package = Package(
         .executableTarget(name: "FuzzTcpDns", dependencies: ["DnsNat", "IpPacket", "SansIO"], path: "Fuzz/TcpDns"),
         .executableTarget(name: "FuzzDissect", dependencies: ["Replay", "Noise", "Stun"], path: "Fuzz/Dissect"),
         .executableTarget(name: "FuzzPortalInput", dependencies: ["PortalInput"], path: "Fuzz/PortalInput"),
+        .executableTarget(name: "FuzzTunnelProto", dependencies: ["TunnelSimulation"], path: "Fuzz/TunnelProto"),
         .executableTarget(name: "FuzzPortalMessage", dependencies: ["PhoenixChannel", "PortalMessages"], path: "Fuzz/PortalMessage"),
 
         // Tests.
@@ -157,9 +158,17 @@ let package = Package(
         ]),
         .testTarget(name: "TunnelTests", dependencies: [
             "Tunnel", "Turn", "Stun", "Ice", "Noise", "SansIO", "IpPacket", "DnsNat", "PortalMessages", "TestSupport", "CLinuxTun",
+            "TunnelSimulation",
         ]),
         // Sockets, clocks and shell helpers the interop tests share.
         .target(name: "TestSupport", dependencies: ["SansIO"], path: "Tests/Support/TestSupport"),
+        // The tunnel simulation and its reference model: shared by TunnelTests and Fuzz/TunnelProto. It reaches
+        // into Tunnel's internals with `@testable`, so release builds of it need `-enable-testing` (scripts/fuzz).
+        .target(
+            name: "TunnelSimulation",
+            dependencies: ["Tunnel", "Turn", "Stun", "Ice", "Noise", "SansIO", "IpPacket", "DnsNat", "PortalMessages"],
+            path: "Tests/Support/TunnelSimulation"
+        ),
         .testTarget(name: "NoiseTests", dependencies: ["Noise", "SansIO", "IpPacket", "PcapFile", "CSodium", "TestSupport", "WireGuardInteropPeer"]),
         // The wireguard-go interop tests run this peer on a real TUN device and UDP socket.
         .executableTarget(name: "WireGuardInteropPeer", dependencies: ["Noise", "SansIO", "CLinuxTun"],

@@ -5,6 +5,7 @@ import PortalMessages
 import SansIO
 import Testing
 @testable import Tunnel
+@testable import TunnelSimulation
 
 /// DNS resources end to end: the stub resolver answers proxy IPs, the first packet asks for a flow, the
 /// client sends AssignedIps, the gateway resolves, and the packet reaches the real address through NAT.

@@ -4,6 +4,7 @@ import PortalMessages
 import SansIO
 import Testing
 @testable import Tunnel
+@testable import TunnelSimulation
 
 /// ClientState and GatewayState together: a client's TUN packet, a connection intent, the portal's
 /// authorisation on both sides, and the packet at the resource behind the gateway.
@@ -24,7 +25,7 @@ final class ClientGatewayWorld {
         simulation.attach(relay, at: relay.ip)
         client = SimulatedClient(socket: SocketAddress("203.0.113.10:41000")!, in: simulation)
         gateway = SimulatedGateway(socket: SocketAddress("198.51.100.20:51820")!, in: simulation)
-        gateway.kernel = GatewayStateTests.echo
+        gateway.kernel = ResourceHost.echo
         portal = StubPortal(simulation: simulation, client: client, gateway: gateway)
         site = Site(id: portal.siteId, name: "site-a")
         portal.gatewayResources[Self.lan] = .cidr(id: Self.lan, address: IpNetwork("10.0.0.0/24")!, name: "lan",

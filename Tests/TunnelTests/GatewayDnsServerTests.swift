@@ -5,6 +5,7 @@ import PortalMessages
 import SansIO
 import Testing
 @testable import Tunnel
+@testable import TunnelSimulation
 
 /// The gateway's TUN DNS server on port 53535 (spec §5.9): queries over UDP and TCP go to the app's
 /// nameserver, answers come back on the same transport; UDP answers are capped at 1200 bytes.

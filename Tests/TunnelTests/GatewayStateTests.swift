@@ -5,6 +5,7 @@ import PortalMessages
 import SansIO
 import Testing
 @testable import Tunnel
+@testable import TunnelSimulation
 
 @Suite("GatewayState: authorisation, filters and ICMP answers in the simulation")
 struct GatewayStateTests {
@@ -13,22 +14,9 @@ struct GatewayStateTests {
                                            filters: [.udp(53...53), .icmp])
     let host = IpAddress("10.0.0.5")!
 
-    /// The resource host: answers pings and echoes UDP, swapping addresses and ports.
-    static func echo(_ packet: IpPacket) -> IpPacket? {
-        if let udp = packet.udp {
-            return try? IpPacket.udp(source: packet.destination, destination: packet.source, sourcePort: udp.destinationPort,
-                                     destinationPort: udp.sourcePort, payload: Array(packet.bytes[(packet.transportOffset + 8)...]))
-        }
-        if packet.isIcmpv4, case .icmpEcho(let identifier)? = try? packet.sourceKey {
-            return try? IpPacket.icmpEchoReply(source: packet.destination, destination: packet.source, identifier: identifier,
-                                               sequence: 1, payload: [])
-        }
-        return nil
-    }
-
     func world() throws -> GatewayWorld {
         let world = try GatewayWorld()
-        world.gateway.kernel = Self.echo
+        world.gateway.kernel = ResourceHost.echo
         try world.authorize(Self.cidr)
         return world
     }
@@ -113,7 +101,7 @@ struct GatewayStateTests {
     @Test("an authorisation expires on the 1 s tick; re-authorising keeps the old expiry")
     func expiry() throws {
         let world = try GatewayWorld()
-        world.gateway.kernel = Self.echo
+        world.gateway.kernel = ResourceHost.echo
         try world.authorize(Self.cidr, expiresAt: world.unixNow + 5)
         try world.authorize(Self.cidr, ref: "ref-2", expiresAt: world.unixNow + 3600)
         #expect(world.gateway.state.resources(of: world.clientId) == [Self.resourceId])
@@ -125,7 +113,7 @@ struct GatewayStateTests {
     @Test("a DNS resource: AssignedIps is resolved by the app, NAT maps the proxy IP to the real one and back")
     func dnsResourceNat() throws {
         let world = try GatewayWorld()
-        world.gateway.kernel = Self.echo
+        world.gateway.kernel = ResourceHost.echo
         let dnsId = PortalMessages.ResourceId("bbbbbbbb-0000-4000-8000-000000000002")!
         try world.authorize(.dns(id: dnsId, address: "*.example.com", name: "web", filters: []))
         let proxies = (1...4).map { IpAddress("100.96.0.\($0)")! }
@@ -185,7 +173,7 @@ struct GatewayStateTests {
     @Test("the Internet resource admits any destination outside the proxy ranges, without filters")
     func internetResource() throws {
         let world = try GatewayWorld()
-        world.gateway.kernel = Self.echo
+        world.gateway.kernel = ResourceHost.echo
         try world.authorize(.internet(id: PortalMessages.ResourceId("cccccccc-0000-4000-8000-000000000003")!))
         try world.send(IpPacket.tcp(source: .v4(world.clientIpv4), destination: IpAddress("8.8.8.8")!, sourcePort: 40000,
                                     destinationPort: 25, flags: [.syn], payload: [UInt8]()))

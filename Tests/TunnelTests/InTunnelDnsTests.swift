@@ -5,6 +5,7 @@ import PortalMessages
 import SansIO
 import Testing
 @testable import Tunnel
+@testable import TunnelSimulation
 
 /// DNS queries the client recurses through the tunnel (spec §4.6.3, §4.6.6, §4.6.8): SRV/TXT of a DNS
 /// resource to the gateway's `TUN IP:53535`, and queries for a portal upstream that lies inside a resource.
@@ -24,7 +25,7 @@ struct InTunnelDnsTests {
     /// else is echoed.
     static func resourceNameserver(_ packet: IpPacket) -> IpPacket? {
         guard let udp = packet.udp, udp.destinationPort == 53, let query = try? DnsMessage(decoding: packet.bytes(in: udp.payloadRange))
-        else { return GatewayStateTests.echo(packet) }
+        else { return ResourceHost.echo(packet) }
         return try? IpPacket.udp(source: packet.destination, destination: packet.source, sourcePort: udp.destinationPort,
                                  destinationPort: udp.sourcePort, payload: srvAnswer(query).encode())
     }

@@ -4,6 +4,7 @@ import PortalMessages
 import SansIO
 import Testing
 @testable import Tunnel
+@testable import TunnelSimulation
 
 /// The Internet resource end to end (spec §4.2, §4.4.2, §5.8): off by default, on it routes everything that
 /// is no more specific resource through its gateway, unfiltered; off again it closes that gateway.

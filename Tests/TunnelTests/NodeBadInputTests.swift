@@ -2,6 +2,7 @@ import SansIO
 import Testing
 import TestSupport
 @testable import Tunnel
+@testable import TunnelSimulation
 
 @Suite("Node: hostile datagrams")
 struct NodeBadInputTests {

@@ -3,6 +3,7 @@ import SansIO
 import Testing
 import TestSupport
 @testable import Tunnel
+@testable import TunnelSimulation
 
 /// A client and a gateway on the simulated network with one relay between them.
 final class TwoPeers {

@@ -5,6 +5,7 @@ import SansIO
 import Testing
 import TestSupport
 @testable import Tunnel
+@testable import TunnelSimulation
 
 @Suite("Node: upsert, goodbye, idle, failure and reset")
 struct NodeLifecycleTests {

@@ -3,6 +3,7 @@ import SansIO
 import Testing
 import TestSupport
 @testable import Tunnel
+@testable import TunnelSimulation
 
 @Suite("Node: relays going away")
 struct NodeRelayTests {

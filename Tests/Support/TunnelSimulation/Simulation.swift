@@ -1,6 +1,4 @@
 import SansIO
-import TestSupport
-import Testing
 
 /// A UDP datagram on the simulated network.
 struct Datagram: Hashable {
@@ -35,9 +33,13 @@ final class Simulation {
     /// Set when a host kept asking for its timer at the same instant without progress.
     private(set) var stuck = false
     private var stuckHost: SimulatedHost?
+    /// Hears what went wrong inside the simulation itself (a stuck clock, a portal message that failed):
+    /// the unit tests record it as an issue, the state-machine model counts it as a complaint.
+    let reportProblem: (String) -> Void
 
-    init(seed: UInt64) {
+    init(seed: UInt64, reportProblem: @escaping (String) -> Void) {
         random = SplitMix64(seed: seed)
+        self.reportProblem = reportProblem
     }
 
     /// Routes datagrams for `address` to `host` and runs its timers.
@@ -87,7 +89,7 @@ final class Simulation {
             lastInstant = now
             guard stepsAtThisInstant < 10_000 else {
                 stuck = true
-                Issue.record("the simulation is stuck at \(now): timers due without progress in \(stuckHost.map { "\($0)" } ?? "?")")
+                reportProblem("the simulation is stuck at \(now): timers due without progress in \(stuckHost.map { "\($0)" } ?? "?")")
                 break
             }
             let nextAction = scheduled.min { ($0.at, $0.order) < ($1.at, $1.order) }

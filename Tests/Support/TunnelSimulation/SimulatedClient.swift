@@ -3,8 +3,6 @@ import IpPacket
 import Noise
 import PortalMessages
 import SansIO
-import TestSupport
-import Testing
 @testable import Tunnel
 
 /// A ``ClientState`` on the simulated network; what it writes to its TUN device is recorded.
@@ -143,7 +141,7 @@ final class StubPortal {
 
     func later(_ action: @escaping () throws -> Void) {
         simulation.schedule(after: delay) {
-            do { try action() } catch { Issue.record("portal message failed: \(error)") }
+            do { try action() } catch { self.simulation.reportProblem("portal message failed: \(error)") }
         }
     }
 

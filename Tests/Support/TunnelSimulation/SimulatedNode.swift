@@ -3,7 +3,6 @@ import Ice
 import IpPacket
 import Noise
 import SansIO
-import TestSupport
 @testable import Tunnel
 
 /// A ``Node`` on the simulated network: one UDP socket, optionally behind a NAT; it records what it
