@@ -30,4 +30,12 @@ import Testing
         let frame = PhoenixFrame(topic: "client", event: "x\"\\\n\u{1}", payload: #"["a\"b"]"#, ref: 42)
         #expect(try PhoenixFrame(decoding: frame.encoded()) == frame)
     }
+
+    /// Found by Fuzz/PortalMessage: payload keys came back in whatever order the JSON parser kept them, so a
+    /// decoded frame did not re-encode to text that decoded equal. Payloads are canonical: compact, keys sorted.
+    @Test func payloadKeysAreCanonical() throws {
+        let frame = try PhoenixFrame(decoding: #"{"topic":"t","event":"e","payload":{"b":1,"a":{"d":[2,{"z":0,"y":1}],"c":3}},"ref":1}"#)
+        #expect(frame.payload == #"{"a":{"c":3,"d":[2,{"y":1,"z":0}]},"b":1}"#)
+        #expect(try PhoenixFrame(decoding: frame.encoded()) == frame)
+    }
 }

@@ -34,6 +34,8 @@ import Testing
         ("sites: [\n", 2, "not valid YAML"),
         ("actors:\n  - name: a\n    tokens: [t]\n  - name: b\n    tokens: [t]\n", 2, "duplicate client token 't'"),
         ("sites:\n  - name: hq\nupstream_dns: " + String(repeating: "[", count: 40) + "\n", 3, "nested more than 32 levels deep"),
+        // Found by Fuzz/PortalInput: YAML counts a lone CR as a line break, and so must the nesting check.
+        ("sites:\r  - name: hq\rupstream_dns: " + String(repeating: "[", count: 40) + "\r", 3, "nested more than 32 levels deep"),
     ])
     func errorsNameTheLine(_ yaml: String, _ line: Int, _ message: String) {
         #expect {
