@@ -39,6 +39,7 @@ let package = Package(
         .systemLibrary(name: "CBlake2", pkgConfig: "libb2", providers: [.apt(["libb2-dev"])]),
         .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
         .systemLibrary(name: "CLinuxTun"),  // header only: the TUN ioctl request codes
+        .systemLibrary(name: "CLinuxNetlink"),  // header only: rtnetlink and policy-routing structures
 
         // Protocol layers.
         .target(name: "SansIO"),
@@ -60,6 +61,9 @@ let package = Package(
         ]),
         .target(name: "PortalMessages", dependencies: ["SansIO", "Ice"]),
         .target(name: "Tunnel", dependencies: ["SansIO", "Stun", "Turn", "Ice", "Noise", "IpPacket", "DnsNat", "PortalMessages"]),
+
+        // The IO shell the tools share: TUN device, rtnetlink, sockets, event loop.
+        .target(name: "AppRuntime", dependencies: ["SansIO", "CLinuxTun", "CLinuxNetlink"]),
 
         // Tools.
         .target(
@@ -137,6 +141,7 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
+        .testTarget(name: "AppRuntimeTests", dependencies: ["AppRuntime", "CLinuxNetlink", "IpPacket", "SansIO", "TestSupport"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSodium", "CBlake2", "CPcap", "PcapFile"]),
         .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),
         .testTarget(name: "PcapReplayTests", dependencies: ["Replay", "PcapFile", "IpPacket", "SansIO", "TestSupport"]),
