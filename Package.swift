@@ -63,7 +63,9 @@ let package = Package(
         .target(name: "Tunnel", dependencies: ["SansIO", "Stun", "Turn", "Ice", "Noise", "IpPacket", "DnsNat", "PortalMessages"]),
 
         // The IO shell the tools share: TUN device, rtnetlink, sockets, event loop.
-        .target(name: "AppRuntime", dependencies: ["SansIO", "CLinuxTun", "CLinuxNetlink"]),
+        .target(name: "AppRuntime", dependencies: [
+            "SansIO", "CLinuxTun", "CLinuxNetlink", .product(name: "Logging", package: "swift-log"),
+        ]),
 
         // Tools.
         .target(
@@ -141,7 +143,9 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
-        .testTarget(name: "AppRuntimeTests", dependencies: ["AppRuntime", "CLinuxNetlink", "IpPacket", "SansIO", "TestSupport"]),
+        .testTarget(name: "AppRuntimeTests", dependencies: [
+            "AppRuntime", "CLinuxNetlink", "IpPacket", "SansIO", "TestSupport", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSodium", "CBlake2", "CPcap", "PcapFile"]),
         .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),
         .testTarget(name: "PcapReplayTests", dependencies: ["Replay", "PcapFile", "IpPacket", "SansIO", "TestSupport"]),
