@@ -69,6 +69,12 @@ let package = Package(
 
         // Tools.
         .target(
+            name: "AppOptions",
+            dependencies: ["AppRuntime", "SansIO", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Crypto", package: "swift-crypto")],
+            path: "Sources/Apps/AppOptions"
+        ),
+        .target(
             name: "Replay",
             dependencies: ["IpPacket", "PcapFile", "SansIO", "Stun", "Turn", "Noise", "DnsNat", "PortalMessages", "Tunnel", "PortalInput"],
             path: "Sources/Apps/Replay"
@@ -143,6 +149,7 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
+        .testTarget(name: "AppOptionsTests", dependencies: ["AppOptions", "AppRuntime", "SansIO"]),
         .testTarget(name: "AppRuntimeTests", dependencies: [
             "AppRuntime", "CLinuxNetlink", "IpPacket", "SansIO", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ]),
