@@ -40,7 +40,7 @@ let package = Package(
         .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
         .systemLibrary(name: "CLinuxTun"),  // header only: the TUN ioctl request codes
         .systemLibrary(name: "CLinuxNetlink"),  // header only: rtnetlink and policy-routing structures
-        .systemLibrary(name: "CLinuxUdp"),  // header only: recvmmsg/sendmmsg and the UDP offload options
+        .systemLibrary(name: "CLinuxIO"),  // header only: epoll, eventfd, recvmmsg/sendmmsg, UDP offloads
 
         // Protocol layers.
         .target(name: "SansIO"),
@@ -65,7 +65,7 @@ let package = Package(
 
         // The IO shell the tools share: TUN device, rtnetlink, sockets, event loop.
         .target(name: "AppRuntime", dependencies: [
-            "SansIO", "CLinuxTun", "CLinuxNetlink", "CLinuxUdp", .product(name: "Logging", package: "swift-log"),
+            "SansIO", "IpPacket", "Tunnel", "CLinuxTun", "CLinuxNetlink", "CLinuxIO", .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Tools.
@@ -152,7 +152,7 @@ let package = Package(
         ),
         .testTarget(name: "AppOptionsTests", dependencies: ["AppOptions", "AppRuntime", "SansIO"]),
         .testTarget(name: "AppRuntimeTests", dependencies: [
-            "AppRuntime", "CLinuxNetlink", "CLinuxUdp", "IpPacket", "SansIO", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            "AppRuntime", "CLinuxNetlink", "CLinuxIO", "IpPacket", "SansIO", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSodium", "CBlake2", "CPcap", "PcapFile"]),
         .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),

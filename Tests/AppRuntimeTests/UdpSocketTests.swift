@@ -1,5 +1,5 @@
 import AppRuntime
-import CLinuxUdp
+import CLinuxIO
 import Foundation
 import SansIO
 import Testing
@@ -15,15 +15,16 @@ struct UdpSocketTests {
     }
 
     /// Reads until `expected` segments arrived; the datagrams as read (bytes, segment size, source).
-    static func drain(_ socket: UdpSocket, expecting expected: Int) throws -> [(bytes: [UInt8], segmentSize: Int, source: SocketAddress?)] {
+    static func drain(_ socket: UdpSocket, expecting expected: Int) throws
+        -> [(bytes: [UInt8], segmentSize: Int, source: SocketAddress?, destination: IpAddress?)] {
         let batch = ReceiveBatch(capacity: 16)
-        var read: [(bytes: [UInt8], segmentSize: Int, source: SocketAddress?)] = []
+        var read: [(bytes: [UInt8], segmentSize: Int, source: SocketAddress?, destination: IpAddress?)] = []
         var segments = 0
         var descriptor = pollfd(fd: socket.fileDescriptor, events: Int16(POLLIN), revents: 0)
         while segments < expected, poll(&descriptor, 1, 2_000) > 0 {
             for index in 0..<(try socket.receive(into: batch)) {
                 let bytes = Array(batch.bytes(at: index)), size = batch.segmentSize(at: index)
-                read.append((bytes, size, batch.source(at: index)))
+                read.append((bytes, size, batch.source(at: index), batch.destination(at: index)))
                 segments += (bytes.count + size - 1) / size
             }
         }
@@ -37,17 +38,19 @@ struct UdpSocketTests {
         let received = try await namespace.run { () throws -> [[UInt8]] in
             var plain = UdpSocket.Options()
             plain.receiveOffload = false
-            let receiver = try UdpSocket(bind: SocketAddress("127.0.0.1:0")!, options: plain)
+            let receiver = try UdpSocket(bind: SocketAddress("0.0.0.0:0")!, options: plain)
             let sender = try UdpSocket(bind: SocketAddress("127.0.0.1:0")!)
             #expect(sender.sendOffload)
             let batch = SendBatch(coalescing: sender.sendOffload)
+            let destination = SocketAddress(ip: IpAddress("127.0.0.1")!, port: receiver.localAddress.port)
             for payload in Self.payloads(20, size: 1200) + [[UInt8](repeating: 0xEE, count: 300)] {
-                #expect(payload.withUnsafeBytes { batch.append($0, to: receiver.localAddress) })
+                #expect(payload.withUnsafeBytes { batch.append($0, to: destination) })
             }
             let result = sender.send(batch)
             #expect(result.sent == 21 && result.refused.isEmpty)
             let read = try Self.drain(receiver, expecting: 21)
             #expect(read.allSatisfy { $0.source == sender.localAddress && $0.segmentSize == $0.bytes.count })
+            #expect(read.allSatisfy { $0.destination == IpAddress("127.0.0.1")! }, "the wildcard socket learns which address was reached")
             return read.map(\.bytes)
         }
         #expect(received == Self.payloads(20, size: 1200) + [[UInt8](repeating: 0xEE, count: 300)])

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import CLinuxUdp
+import CLinuxIO
 import Glibc
 import SansIO
 
@@ -12,7 +12,8 @@ public final class ReceiveBatch {
     private let vectors: UnsafeMutablePointer<iovec>
     private let names: UnsafeMutablePointer<sockaddr_storage>
     private let controls: UnsafeMutableRawPointer
-    private let controlSize = cudp_cmsg_space(MemoryLayout<Int32>.size)
+    /// Room for the GRO segment size and the packet information of either family.
+    private let controlSize = cudp_cmsg_space(MemoryLayout<Int32>.size) + cudp_cmsg_space(20) + 16
     private let storage: UnsafeMutableRawPointer
     /// Datagrams in the batch since the last read.
     public internal(set) var received = 0
@@ -63,15 +64,30 @@ public final class ReceiveBatch {
     /// The size of the segments in datagram `index` (its whole length when nothing was coalesced).
     public func segmentSize(at index: Int) -> Int {
         let length = Int(messages[index].msg_len)
+        guard let data = control(of: index, level: CUDP_SOL_UDP, type: CUDP_UDP_GRO) else { return length }
+        let size = Int(data.loadUnaligned(as: Int32.self))
+        return size > 0 ? size : length
+    }
+
+    /// The address datagram `index` was sent to (one of ours), when the socket reports it.
+    public func destination(at index: Int) -> IpAddress? {
+        if let data = control(of: index, level: Int32(IPPROTO_IP), type: CUDP_IP_PKTINFO) {
+            return .v4(IPv4Address(UInt32(bigEndian: data.loadUnaligned(fromByteOffset: 8, as: UInt32.self))))
+        }
+        if let data = control(of: index, level: Int32(IPPROTO_IPV6), type: CUDP_IPV6_PKTINFO) {
+            return .v6(IPv6Address(high: UInt64(bigEndian: data.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                                   low: UInt64(bigEndian: data.loadUnaligned(fromByteOffset: 8, as: UInt64.self))))
+        }
+        return nil
+    }
+
+    private func control(of index: Int, level: Int32, type: Int32) -> UnsafeRawPointer? {
         var header = cudp_cmsg_firsthdr(&messages[index].msg_hdr)
         while let current = header {
-            if current.pointee.cmsg_level == CUDP_SOL_UDP, current.pointee.cmsg_type == CUDP_UDP_GRO {
-                let size = Int(UnsafeRawPointer(cudp_cmsg_data(current)).loadUnaligned(as: Int32.self))
-                return size > 0 ? size : length
-            }
+            if current.pointee.cmsg_level == level, current.pointee.cmsg_type == type { return UnsafeRawPointer(cudp_cmsg_data(current)) }
             header = cudp_cmsg_nxthdr(&messages[index].msg_hdr, current)
         }
-        return length
+        return nil
     }
 }
 

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import CLinuxUdp
+import CLinuxIO
 import Glibc
 import SansIO
 
@@ -56,6 +56,11 @@ public final class UdpSocket {
             throw error
         }
         fileDescriptor = fd
+        if family == AF_INET {
+            _ = try? Self.set(fd, Int32(IPPROTO_IP), CUDP_IP_PKTINFO, 1, "IP_PKTINFO")
+        } else {
+            _ = try? Self.set(fd, Int32(IPPROTO_IPV6), CUDP_IPV6_RECVPKTINFO, 1, "IPV6_RECVPKTINFO")
+        }
         receiveOffload = options.receiveOffload && (try? Self.set(fd, CUDP_SOL_UDP, CUDP_UDP_GRO, 1, "UDP_GRO")) != nil
         // Setting a zero segment size is how to ask whether the kernel segments at all.
         sendOffload = options.sendOffload && (try? Self.set(fd, CUDP_SOL_UDP, CUDP_UDP_SEGMENT, 0, "UDP_SEGMENT")) != nil

@@ -1,5 +1,6 @@
 #pragma once
-// Batched UDP for AppRuntime: recvmmsg/sendmmsg and the GRO/GSO socket options. glibc declares struct mmsghdr
+// The Linux IO AppRuntime's data plane uses: epoll, eventfd, and batched UDP (recvmmsg/sendmmsg and the
+// GRO/GSO socket options). glibc declares struct mmsghdr
 // and the calls only under _GNU_SOURCE, which Swift's Glibc module lacks, so they are reached through syscall(2)
 // with a struct of the kernel's layout.
 #include <stddef.h>
@@ -8,6 +9,8 @@
 #include <sys/syscall.h>
 #include <netinet/in.h>
 #include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 
 struct cudp_mmsghdr {
     struct msghdr msg_hdr;
@@ -29,6 +32,11 @@ static const int CUDP_UDP_GRO = 104;
 static const int CUDP_SO_MARK = 36;
 static const int CUDP_SO_RCVBUFFORCE = 33;
 static const int CUDP_SO_SNDBUFFORCE = 32;
+// The destination address of each received datagram (in_pktinfo: ipi_addr at byte 8; in6_pktinfo: the address
+// at byte 0), which the node needs as its host candidate when the socket is bound to the wildcard address.
+static const int CUDP_IP_PKTINFO = 8;
+static const int CUDP_IPV6_RECVPKTINFO = 49;
+static const int CUDP_IPV6_PKTINFO = 50;
 
 // CMSG_* are macros Swift cannot call.
 static inline size_t cudp_cmsg_space(size_t length) { return CMSG_SPACE(length); }

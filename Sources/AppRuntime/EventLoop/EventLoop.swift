@@ -1,0 +1,241 @@
+#if canImport(Glibc)
+import CLinuxIO
+import Glibc
+import IpPacket
+import SansIO
+import Synchronization
+import Tunnel
+
+/// The data plane's thread, in the spirit of Firezone's event loop: wait until the TUN device, a UDP socket, a
+/// timer or a command is ready, take everything that is ready as one batch, drive the ``DataPlane``, and flush
+/// its transmits with one `sendmmsg` per socket. A bad packet is counted and never aborts the batch.
+///
+/// The plane is owned by the loop's thread. Other threads reach it only through ``execute(_:)`` (portal
+/// messages, resolver answers) and stop the loop with ``stop()``.
+public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
+    /// What the loop counted, readable from any thread.
+    public struct Statistics: Sendable, Equatable {
+        public var datagramsReceived = 0
+        public var datagramsSent = 0
+        public var tunPacketsRead = 0
+        public var tunPacketsWritten = 0
+        /// Datagrams and packets the plane refused with an error.
+        public var refused = 0
+        /// Bytes from the TUN device that are not an IP packet.
+        public var malformedTunPackets = 0
+        /// Datagrams the kernel would not send.
+        public var sendFailures = 0
+        public var batches = 0
+    }
+
+    private let plane: Plane
+    private let tun: TunDevice
+    private let sockets: [UdpSocket]
+    private let sendBatches: [SendBatch]
+    private let receiveBatch = ReceiveBatch()
+    private let output = UnsafeMutableRawBufferPointer.allocate(byteCount: PacketLimits.bufferSize, alignment: 16)
+    private let pool: PacketBufferPool
+    private let epoll: Int32
+    private let wakeup: Int32
+    private let commands = Mutex<[@Sendable (Plane, Instant) -> Void]>([])
+    private let stopping = Atomic<Bool>(false)
+    private let counters = Mutex(Statistics())
+    private var tally = Statistics()
+    /// Runs on the loop thread after every batch: drain the plane's portal messages and events here.
+    private let afterBatch: (Plane, Instant) -> Void
+    /// A buffer read from the TUN device that turned out empty, kept for the next read.
+    private var spare: PacketBuffer?
+
+    /// Packets and datagrams taken per source per batch, so one busy source cannot starve the others.
+    static var batchLimit: Int { 64 }
+
+    public init(plane: Plane, tun: TunDevice, sockets: [UdpSocket], pool: PacketBufferPool = .shared,
+                afterBatch: @escaping (Plane, Instant) -> Void = { _, _ in }) throws(SystemCallError) {
+        self.plane = plane
+        self.tun = tun
+        self.sockets = sockets
+        self.pool = pool
+        self.afterBatch = afterBatch
+        sendBatches = sockets.map { SendBatch(coalescing: $0.sendOffload) }
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epoll >= 0 else { throw .last("epoll_create1") }
+        wakeup = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
+        guard wakeup >= 0 else {
+            close(epoll)
+            throw .last("eventfd")
+        }
+        for (index, fd) in ([wakeup, tun.fileDescriptor] + sockets.map(\.fileDescriptor)).enumerated() {
+            var event = epoll_event()
+            event.events = EPOLLIN.rawValue
+            event.data.u64 = UInt64(index)
+            guard epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) == 0 else {
+                close(epoll)
+                close(wakeup)
+                throw .last("epoll_ctl ADD \(fd)")
+            }
+        }
+    }
+
+    deinit {
+        close(epoll)
+        close(wakeup)
+        output.deallocate()
+    }
+
+    public var statistics: Statistics { counters.withLock { $0 } }
+
+    /// Runs `body` on the loop thread with the plane and the loop's clock, at the start of the next batch.
+    public func execute(_ body: @escaping @Sendable (Plane, Instant) -> Void) {
+        commands.withLock { $0.append(body) }
+        signal()
+    }
+
+    /// Ends ``run()`` after the batch in progress.
+    public func stop() {
+        stopping.store(true, ordering: .releasing)
+        signal()
+    }
+
+    /// Runs batches until ``stop()``; blocks the calling thread.
+    public func run() {
+        var events = [epoll_event](repeating: epoll_event(), count: 8)
+        while !stopping.load(ordering: .acquiring) {
+            let timeout = Self.milliseconds(until: plane.pollTimeout(), from: MonotonicClock.now())
+            let ready = epoll_wait(epoll, &events, Int32(events.count), timeout)
+            let now = MonotonicClock.now()
+            if ready > 0 {
+                for event in events[0..<Int(ready)] { handle(source: Int(event.data.u64), now: now) }
+            }
+            if let deadline = plane.pollTimeout(), deadline <= now { plane.handleTimeout(now: now) }
+            drainPlane()
+            flush()
+            afterBatch(plane, now)
+            drainPlane()
+            flush()
+            tally.batches += 1
+            let snapshot = tally
+            counters.withLock { $0 = snapshot }
+        }
+    }
+
+    // MARK: One batch
+
+    private func handle(source: Int, now: Instant) {
+        switch source {
+        case 0:
+            var value: UInt64 = 0
+            _ = read(wakeup, &value, 8)
+            for command in commands.withLock({ pending in defer { pending.removeAll() }; return pending }) { command(plane, now) }
+        case 1:
+            readTun(now: now)
+        default:
+            readSocket(source - 2, now: now)
+        }
+    }
+
+    private func readTun(now: Instant) {
+        for _ in 0..<Self.batchLimit {
+            let buffer = spare ?? pool.take()
+            spare = nil
+            guard let count = try? tun.read(into: buffer.bytes), count > 0 else {
+                spare = buffer
+                return
+            }
+            tally.tunPacketsRead += 1
+            guard var packet = try? IpPacket(buffer: buffer, count: count) else {
+                tally.malformedTunPackets += 1
+                spare = buffer
+                continue
+            }
+            do {
+                if let datagram = try plane.handleTunPacket(&packet, into: output, now: now) {
+                    enqueue(UnsafeRawBufferPointer(rebasing: output[0..<datagram.count]), to: datagram.destination)
+                }
+            } catch {
+                tally.refused += 1
+            }
+            pool.recycle(packet)
+        }
+    }
+
+    private func readSocket(_ index: Int, now: Instant) {
+        let socket = sockets[index]
+        for _ in 0..<(Self.batchLimit / receiveBatch.capacity + 1) {
+            guard let received = try? socket.receive(into: receiveBatch), received > 0 else { return }
+            for datagram in 0..<received {
+                guard let source = receiveBatch.source(at: datagram) else { continue }
+                // Bound to the wildcard address, the socket learns which of ours each datagram reached: the node's
+                // host candidates come from it.
+                let local = SocketAddress(ip: receiveBatch.destination(at: datagram) ?? socket.localAddress.ip, port: socket.localAddress.port)
+                let bytes = receiveBatch.bytes(at: datagram), size = receiveBatch.segmentSize(at: datagram)
+                var offset = 0
+                while offset < bytes.count {
+                    let segment = UnsafeRawBufferPointer(rebasing: bytes[offset..<min(bytes.count, offset + size)])
+                    offset += size
+                    tally.datagramsReceived += 1
+                    let buffer = pool.take()
+                    guard buffer.copy(from: segment) else { continue }
+                    do {
+                        if let packet = try plane.handleDatagram(local: local, from: source, buffer: buffer,
+                                                                 count: segment.count, now: now) {
+                            writeTun(packet)
+                        }
+                    } catch {
+                        tally.refused += 1
+                    }
+                }
+            }
+            if received < receiveBatch.capacity { return }
+        }
+    }
+
+    private func drainPlane() {
+        while let transmit = plane.pollTransmit() {
+            transmit.payload.withUnsafeBytes { enqueue($0, to: transmit.destination) }
+        }
+        while let packet = plane.pollTunPacket() { writeTun(packet) }
+    }
+
+    private func writeTun(_ packet: consuming IpPacket) {
+        if (try? packet.withUnsafeBytes { bytes throws(SystemCallError) in try tun.write(bytes) }) == true {
+            tally.tunPacketsWritten += 1
+        }
+        pool.recycle(packet)
+    }
+
+    /// Adds a datagram to the batch of the socket of its address family, sending the batch first when full.
+    private func enqueue(_ payload: UnsafeRawBufferPointer, to destination: SocketAddress) {
+        guard let index = sockets.firstIndex(where: { $0.localAddress.ip.version == destination.ip.version }) else {
+            tally.sendFailures += 1
+            return
+        }
+        if !sendBatches[index].append(payload, to: destination) {
+            send(index)
+            if !sendBatches[index].append(payload, to: destination) { tally.sendFailures += 1 }
+        }
+    }
+
+    private func flush() {
+        for index in sendBatches.indices where !sendBatches[index].isEmpty { send(index) }
+    }
+
+    private func send(_ index: Int) {
+        let result = sockets[index].send(sendBatches[index])
+        tally.datagramsSent += result.sent
+        tally.sendFailures += result.refused.count
+    }
+
+    private func signal() {
+        var one: UInt64 = 1
+        _ = write(wakeup, &one, 8)
+    }
+
+    /// `epoll_wait`'s timeout for a deadline: -1 for none, rounded up to whole milliseconds.
+    static func milliseconds(until deadline: Instant?, from now: Instant) -> Int32 {
+        guard let deadline else { return -1 }
+        let nanoseconds = (deadline - now).totalNanoseconds
+        guard nanoseconds > 0 else { return 0 }
+        return Int32(clamping: (nanoseconds + 999_999) / 1_000_000)
+    }
+}
+#endif
