@@ -152,7 +152,8 @@ let package = Package(
         ),
         .testTarget(name: "AppOptionsTests", dependencies: ["AppOptions", "AppRuntime", "SansIO"]),
         .testTarget(name: "AppRuntimeTests", dependencies: [
-            "AppRuntime", "CLinuxNetlink", "CLinuxIO", "IpPacket", "SansIO", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            "AppRuntime", "CLinuxNetlink", "CLinuxIO", "IpPacket", "SansIO", "TestSupport", "Tunnel", "PortalMessages", "Noise",
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSodium", "CBlake2", "CPcap", "PcapFile"]),
         .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),

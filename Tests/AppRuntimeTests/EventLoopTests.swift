@@ -1,0 +1,222 @@
+import AppRuntime
+import Foundation
+import Noise
+import PortalMessages
+import SansIO
+import Testing
+import TestSupport
+import Tunnel
+
+/// The real ClientState and GatewayState on event loops with real TUN devices and UDP sockets, in two namespaces
+/// joined by a veth pair, with coturn as the relay and an in-process portal passing their messages: the kernel's
+/// ping from the client's namespace reaches a resource address behind the gateway and is answered.
+@Suite("AppRuntime: event loops carry a ping between two namespaces through ClientState and GatewayState (root)")
+struct EventLoopTests {
+    @Test("ping through the tunnel: client TUN → WireGuard over UDP → gateway TUN → resource, and back")
+    func pingThroughTheTunnel() async throws {
+        let lab = try TunnelLab()
+        defer { lab.tearDown() }
+        try await lab.start()
+        let ping = try Shell.run("ip", "netns", "exec", lab.client.name, "ping", "-n", "-c", "3", "-i", "0.2", "-w", "15", "10.77.0.5",
+                                 allowFailure: true)
+        #expect(ping.status == 0, "ping failed: \(ping.output)")
+        #expect(ping.output.contains("3 received"), "\(ping.output)")
+        let client = lab.clientLoop!.statistics, gateway = lab.gatewayLoop!.statistics
+        #expect(client.tunPacketsRead >= 3 && client.tunPacketsWritten >= 3, "\(client)")
+        #expect(gateway.tunPacketsRead >= 3 && gateway.tunPacketsWritten >= 3, "\(gateway)")
+        #expect(client.refused == 0 && gateway.refused == 0 && client.sendFailures == 0, "client \(client), gateway \(gateway)")
+        #expect(lab.portal.flowsAuthorized == 1)
+    }
+}
+
+/// Two namespaces (`client` at 10.99.0.1, `gateway` at 10.99.0.2 with coturn and the resource 10.77.0.5 on its
+/// loopback device), their TUN devices configured over rtnetlink, and an event loop on a thread for each side.
+final class TunnelLab: @unchecked Sendable {
+    let client: TestNamespace
+    let gateway: TestNamespace
+    let portal = LoopbackPortal()
+    private(set) var clientLoop: EventLoop<ClientState>?
+    private(set) var gatewayLoop: EventLoop<GatewayState>?
+    private var coturn: Process?
+    private var threads: [Thread] = []
+    private let finished = DispatchGroup()
+
+    init() throws {
+        client = try TestNamespace("ec")
+        gateway = try TestNamespace("eg")
+        do {
+            try Shell.run("ip", "link", "add", "fzv\(getpid() % 100_000)", "netns", client.name, "type", "veth",
+                          "peer", "name", "eth0", "netns", gateway.name)
+            _ = try client.ip("link", "set", "fzv\(getpid() % 100_000)", "name", "eth0")
+            for (namespace, address) in [(client, "10.99.0.1/24"), (gateway, "10.99.0.2/24")] {
+                _ = try namespace.ip("addr", "add", address, "dev", "eth0")
+                _ = try namespace.ip("link", "set", "eth0", "up")
+            }
+            // The resource: an address of the gateway's own namespace (this kernel has no dummy devices).
+            _ = try gateway.ip("addr", "add", "10.77.0.5/32", "dev", "lo")
+            try startCoturn()
+        } catch {
+            tearDown()
+            throw error
+        }
+    }
+
+    private func startCoturn() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["ip", "netns", "exec", gateway.name, "turnserver", "-n", "--listening-ip=10.99.0.2", "--listening-port=3478",
+                             "--relay-ip=10.99.0.2", "--min-port=49152", "--max-port=65535", "--realm=firezone", "--lt-cred-mech",
+                             "--user=fz:fz-relay-password", "--fingerprint", "--no-tls", "--no-dtls", "--no-cli", "--simple-log",
+                             "--log-file=stdout"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        coturn = process
+        for _ in 0..<100 {
+            let listening = try Shell.run("ip", "netns", "exec", gateway.name, "ss", "-Huln", "sport", "= :3478").output
+            if listening.contains("10.99.0.2:3478") { return }
+            usleep(50_000)
+        }
+        throw ShellError.failed("coturn", "never listened on 10.99.0.2:3478")
+    }
+
+    /// Creates both sides' devices, sockets and states inside their namespaces and starts the loops.
+    func start() async throws {
+        let relay = Relay.turn(TurnRelay(id: RelayId(UUID(uuidString: "00000000-0000-4000-8000-0000000000e1")!),
+                                         address: SocketAddress("10.99.0.2:3478")!, username: "fz", password: "fz-relay-password",
+                                         expiresAt: 4_000_000_000))
+        let portal = portal
+        let gatewayLoop = try await gateway.run { () throws -> EventLoop<GatewayState> in
+            let tun = try TunDevice()
+            let netlink = try RouteNetlink()
+            try netlink.setLink(index: tun.index, up: true, mtu: 1280)
+            try netlink.addAddress(IpNetwork("100.64.0.1/32")!, interface: tun.index)
+            try netlink.addRoute(IpNetwork("100.64.0.0/11")!, interface: tun.index, table: 254)
+            let state = GatewayState(privateKey: LoopbackPortal.gatewayKey, now: MonotonicClock.now(),
+                                     unixTimeNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9))
+            let loop = try EventLoop(plane: state, tun: tun, sockets: [try UdpSocket(bind: SocketAddress("0.0.0.0:51820")!)]) { state, _ in
+                while let message = state.pollPortalMessage() { portal.fromGateway(message) }
+                while state.pollEvent() != nil {}
+            }
+            return loop
+        }
+        let clientLoop = try await client.run { () throws -> EventLoop<ClientState> in
+            let tun = try TunDevice()
+            let netlink = try RouteNetlink()
+            try netlink.setLink(index: tun.index, up: true, mtu: 1280)
+            try netlink.addAddress(IpNetwork("100.64.0.2/32")!, interface: tun.index)
+            try netlink.addRoute(IpNetwork("10.77.0.0/24")!, interface: tun.index, table: 254)
+            let state = ClientState(privateKey: LoopbackPortal.clientKey, now: MonotonicClock.now(),
+                                    unixTimeNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9))
+            return try EventLoop(plane: state, tun: tun, sockets: [try UdpSocket(bind: SocketAddress("0.0.0.0:0")!)]) { state, _ in
+                while let message = state.pollPortalMessage() { portal.fromClient(message) }
+                while state.pollEvent() != nil {}
+            }
+        }
+        self.gatewayLoop = gatewayLoop
+        self.clientLoop = clientLoop
+        portal.connect(client: clientLoop, gateway: gatewayLoop)
+        let loops: [@Sendable () -> Void] = [{ gatewayLoop.run() }, { clientLoop.run() }]
+        for loop in loops {
+            finished.enter()
+            let thread = Thread { [finished] in
+                loop()
+                finished.leave()
+            }
+            threads.append(thread)
+            thread.start()
+        }
+        gatewayLoop.execute { state, now in
+            state.handle(.initialize(GatewayInit(interface: GatewayInterface(ipv4: LoopbackPortal.gatewayIpv4, ipv6: LoopbackPortal.gatewayIpv6),
+                                                 relays: [relay])), now: now)
+        }
+        clientLoop.execute { state, now in
+            let interface = ClientInterface(ipv4: LoopbackPortal.clientIpv4, ipv6: LoopbackPortal.clientIpv6)
+            state.handle(.initialize(ClientInit(interface: interface, resources: [LoopbackPortal.clientResource], relays: [relay])), now: now)
+        }
+    }
+
+    func tearDown() {
+        clientLoop?.stop()
+        gatewayLoop?.stop()
+        if !threads.isEmpty { _ = finished.wait(timeout: .now() + 5) }
+        clientLoop = nil
+        gatewayLoop = nil
+        if let coturn {
+            // Foundation starts children with every signal blocked, so only SIGKILL ends coturn.
+            kill(coturn.processIdentifier, SIGKILL)
+            coturn.waitUntilExit()
+        }
+        client.remove()
+        gateway.remove()
+    }
+}
+
+/// The portal's part for one client and one gateway, passing messages between their loops: `create_flow`
+/// becomes `authorize_flow`, `flow_authorized` becomes `flow_created`, candidates are relayed.
+final class LoopbackPortal: @unchecked Sendable {
+    static let clientKey = SecretKey(bytes: [UInt8](repeating: 0x41, count: 32))!
+    static let gatewayKey = SecretKey(bytes: [UInt8](repeating: 0x42, count: 32))!
+    static let clientId = ClientId(UUID(uuidString: "00000000-0000-4000-8000-0000000000c1")!)
+    static let gatewayId = GatewayId(UUID(uuidString: "00000000-0000-4000-8000-0000000000d1")!)
+    static let site = Site(id: SiteId(UUID(uuidString: "00000000-0000-4000-8000-0000000000a1")!), name: "lab")
+    static let resourceId = PortalMessages.ResourceId("00000000-0000-4000-8000-0000000000b1")!
+    static let clientIpv4 = IPv4Address(100, 64, 0, 2)
+    static let clientIpv6 = IPv6Address("fd00:2021:1111::2")!
+    static let gatewayIpv4 = IPv4Address(100, 64, 0, 1)
+    static let gatewayIpv6 = IPv6Address("fd00:2021:1111::1")!
+    static let clientResource = ClientResource.cidr(.init(id: resourceId, address: IpNetwork("10.77.0.0/24")!, name: "lab", sites: [site]))
+    static let gatewayResource = GatewayResource.cidr(id: resourceId, address: IpNetwork("10.77.0.0/24")!, name: "lab", filters: [])
+    static let presharedKey = PresharedKey(WireGuardKey(bytes: [UInt8](repeating: 7, count: 32))!)
+    static let credentials = (client: PortalMessages.IceCredentials(username: "lcli", password: "loopback-client-ice-password"),
+                              gateway: PortalMessages.IceCredentials(username: "lgwy", password: "loopback-gateway-ice-password"))
+
+    private var clientLoop: EventLoop<ClientState>?
+    private var gatewayLoop: EventLoop<GatewayState>?
+    private let counter = NSLock()
+    private var authorized = 0
+
+    var flowsAuthorized: Int { counter.withLock { authorized } }
+
+    func connect(client: EventLoop<ClientState>, gateway: EventLoop<GatewayState>) {
+        clientLoop = client
+        gatewayLoop = gateway
+    }
+
+    func fromClient(_ message: ClientEgress) {
+        switch message {
+        case .createFlow(let flow):
+            let authorize = AuthorizeFlow(
+                ref: "ref-1", resource: Self.gatewayResource,
+                client: FlowClient(id: Self.clientId, publicKey: WireGuardKey(bytes: Self.clientKey.publicKey.bytes)!,
+                                   presharedKey: Self.presharedKey, ipv4: Self.clientIpv4, ipv6: Self.clientIpv6),
+                clientIceCredentials: Self.credentials.client, gatewayIceCredentials: Self.credentials.gateway)
+            _ = flow
+            gatewayLoop?.execute { state, now in state.handle(.authorizeFlow(authorize), now: now) }
+        case .broadcastIceCandidates(let broadcast):
+            let candidates = ClientCandidates(peer: Self.clientId, candidates: broadcast.candidates)
+            gatewayLoop?.execute { state, now in state.handle(.iceCandidates(candidates), now: now) }
+        case .broadcastInvalidatedIceCandidates(let broadcast):
+            let candidates = ClientCandidates(peer: Self.clientId, candidates: broadcast.candidates)
+            gatewayLoop?.execute { state, now in state.handle(.invalidateIceCandidates(candidates), now: now) }
+        }
+    }
+
+    func fromGateway(_ message: GatewayEgress) {
+        switch message {
+        case .flowAuthorized:
+            counter.withLock { authorized += 1 }
+            let created = FlowCreated(
+                resourceId: Self.resourceId, gatewayId: Self.gatewayId, gatewayPublicKey: WireGuardKey(bytes: Self.gatewayKey.publicKey.bytes)!,
+                gatewayIpv4: Self.gatewayIpv4, gatewayIpv6: Self.gatewayIpv6, siteId: Self.site.id, presharedKey: Self.presharedKey,
+                clientIceCredentials: Self.credentials.client, gatewayIceCredentials: Self.credentials.gateway)
+            clientLoop?.execute { state, now in state.handle(.flowCreated(created), now: now) }
+        case .broadcastIceCandidates(let broadcast):
+            let candidates = GatewayCandidates(peer: Self.gatewayId, candidates: broadcast.candidates)
+            clientLoop?.execute { state, now in state.handle(.iceCandidates(candidates), now: now) }
+        case .broadcastInvalidatedIceCandidates(let broadcast):
+            let candidates = GatewayCandidates(peer: Self.gatewayId, candidates: broadcast.candidates)
+            clientLoop?.execute { state, now in state.handle(.invalidateIceCandidates(candidates), now: now) }
+        }
+    }
+}
