@@ -72,23 +72,26 @@ struct ClientOptionsTests {
     }
 
     @Test("device IDs: derived from the machine ID as Python's hmac computes it, else created once and kept")
-    func deviceIds() throws {
+    func deviceIds() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fz-id-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let machineId = directory + "-machine-id"
         defer { try? FileManager.default.removeItem(atPath: machineId) }
         #expect(FileManager.default.createFile(atPath: machineId, contents: Data("0123456789abcdef0123456789abcdef\n".utf8)))
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = ["python3", "-c", """
-            import hmac, hashlib, sys
-            print(hmac.new(b"753b38f9f96947ef8083802d5909a372", open(sys.argv[1], "rb").read(), hashlib.sha256).hexdigest())
-            """, machineId]
-        let output = Pipe()
-        python.standardOutput = output
-        try python.run()
-        let expected = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).filter { !$0.isNewline }
-        python.waitUntilExit()
+        let expected = try await Self.offPool { () throws -> String in
+            let python = Process()
+            python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            python.arguments = ["python3", "-c", """
+                import hmac, hashlib, sys
+                print(hmac.new(b"753b38f9f96947ef8083802d5909a372", open(sys.argv[1], "rb").read(), hashlib.sha256).hexdigest())
+                """, machineId]
+            let output = Pipe()
+            python.standardOutput = output
+            try python.run()
+            let expected = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).filter { !$0.isNewline }
+            python.waitUntilExit()
+            return expected
+        }
         let path = directory + "/config/gateway_id"
         #expect(try DeviceId.getOrCreate(.gateway, path: path, machineIdPath: machineId) == expected)
         #expect(!FileManager.default.fileExists(atPath: path), "a derived ID is not saved")
@@ -98,5 +101,12 @@ struct ClientOptionsTests {
         let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
         let directoryMode = try FileManager.default.attributesOfItem(atPath: directory + "/config")[.posixPermissions] as? Int
         #expect(mode == 0o640 && directoryMode == 0o770)
+    }
+
+    /// A child process waited for on a thread of its own, so the concurrency pool stays free.
+    static func offPool<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Swift.Result { try body() }) }.start()
+        }
     }
 }

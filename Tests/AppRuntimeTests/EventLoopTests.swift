@@ -14,23 +14,26 @@ import Tunnel
 struct EventLoopTests {
     @Test("ping through the tunnel: client TUN → WireGuard over UDP → gateway TUN → resource, and back")
     func pingThroughTheTunnel() async throws {
-        let lab = try TunnelLab()
-        defer { lab.tearDown() }
-        try await lab.start()
-        let ping = try Shell.run("ip", "netns", "exec", lab.client.name, "ping", "-n", "-c", "3", "-i", "0.2", "-w", "15", "10.77.0.5",
-                                 allowFailure: true)
+        let (ping, client, gateway, flows) = try await offPool {
+            let lab = try TunnelLab()
+            defer { lab.tearDown() }
+            try lab.start()
+            let ping = try Shell.run("ip", "netns", "exec", lab.client.name, "ping", "-n", "-c", "3", "-i", "0.2", "-w", "15", "10.77.0.5",
+                                     allowFailure: true)
+            return (ping, lab.clientLoop!.statistics, lab.gatewayLoop!.statistics, lab.portal.flowsAuthorized)
+        }
         #expect(ping.status == 0, "ping failed: \(ping.output)")
         #expect(ping.output.contains("3 received"), "\(ping.output)")
-        let client = lab.clientLoop!.statistics, gateway = lab.gatewayLoop!.statistics
         #expect(client.tunPacketsRead >= 3 && client.tunPacketsWritten >= 3, "\(client)")
         #expect(gateway.tunPacketsRead >= 3 && gateway.tunPacketsWritten >= 3, "\(gateway)")
         #expect(client.refused == 0 && gateway.refused == 0 && client.sendFailures == 0, "client \(client), gateway \(gateway)")
-        #expect(lab.portal.flowsAuthorized == 1)
+        #expect(flows == 1)
     }
 }
 
 /// Two namespaces (`client` at 10.99.0.1, `gateway` at 10.99.0.2 with coturn and the resource 10.77.0.5 on its
 /// loopback device), their TUN devices configured over rtnetlink, and an event loop on a thread for each side.
+/// Everything here blocks; the test uses it off the concurrency pool.
 final class TunnelLab: @unchecked Sendable {
     let client: TestNamespace
     let gateway: TestNamespace
@@ -81,12 +84,12 @@ final class TunnelLab: @unchecked Sendable {
     }
 
     /// Creates both sides' devices, sockets and states inside their namespaces and starts the loops.
-    func start() async throws {
+    func start() throws {
         let relay = Relay.turn(TurnRelay(id: RelayId(UUID(uuidString: "00000000-0000-4000-8000-0000000000e1")!),
                                          address: SocketAddress("10.99.0.2:3478")!, username: "fz", password: "fz-relay-password",
                                          expiresAt: 4_000_000_000))
         let portal = portal
-        let gatewayLoop = try await gateway.run { () throws -> EventLoop<GatewayState> in
+        let gatewayLoop = try gateway.inside { () throws -> EventLoop<GatewayState> in
             let tun = try TunDevice()
             let netlink = try RouteNetlink()
             try netlink.setLink(index: tun.index, up: true, mtu: 1280)
@@ -100,7 +103,7 @@ final class TunnelLab: @unchecked Sendable {
             }
             return loop
         }
-        let clientLoop = try await client.run { () throws -> EventLoop<ClientState> in
+        let clientLoop = try client.inside { () throws -> EventLoop<ClientState> in
             let tun = try TunDevice()
             let netlink = try RouteNetlink()
             try netlink.setLink(index: tun.index, up: true, mtu: 1280)

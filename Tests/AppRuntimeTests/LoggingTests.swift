@@ -31,30 +31,33 @@ struct LoggingTests {
 
     /// Python's json module reads every line back to the same text, whatever characters the message holds.
     @Test("JSON lines with quotes, backslashes, control characters and non-ASCII parse in Python to the same text")
-    func jsonEscapingAgreesWithPython() throws {
+    func jsonEscapingAgreesWithPython() async throws {
         let messages = ["plain", "quote \" and backslash \\", "tab\tnewline\nreturn\r", "bell \u{7} escape \u{1B}", "ümlaut ✓ 🚀", ""]
         let lines = messages.map {
             LogLine(secondsSinceEpoch: 0, nanoseconds: 0, level: .error, target: "t", message: $0, fields: [("key \"x\"", $0)]).json()
         }
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = ["python3", "-c", """
-            import json, sys
-            for line in sys.stdin:
-                value = json.loads(line)
-                assert list(value) == ["timestamp", "level", "message", 'key "x"', "target"], list(value)
-                assert value["message"] == value['key "x"']
-                print(json.dumps(value["message"]))
-            """]
-        let input = Pipe(), output = Pipe()
-        python.standardInput = input
-        python.standardOutput = output
-        try python.run()
-        input.fileHandleForWriting.write(Data(lines.joined(separator: "\n").utf8 + [0x0A]))
-        try input.fileHandleForWriting.close()
-        let echoed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        python.waitUntilExit()
-        #expect(python.terminationStatus == 0)
+        let (status, echoed) = try await offPool { () throws -> (Int32, String) in
+            let python = Process()
+            python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            python.arguments = ["python3", "-c", """
+                import json, sys
+                for line in sys.stdin:
+                    value = json.loads(line)
+                    assert list(value) == ["timestamp", "level", "message", 'key "x"', "target"], list(value)
+                    assert value["message"] == value['key "x"']
+                    print(json.dumps(value["message"]))
+                """]
+            let input = Pipe(), output = Pipe()
+            python.standardInput = input
+            python.standardOutput = output
+            try python.run()
+            input.fileHandleForWriting.write(Data(lines.joined(separator: "\n").utf8 + [0x0A]))
+            try input.fileHandleForWriting.close()
+            let echoed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            python.waitUntilExit()
+            return (python.terminationStatus, echoed)
+        }
+        #expect(status == 0)
         let decoded = try echoed.split(separator: "\n").map { try JSONDecoder().decode(String.self, from: Data($0.utf8)) }
         #expect(decoded == messages)
     }

@@ -18,9 +18,8 @@ struct RouteNetlinkTests {
 
     @Test("link, addresses, routes and policy rules are set, read back by ip, carry a ping, and are removed")
     func configureAndRemove() async throws {
-        let namespace = try TestNamespace("rt")
-        defer { namespace.remove() }
-        let report = try await namespace.run { () throws -> String in
+        let (report, after) = try await TestNamespace.with("rt") { namespace in
+            let report = try namespace.inside { () throws -> String in
             let tun = try TunDevice()
             let netlink = try RouteNetlink()
             try netlink.setLink(index: tun.index, up: true, mtu: 1280, transmitQueueLength: 10_000)
@@ -37,6 +36,8 @@ struct RouteNetlinkTests {
             try netlink.setLink(index: tun.index, up: false)
             let removed = try Self.readBack(namespace)
             return "configured:\n\(configured)\nping: \(ping)\nremoved:\n\(removed)"
+            }
+            return (report, try namespace.ip("link", "show"))
         }
         let parts = report.components(separatedBy: "\nremoved:\n")
         let configured = parts[0], removed = parts[1]
@@ -48,15 +49,12 @@ struct RouteNetlinkTests {
         #expect(report.contains("ping: echo request 100.64.0.2 -> 10.0.0.5 answered, ping exit 0"), "\(report)")
         #expect(!removed.contains("100.64.0.2") && !removed.contains("fd00:2021:1111::2") && !removed.contains("fwmark"), "\(removed)")
         #expect(!removed.contains("10.0.0.0/24") && !removed.contains("2001:db8:5::/64") && !removed.contains(",UP,"))
-        let after = try namespace.ip("link", "show")
         #expect(!after.contains("tun-firezone"), "the device goes with its file descriptor: \(after)")
     }
 
     @Test("the kernel's refusals are typed errors that name the operation")
     func refusals() async throws {
-        let namespace = try TestNamespace("re")
-        defer { namespace.remove() }
-        let outcomes = try await namespace.run { () throws -> [String] in
+        let outcomes = try await TestNamespace.with("re") { namespace in try namespace.inside { () throws -> [String] in
             let netlink = try RouteNetlink()
             var outcomes: [String] = []
             do {
@@ -76,7 +74,7 @@ struct RouteNetlinkTests {
                 outcomes.append(error.errno == EINVAL ? "EINVAL \(error)" : "\(error)")
             }
             return outcomes
-        }
+        } }
         #expect(outcomes.count == 3)
         #expect(outcomes.first == "ENODEV")
         #expect(outcomes.dropFirst().first == "EEXIST netlink add rule priority 100: File exists")

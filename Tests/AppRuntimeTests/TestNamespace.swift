@@ -2,9 +2,17 @@ import CLinuxNetlink
 import Foundation
 import TestSupport
 
+/// Runs blocking work (child processes, namespace setup, waiting for threads) on a thread of its own, so the
+/// Swift concurrency pool stays free: on two cores a blocked pool starves the other suites' async tests.
+func offPool<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Swift.Result { try body() }) }.start()
+    }
+}
+
 /// A network namespace the test creates (`ip netns add`) and removes, and a way to run code inside it: on a
-/// thread of its own that joins the namespace with `setns`, so sockets and devices created there belong to it,
-/// while the Swift concurrency pool is never blocked or moved.
+/// thread of its own that joins the namespace with `setns`, so sockets and devices created there belong to it.
+/// Everything here blocks; tests reach it through ``with(_:_:)``, off the concurrency pool.
 final class TestNamespace: Sendable {
     let name: String
 
@@ -13,6 +21,16 @@ final class TestNamespace: Sendable {
         _ = try? Shell.run("ip", "netns", "del", name, allowFailure: true)
         try Shell.run("ip", "netns", "add", name)
         try Shell.run("ip", "-n", name, "link", "set", "lo", "up")
+    }
+
+    /// Creates a namespace, runs `body` with it off the concurrency pool, and removes it again.
+    static func with<Result: Sendable>(_ label: String, _ body: @escaping @Sendable (TestNamespace) throws -> Result) async throws
+        -> Result {
+        try await offPool {
+            let namespace = try TestNamespace(label)
+            defer { namespace.remove() }
+            return try body(namespace)
+        }
     }
 
     func remove() {
@@ -24,19 +42,22 @@ final class TestNamespace: Sendable {
         try Shell.run(["ip", "-n", name] + arguments).output
     }
 
-    /// Runs `body` on a new thread inside the namespace and returns its result.
-    func run<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
+    /// Runs `body` on a new thread inside the namespace and waits for its result.
+    func inside<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) throws -> Result {
         let path = "/var/run/netns/\(name)"
-        return try await withCheckedThrowingContinuation { continuation in
-            Thread {
-                let fd = open(path, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0, cnetlink_join_network_namespace(fd) == 0 else {
-                    continuation.resume(throwing: ShellError.failed("setns \(path)", String(cString: strerror(errno))))
-                    return
-                }
-                close(fd)
-                continuation.resume(with: Swift.Result { try body() })
-            }.start()
-        }
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var outcome: Swift.Result<Result, any Error>?
+        Thread {
+            defer { done.signal() }
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0, cnetlink_join_network_namespace(fd) == 0 else {
+                outcome = .failure(ShellError.failed("setns \(path)", String(cString: strerror(errno))))
+                return
+            }
+            close(fd)
+            outcome = Swift.Result { try body() }
+        }.start()
+        done.wait()
+        return try outcome!.get()
     }
 }

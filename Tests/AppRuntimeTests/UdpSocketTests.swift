@@ -33,9 +33,7 @@ struct UdpSocketTests {
 
     @Test("GSO: a run of equal datagrams goes as one buffer and arrives as the datagrams, in order")
     func segmentationOffload() async throws {
-        let namespace = try TestNamespace("gso")
-        defer { namespace.remove() }
-        let received = try await namespace.run { () throws -> [[UInt8]] in
+        let received = try await TestNamespace.with("gso") { namespace in try namespace.inside { () throws -> [[UInt8]] in
             var plain = UdpSocket.Options()
             plain.receiveOffload = false
             let receiver = try UdpSocket(bind: SocketAddress("0.0.0.0:0")!, options: plain)
@@ -52,15 +50,13 @@ struct UdpSocketTests {
             #expect(read.allSatisfy { $0.source == sender.localAddress && $0.segmentSize == $0.bytes.count })
             #expect(read.allSatisfy { $0.destination == IpAddress("127.0.0.1")! }, "the wildcard socket learns which address was reached")
             return read.map(\.bytes)
-        }
+        } }
         #expect(received == Self.payloads(20, size: 1200) + [[UInt8](repeating: 0xEE, count: 300)])
     }
 
     @Test("GRO: the receiver gets a segmented send back as one buffer and its segment size")
     func receiveOffload() async throws {
-        let namespace = try TestNamespace("gro")
-        defer { namespace.remove() }
-        let read = try await namespace.run { () throws -> [(bytes: [UInt8], segmentSize: Int)] in
+        let read = try await TestNamespace.with("gro") { namespace in try namespace.inside { () throws -> [(bytes: [UInt8], segmentSize: Int)] in
             let receiver = try UdpSocket(bind: SocketAddress("[::1]:0")!)
             let sender = try UdpSocket(bind: SocketAddress("[::1]:0")!)
             #expect(receiver.receiveOffload)
@@ -68,7 +64,7 @@ struct UdpSocketTests {
             for payload in Self.payloads(10, size: 1000) { _ = payload.withUnsafeBytes { batch.append($0, to: receiver.localAddress) } }
             #expect(sender.send(batch).sent == 10)
             return try Self.drain(receiver, expecting: 10).map { ($0.bytes, $0.segmentSize) }
-        }
+        } }
         #expect(read.count == 1, "one coalesced buffer, not \(read.count)")
         #expect(read.first?.segmentSize == 1000)
         #expect(read.first?.bytes == Self.payloads(10, size: 1000).flatMap { $0 })
@@ -89,9 +85,7 @@ struct UdpSocketTests {
 
     @Test("a refused destination is reported and skipped; the firewall mark and large buffers are set")
     func refusalsAndOptions() async throws {
-        let namespace = try TestNamespace("udp")
-        defer { namespace.remove() }
-        let outcome = try await namespace.run { () throws -> String in
+        let outcome = try await TestNamespace.with("udp") { namespace in try namespace.inside { () throws -> String in
             let receiver = try UdpSocket(bind: SocketAddress("127.0.0.1:0")!)
             let sender = try UdpSocket(bind: SocketAddress("0.0.0.0:0")!, options: UdpSocket.Options(firewallMark: 0xFD00_2021))
             var mark: UInt32 = 0
@@ -106,7 +100,7 @@ struct UdpSocketTests {
             let arrived = try Self.drain(receiver, expecting: 2).count
             return "mark \(String(mark, radix: 16)) sent \(result.sent) arrived \(arrived) refused \(result.refused.map(\.description))"
                 + " buffers \(sender.bufferSizes.receive >= 16 << 20 && sender.bufferSizes.send >= 16 << 20)"
-        }
+        } }
         #expect(outcome == "mark fd002021 sent 2 arrived 2 refused [\"sendmmsg to 192.0.2.1:9: Network is unreachable\"] buffers true")
     }
 }
