@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "Tunnel", targets: ["Tunnel"]),
         .executable(name: "firezone-pcap-replay", targets: ["PcapReplay"]),
         .executable(name: "firezone-portal", targets: ["Portal"]),
+        .executable(name: "firezone-gateway", targets: ["Gateway"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -89,6 +90,16 @@ let package = Package(
             path: "Sources/Apps/PcapReplay"
         ),
 
+        .executableTarget(
+            name: "Gateway",
+            dependencies: [
+                "AppOptions", "AppRuntime", "DnsNat", "Noise", "PhoenixChannel", "PhoenixChannelTransport", "PortalMessages", "SansIO",
+                "Tunnel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Apps/Gateway"
+        ),
         .target(
             name: "PortalInput",
             dependencies: [

@@ -29,7 +29,7 @@ extension SocketAddress {
     }
 
     /// The address in a `sockaddr_storage` the kernel filled, or `nil` for a family other than IPv4/IPv6.
-    init?(_ storage: UnsafePointer<sockaddr_storage>) {
+    public init?(_ storage: UnsafePointer<sockaddr_storage>) {
         switch Int32(storage.pointee.ss_family) {
         case AF_INET:
             let address = storage.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee }

@@ -1,0 +1,95 @@
+import AppOptions
+import AppRuntime
+import DnsNat
+import Foundation
+import Hummingbird
+import Logging
+import Noise
+import PhoenixChannel
+import PhoenixChannelTransport
+import PortalMessages
+import SansIO
+import Tunnel
+import UnixSignals
+
+/// The gateway's pieces wired together: the TUN device and sockets on an ``EventLoop`` driving `GatewayState`,
+/// the portal channel feeding it, DNS resolution on worker threads, the health check, and graceful shutdown.
+struct GatewayService {
+    static let version = "0.1.0"
+    /// Firezone's tunnel ranges: the gateway routes replies to clients into the tunnel.
+    static let tunnelRanges = [IpNetwork("100.64.0.0/11")!, IpNetwork("fd00:2021:1111::/107")!]
+
+    let configuration: GatewayConfiguration
+    let logger: Logger
+
+    func run() async throws {
+        if configuration.raiseSocketBuffers {
+            for failure in SocketBufferLimits.raise() { logger.info("Failed to raise socket buffer limit: \(failure)") }
+        }
+        let nameservers = try ResolvConf.nameservers()
+        let id = try configuration.id ?? DeviceId.getOrCreate(.gateway)
+        var random = SystemRandomNumberGenerator()
+        let key = SecretKey(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })!
+        let url = try LoginUrl(apiUrl: configuration.apiUrl, mode: .gateway, token: configuration.token,
+                               device: .init(id: id, name: configuration.name))
+        let channel = PortalChannel(
+            configuration: .init(url: url, publicKey: key.publicKey.base64, userAgent: .current(component: .gateway, version: Self.version),
+                                 maxElapsed: .seconds(15 * 60)),
+            topic: "gateway", logger: Logger(label: "firezone_gateway::portal"))
+
+        let tun = try TunDevice()
+        let netlink = try RouteNetlink()
+        try netlink.setLink(index: tun.index, up: true, mtu: 1280, transmitQueueLength: 10_000)
+        var sockets = [try UdpSocket(bind: SocketAddress("0.0.0.0:0")!)]
+        if let v6 = try? UdpSocket(bind: SocketAddress("[::]:0")!) { sockets.append(v6) }
+        let state = GatewayState(privateKey: key, now: MonotonicClock.now(),
+                                 unixTimeNanoseconds: Int64(Date().timeIntervalSince1970 * 1_000_000_000))
+        let workers = GatewayWorkers(nameservers: nameservers, logger: logger)
+        let interface = InterfaceConfigurator(netlink: netlink, index: tun.index, logger: logger)
+        let loop = try EventLoop(plane: state, tun: tun, sockets: sockets) { state, now in
+            while let message = state.pollPortalMessage() { channel.send(event: message.event, payload: message.payload) }
+            while let event = state.pollEvent() {
+                switch event {
+                case let .interfaceConfigured(ipv4, ipv6): interface.apply(ipv4: ipv4, ipv6: ipv6)
+                case .resolve(let request): workers.resolve(request)
+                case .forwardDns(let query): workers.forward(query)
+                case .noRelays: Logger(label: "firezone_gateway::eventloop").warning("A flow was authorised while no relay is known")
+                case .refused(let reason): Logger(label: "firezone_gateway::eventloop").warning("Refused portal message: \(reason)")
+                }
+            }
+        }
+        workers.loop = loop
+        let loopThread = LoopThread(loop)
+        logger.info("Listening on \(sockets.map(\.localAddress).map(\.description).joined(separator: ", "))")
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await HealthCheck.serve(at: configuration.healthCheckAddress, logger: logger) }
+            group.addTask {
+                for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                    logger.info("Received \(signal == .sigterm ? "SIGTERM" : "SIGINT")")
+                    channel.close()
+                    return
+                }
+            }
+            try await channel.run { event in
+                switch event {
+                case .joined:
+                    logger.info("Connected to portal", metadata: ["host": "\(url.host)"])
+                case .message(let frame):
+                    do {
+                        let message = try GatewayIngress(event: frame.event, payload: frame.payload)
+                        loop.execute { state, now in state.handle(message, now: now) }
+                    } catch {
+                        logger.warning("Unreadable portal message '\(frame.event)': \(error)")
+                    }
+                case let .hiccup(delay, reason):
+                    logger.info("Hiccup in portal connection: \(reason)", metadata: ["backoff": "\(delay)"])
+                }
+            }
+            group.cancelAll()
+        }
+        loop.execute { state, now in state.shutdown(now: now) }
+        loopThread.stopAndJoin()
+        interface.remove()
+    }
+}
