@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "firezone-pcap-replay", targets: ["PcapReplay"]),
         .executable(name: "firezone-portal", targets: ["Portal"]),
         .executable(name: "firezone-gateway", targets: ["Gateway"]),
+        .executable(name: "firezone-client", targets: ["Client"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -99,6 +100,15 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             path: "Sources/Apps/Gateway"
+        ),
+        .executableTarget(
+            name: "Client",
+            dependencies: [
+                "AppOptions", "AppRuntime", "DnsNat", "Noise", "PhoenixChannel", "PhoenixChannelTransport", "PortalMessages", "SansIO",
+                "Tunnel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Apps/Client"
         ),
         .target(
             name: "PortalInput",

@@ -104,14 +104,16 @@ enum Binaries {
     }
 
     /// Starts `arguments[0]` (a built executable) in `namespace`, stdout and stderr into `log`.
-    static func start(_ arguments: [String], in namespace: TestNamespace, log: String, environment: [String: String] = [:]) throws -> Process {
+    /// `system` runs a program from `PATH` instead of one of ours.
+    static func start(_ arguments: [String], in namespace: TestNamespace, log: String, environment: [String: String] = [:],
+                      system: Bool = false) throws -> Process {
         guard FileManager.default.createFile(atPath: log, contents: nil) else { throw ShellError.failed("create \(log)", "") }
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["ip", "netns", "exec", namespace.name, "python3", "-c",
                              "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, set()); os.execv(sys.argv[1], sys.argv[1:])",
-                             try path(arguments[0])] + arguments.dropFirst()
+                             system ? "/usr/bin/\(arguments[0])" : try path(arguments[0])] + arguments.dropFirst()
         var merged = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("FIREZONE_") && $0.key != "HEALTH_CHECK_ADDR" }
         merged.merge(environment) { _, new in new }
         process.environment = merged

@@ -3,7 +3,7 @@ import SansIO
 import Tunnel
 
 /// The sans-IO state an ``EventLoop`` drives: ``ClientState`` or ``GatewayState`` behind one face.
-public protocol DataPlane: AnyObject {
+public protocol DataPlane: AnyObject, SendableMetatype {
     /// A datagram from the network (in `buffer`, decrypted in place); the packet for the TUN device, if any.
     func handleDatagram(local: SocketAddress, from source: SocketAddress, buffer: PacketBuffer, count: Int, now: Instant)
         throws(TunnelError) -> IpPacket?

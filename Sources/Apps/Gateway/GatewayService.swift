@@ -59,7 +59,7 @@ struct GatewayService {
             }
         }
         workers.loop = loop
-        let loopThread = LoopThread(loop)
+        let loopThread = EventLoopThread(loop)
         logger.info("Listening on \(sockets.map(\.localAddress).map(\.description).joined(separator: ", "))")
 
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -34,7 +34,7 @@ final class GatewayWorkers: @unchecked Sendable {
             return
         }
         queue.async { [self] in
-            let response = Self.exchange(query.query, with: SocketAddress(ip: nameserver, port: 53))
+            let response = DnsExchange.udp(query.query, with: SocketAddress(ip: nameserver, port: 53))
             loop?.execute { state, now in state.dnsAnswered(query, response: response, now: now) }
         }
     }
@@ -68,21 +68,6 @@ final class GatewayWorkers: @unchecked Sendable {
         }
         return withUnsafePointer(to: &storage) { SocketAddress($0)?.ip }
     }
-
-    /// One UDP exchange with a 5 s timeout; `nil` when nothing (or nothing readable) came back.
-    static func exchange(_ query: DnsMessage, with server: SocketAddress) -> DnsMessage? {
-        guard let socket = try? UdpSocket(bind: SocketAddress(server.ip.version == .v4 ? "0.0.0.0:0" : "[::]:0")!) else { return nil }
-        let batch = SendBatch(capacity: 1, coalescing: false)
-        _ = query.encode().withUnsafeBytes { batch.append($0, to: server) }
-        guard socket.send(batch).sent == 1 else { return nil }
-        var descriptor = pollfd(fd: socket.fileDescriptor, events: Int16(POLLIN), revents: 0)
-        let received = ReceiveBatch(capacity: 1, slotSize: 65_536)
-        while poll(&descriptor, 1, 5_000) > 0 {
-            guard let count = try? socket.receive(into: received), count > 0, received.source(at: 0) == server else { continue }
-            return try? DnsMessage(decoding: Array(received.bytes(at: 0)))
-        }
-        return nil
-    }
 }
 
 /// Sets the TUN device's addresses and the tunnel ranges' routes when the portal's `init` names them, and
@@ -115,25 +100,5 @@ final class InterfaceConfigurator: @unchecked Sendable {
     func remove() {
         for range in GatewayService.tunnelRanges { try? netlink.removeRoute(range, interface: index, table: 254) }
         for address in applied { try? netlink.removeAddress(address, interface: index) }
-    }
-}
-
-/// The event loop on a thread of its own.
-final class LoopThread: @unchecked Sendable {
-    private let loop: EventLoop<GatewayState>
-    private let finished = DispatchSemaphore(value: 0)
-
-    init(_ loop: EventLoop<GatewayState>) {
-        self.loop = loop
-        Thread { [self] in
-            loop.run()
-            finished.signal()
-        }.start()
-    }
-
-    /// Stops the loop after it has flushed what is queued (Goodbyes) and waits for its thread.
-    func stopAndJoin() {
-        loop.execute { [loop] _, _ in loop.stop() }
-        finished.wait()
     }
 }

@@ -1,0 +1,99 @@
+import AppOptions
+import AppRuntime
+import DnsNat
+import Foundation
+import Logging
+import Noise
+import PhoenixChannel
+import PhoenixChannelTransport
+import PortalMessages
+import SansIO
+import Tunnel
+import UnixSignals
+
+/// The client's pieces wired together: TUN device and marked sockets on an ``EventLoop`` driving `ClientState`,
+/// the portal channel feeding it, the TUN configuration applied over rtnetlink, recursion to the system's
+/// resolvers, and the signals of §7.2 (SIGHUP resets, SIGINT/SIGTERM shut down).
+struct ClientService {
+    static let version = "0.1.0"
+    /// Firezone's routing table and firewall mark on Linux (spec `tunnel-dns.md` §4.11).
+    static let table: UInt32 = 0x2021_FD00
+    static let mark: UInt32 = 0xFD00_2021
+
+    let configuration: ClientConfiguration
+    let url: LoginUrl
+    let logger: Logger
+
+    func run() async throws {
+        if configuration.raiseSocketBuffers {
+            for failure in SocketBufferLimits.raise() { logger.info("Failed to raise socket buffer limit: \(failure)") }
+        }
+        var random = SystemRandomNumberGenerator()
+        let key = SecretKey(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })!
+        let channel = PortalChannel(
+            configuration: .init(url: url, publicKey: key.publicKey.base64, userAgent: .current(component: .headlessClient, version: Self.version),
+                                 maxElapsed: configuration.maxPartitionTime),
+            topic: "client", logger: Logger(label: "firezone_headless_client::portal"))
+        let tun = try TunDevice()
+        let netlink = try RouteNetlink()
+        try netlink.setLink(index: tun.index, up: true, mtu: 1280)
+        let options = UdpSocket.Options(firewallMark: Self.mark)
+        var sockets = [try UdpSocket(bind: SocketAddress("0.0.0.0:0")!, options: options)]
+        if let v6 = try? UdpSocket(bind: SocketAddress("[::]:0")!, options: options) { sockets.append(v6) }
+        let state = ClientState(privateKey: key, now: MonotonicClock.now(), unixTimeNanoseconds: Int64(Date().timeIntervalSince1970 * 1_000_000_000),
+                                internetResourceEnabled: configuration.activateInternetResource)
+        state.setSystemResolvers((try? ResolvConf.nameservers()) ?? [])
+        let routing = ClientRouting(netlink: netlink, index: tun.index, table: Self.table, mark: Self.mark, logger: logger)
+        let ready = ReadySignal(exitWhenReady: configuration.exitWhenReady, logger: logger) { channel.close() }
+        let recursion = RecursionWorker()
+        let loop = try EventLoop(plane: state, tun: tun, sockets: sockets) { state, _ in
+            while let message = state.pollPortalMessage() { channel.send(event: message.event, payload: message.payload) }
+            while let event = state.pollEvent() {
+                switch event {
+                case .tunInterfaceUpdated(let config):
+                    routing.apply(config)
+                    ready.fire()
+                case let .recurseDns(pending, upstream): recursion.recurse(pending, via: upstream)
+                case .refused(let reason): Logger(label: "firezone_headless_client::eventloop").warning("Refused portal message: \(reason)")
+                case .noRelays, .resourcesChanged, .proxyIpRecordsChanged: break
+                }
+            }
+        }
+        recursion.loop = loop
+        let loopThread = EventLoopThread(loop)
+        defer { routing.remove() }
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint, .sighup) {
+                    if signal == .sighup {
+                        logger.info("Caught SIGHUP: resetting the session")
+                        loop.execute { state, now in state.reset(now: now) }
+                        continue
+                    }
+                    logger.info("Caught \(signal == .sigterm ? "SIGTERM" : "SIGINT")")
+                    channel.close()
+                    return
+                }
+            }
+            try await channel.run { event in
+                switch event {
+                case .joined:
+                    logger.info("Connected to portal", metadata: ["host": "\(url.host)"])
+                case .message(let frame):
+                    do {
+                        let message = try ClientIngress(event: frame.event, payload: frame.payload)
+                        loop.execute { state, now in state.handle(message, now: now) }
+                    } catch {
+                        logger.warning("Unreadable portal message '\(frame.event)': \(error)")
+                    }
+                case let .hiccup(delay, reason):
+                    logger.info("Hiccup in portal connection: \(reason)", metadata: ["backoff": "\(delay)"])
+                }
+            }
+            group.cancelAll()
+        }
+        loop.execute { state, now in state.shutdown(now: now) }
+        loopThread.stopAndJoin()
+    }
+}
