@@ -48,9 +48,9 @@ final class TunnelLab: @unchecked Sendable {
         client = try TestNamespace("ec")
         gateway = try TestNamespace("eg")
         do {
-            try Shell.run("ip", "link", "add", "fzv\(getpid() % 100_000)", "netns", client.name, "type", "veth",
-                          "peer", "name", "eth0", "netns", gateway.name)
-            _ = try client.ip("link", "set", "fzv\(getpid() % 100_000)", "name", "eth0")
+            let veth = uniqueName("fzv")
+            try Shell.run("ip", "link", "add", veth, "netns", client.name, "type", "veth", "peer", "name", "eth0", "netns", gateway.name)
+            _ = try client.ip("link", "set", veth, "name", "eth0")
             for (namespace, address) in [(client, "10.99.0.1/24"), (gateway, "10.99.0.2/24")] {
                 _ = try namespace.ip("addr", "add", address, "dev", "eth0")
                 _ = try namespace.ip("link", "set", "eth0", "up")

@@ -1,6 +1,15 @@
 import CLinuxNetlink
 import Foundation
+import Synchronization
 import TestSupport
+
+/// Tests run in parallel: every namespace and device name gets a number of its own.
+private let names = Atomic<Int>(0)
+
+/// A name no other test of this process uses: `prefix`, the process ID and a counter (short enough for devices).
+func uniqueName(_ prefix: String) -> String {
+    "\(prefix)\(getpid() % 10_000)n\(names.add(1, ordering: .relaxed).newValue)"
+}
 
 /// Runs blocking work (child processes, namespace setup, waiting for threads) on a thread of its own, so the
 /// Swift concurrency pool stays free: on two cores a blocked pool starves the other suites' async tests.
@@ -17,7 +26,7 @@ final class TestNamespace: Sendable {
     let name: String
 
     init(_ label: String) throws {
-        name = "fz\(label)\(getpid() % 100_000)"
+        name = uniqueName("fz\(label)")
         _ = try? Shell.run("ip", "netns", "del", name, allowFailure: true)
         try Shell.run("ip", "netns", "add", name)
         try Shell.run("ip", "-n", name, "link", "set", "lo", "up")
