@@ -23,7 +23,7 @@ struct EventLoopTests {
             return (ping, lab.clientLoop!.statistics, lab.gatewayLoop!.statistics, lab.portal.flowsAuthorized)
         }
         #expect(ping.status == 0, "ping failed: \(ping.output)")
-        #expect(ping.output.contains("3 received"), "\(ping.output)")
+        #expect(pingReplies(ping.output) >= 3, "\(ping.output)")
         #expect(client.tunPacketsRead >= 3 && client.tunPacketsWritten >= 3, "\(client)")
         #expect(gateway.tunPacketsRead >= 3 && gateway.tunPacketsWritten >= 3, "\(gateway)")
         #expect(client.refused == 0 && gateway.refused == 0 && client.sendFailures == 0, "client \(client), gateway \(gateway)")

@@ -70,3 +70,12 @@ final class TestNamespace: Sendable {
         return try outcome!.get()
     }
 }
+
+/// The replies ping counted ("4 packets transmitted, 4 received"): with `-c 3 -w`, ping may send a fourth request
+/// while the first replies are still on their way, so the count is at least, not exactly, three.
+func pingReplies(_ output: String) -> Int {
+    guard let line = output.split(separator: "\n").first(where: { $0.contains(" received") }),
+          let field = line.split(separator: ",").first(where: { $0.contains("received") })
+    else { return 0 }
+    return Int(field.split(separator: " ").first ?? "") ?? 0
+}
