@@ -31,7 +31,7 @@ public final class UdpSocket {
 
     public init(bind address: SocketAddress, options: Options = Options()) throws(SystemCallError) {
         let family = address.ip.version == .v4 ? AF_INET : AF_INET6
-        let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(family, CUDP_SOCK_DGRAM_NONBLOCK_CLOEXEC, 0)
         guard fd >= 0 else { throw .last("socket UDP \(address)") }
         do throws(SystemCallError) {
             if family == AF_INET6 { try Self.set(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1, "IPV6_V6ONLY") }
