@@ -3,7 +3,8 @@ import Testing
 import TestSupport
 
 /// `firezone-gateway` as a process in a namespace of its own, against the development portal: it joins, configures
-/// its TUN device from `init`, answers the health check, and on SIGTERM says goodbye, removes the device and exits 0.
+/// its TUN device from `init`, masquerades the tunnel ranges, answers the health check, and on SIGTERM says goodbye,
+/// removes the device and its nftables table and exits 0.
 @Suite("firezone-gateway: against the development portal in a namespace (root)")
 struct GatewayBinaryTests {
     static let config = """
@@ -41,19 +42,23 @@ struct GatewayBinaryTests {
             let routes = try namespace.ip("route", "show", "dev", "tun-firezone")
             let health = try Shell.run("ip", "netns", "exec", namespace.name, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                                        "http://127.0.0.1:8080/healthz").output
+            let nat = try Shell.run("ip", "netns", "exec", namespace.name, "nft", "list", "table", "inet", "firezone-gateway").output
             let status = gateway.terminateAndWait()
             let log = try String(contentsOfFile: directory + "/gateway.log", encoding: .utf8)
             let after = try namespace.ip("link", "show")
-            return (addresses, routes, health, status, log, after)
+            let natAfter = try Shell.run("ip", "netns", "exec", namespace.name, "nft", "list", "tables").output
+            return (addresses, routes, health, status, log, after + natAfter, nat)
         }
-        let (addresses, routes, health, status, log, after) = outcome
+        let (addresses, routes, health, status, log, after, nat) = outcome
+        #expect(nat.contains("ip saddr 100.64.0.0/11 oifname != \"tun-firezone\" masquerade"), "\(nat)")
+        #expect(nat.contains("ip6 saddr fd00:2021:1111::/107 oifname != \"tun-firezone\" masquerade"), "\(nat)")
         #expect(addresses.contains("inet 100.") && addresses.contains("inet6 fd00:2021:1111:"), "\(addresses)")
         #expect(routes.contains("100.64.0.0/11"), "\(routes)")
         #expect(health == "200")
         #expect(log.contains("INFO firezone_gateway: Connected to portal"), "\(log)")
         #expect(log.contains("INFO firezone_gateway: Received SIGTERM") && log.contains("INFO firezone_gateway: Goodbye!"), "\(log)")
         #expect(status == 0, "exit status after SIGTERM")
-        #expect(!after.contains("tun-firezone"), "the TUN device is gone: \(after)")
+        #expect(!after.contains("tun-firezone") && !after.contains("firezone-gateway"), "the TUN device and the nftables table are gone: \(after)")
     }
 
     @Test("a token the portal refuses is fatal: exit 1 with Firezone's sentence; no token at all: exit 1 on stderr")

@@ -36,11 +36,7 @@ lab_up() {
     ip -n "$G" addr add 10.77.0.1/24 dev fzd-g$suffix; ip -n "$G" link set fzd-g$suffix up
     ip -n "$R" addr add 10.77.0.5/24 dev fzd-r$suffix; ip -n "$R" link set fzd-r$suffix up
     ip -n "$R" route add default via 10.77.0.1
-    ip netns exec "$G" sysctl -qw net.ipv4.ip_forward=1
-    # What firezone-gateway-init does for Firezone's gateway: masquerade the tunnel ranges towards the resources.
-    ip netns exec "$G" nft add table ip fzdemo
-    ip netns exec "$G" nft 'add chain ip fzdemo post { type nat hook postrouting priority 100 ; }'
-    ip netns exec "$G" nft add rule ip fzdemo post ip saddr 100.64.0.0/11 oifname != tun-firezone masquerade
+    # Forwarding and masquerading towards the resource host are firezone-gateway's own doing.
     mkdir -p "/etc/netns/$G" && echo "nameserver 10.77.0.5" >"/etc/netns/$G/resolv.conf"
     [[ ${LAB_QUIET:-0} == 1 ]] || echo "client 10.99.0.1 | gateway 10.99.0.2, 10.77.0.1 | resource 10.77.0.5"
 

@@ -40,6 +40,9 @@ struct GatewayService {
         let tun = try TunDevice()
         let netlink = try RouteNetlink()
         try netlink.setLink(index: tun.index, up: true, mtu: 1280, transmitQueueLength: 10_000)
+        let masquerade = Masquerade(logger: logger)
+        masquerade.install()
+        defer { masquerade.remove() }
         var sockets = [try UdpSocket(bind: SocketAddress("0.0.0.0:0")!)]
         if let v6 = try? UdpSocket(bind: SocketAddress("[::]:0")!) { sockets.append(v6) }
         let state = GatewayState(privateKey: key, now: MonotonicClock.now(),
