@@ -2,6 +2,7 @@ import AppRuntime
 import Foundation
 import Logging
 import Testing
+import TestSupport
 
 @Suite("AppRuntime: log formats and RUST_LOG-style filters (spec portal-phoenix.md §7.3)")
 struct LoggingTests {

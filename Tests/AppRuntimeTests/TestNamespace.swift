@@ -11,14 +11,6 @@ func uniqueName(_ prefix: String) -> String {
     "\(prefix)\(getpid() % 10_000)n\(names.add(1, ordering: .relaxed).newValue)"
 }
 
-/// Runs blocking work (child processes, namespace setup, waiting for threads) on a thread of its own, so the
-/// Swift concurrency pool stays free: on two cores a blocked pool starves the other suites' async tests.
-func offPool<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Swift.Result { try body() }) }.start()
-    }
-}
-
 /// A network namespace the test creates (`ip netns add`) and removes, and a way to run code inside it: on a
 /// thread of its own that joins the namespace with `setns`, so sockets and devices created there belong to it.
 /// Everything here blocks; tests reach it through ``with(_:_:)``, off the concurrency pool.

@@ -4,6 +4,7 @@ import IpPacket
 import PortalMessages
 import SansIO
 import Testing
+import TestSupport
 @testable import TunnelSimulation
 
 /// A state-machine property test in the manner of Firezone's `tunnel_test` (spec `tunnel-dns.md` §7.1): random
@@ -19,7 +20,7 @@ struct TunnelStateMachineTests {
     }
 
     @Test("random transitions: traffic, resources, rejections and idling agree with the model")
-    func randomTransitions() throws {
+    func randomTransitions() async throws {
         let environment = ProcessInfo.processInfo.environment
         let seeds: [UInt64]
         if let seed = environment["TUNNEL_PROPTEST_SEED"].flatMap(UInt64.init) {
@@ -28,18 +29,22 @@ struct TunnelStateMachineTests {
             let cases = environment["TUNNEL_PROPTEST_CASES"].flatMap(Int.init) ?? 200
             seeds = (0..<UInt64(cases)).map { $0 &* 0x9E37_79B9 &+ 17 }
         }
-        for seed in seeds {
-            let (initial, steps) = Self.transitions(seed: seed)
-            guard let failure = try TunnelModel.run(initial: initial, steps: steps) else { continue }
-            let shrunk = try TunnelModel.shrink(initial: initial, steps: steps)
-            Issue.record("""
-                seed \(seed) failed: \(failure)
-                initial \(initial), transitions: \(steps)
-                shrunk to \(shrunk.steps): \(shrunk.failure)
-                replay: TUNNEL_PROPTEST_SEED=\(seed) swift test --filter TunnelStateMachineTests
-                """)
-            return
+        // Seconds of CPU: off the concurrency pool, so the run's async tests keep going meanwhile.
+        let report = try await offPool { () throws -> String? in
+            for seed in seeds {
+                let (initial, steps) = Self.transitions(seed: seed)
+                guard let failure = try TunnelModel.run(initial: initial, steps: steps) else { continue }
+                let shrunk = try TunnelModel.shrink(initial: initial, steps: steps)
+                return """
+                    seed \(seed) failed: \(failure)
+                    initial \(initial), transitions: \(steps)
+                    shrunk to \(shrunk.steps): \(shrunk.failure)
+                    replay: TUNNEL_PROPTEST_SEED=\(seed) swift test --filter TunnelStateMachineTests
+                    """
+            }
+            return nil
         }
+        if let report { Issue.record(Comment(rawValue: report)) }
     }
 
     /// Fuzz/TunnelProto draws its case from the input bytes. Swift's bounded sampling rejects some values and
