@@ -25,6 +25,8 @@ struct ClientService {
     let logger: Logger
 
     func run() async throws {
+        let dnsControl = SystemDnsControl(method: configuration.dnsControl, logger: Logger(label: "firezone_headless_client::dns_control"))
+        dnsControl.deactivate()
         if configuration.raiseSocketBuffers {
             for failure in SocketBufferLimits.raise() { logger.info("Failed to raise socket buffer limit: \(failure)") }
         }
@@ -42,7 +44,7 @@ struct ClientService {
         if let v6 = try? UdpSocket(bind: SocketAddress("[::]:0")!, options: options) { sockets.append(v6) }
         let state = ClientState(privateKey: key, now: MonotonicClock.now(), unixTimeNanoseconds: Int64(Date().timeIntervalSince1970 * 1_000_000_000),
                                 internetResourceEnabled: configuration.activateInternetResource)
-        state.setSystemResolvers((try? ResolvConf.nameservers()) ?? [])
+        state.setSystemResolvers(dnsControl.systemResolvers())
         let routing = ClientRouting(netlink: netlink, index: tun.index, table: Self.table, mark: Self.mark, logger: logger)
         let ready = ReadySignal(exitWhenReady: configuration.exitWhenReady, logger: logger) { channel.close() }
         let recursion = RecursionWorker()
@@ -52,16 +54,21 @@ struct ClientService {
                 switch event {
                 case .tunInterfaceUpdated(let config):
                     routing.apply(config)
+                    dnsControl.apply(config)
                     ready.fire()
                 case let .recurseDns(pending, upstream): recursion.recurse(pending, via: upstream)
                 case .refused(let reason): Logger(label: "firezone_headless_client::eventloop").warning("Refused portal message: \(reason)")
-                case .noRelays, .resourcesChanged, .proxyIpRecordsChanged: break
+                case .resourcesChanged: dnsControl.flush()
+                case .noRelays, .proxyIpRecordsChanged: break
                 }
             }
         }
         recursion.loop = loop
         let loopThread = EventLoopThread(loop)
-        defer { routing.remove() }
+        defer {
+            routing.remove()
+            dnsControl.deactivate()
+        }
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {

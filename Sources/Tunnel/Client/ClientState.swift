@@ -293,7 +293,7 @@ public final class ClientState {
         _ = dns.sentinels.update(portalDo53: interface.effectiveDo53, portalDoh: interface.upstreamDoh.map(\.url),
                                  system: systemResolvers)
         let config = TunConfig(ipv4: interface.ipv4, ipv6: interface.ipv6, routes: routes,
-                               dnsServers: dns.sentinels.mapping.map(\.sentinel))
+                               dnsServers: dns.sentinels.mapping.map(\.sentinel), searchDomain: interface.searchDomain)
         guard config != tunConfig else { return }
         tunConfig = config
         events.append(.tunInterfaceUpdated(config))

@@ -11,6 +11,8 @@ public struct TunConfig: Hashable, Sendable {
     public var routes: [IpNetwork]
     /// The sentinel addresses to configure as the system's DNS servers.
     public var dnsServers: [IpAddress]
+    /// The account's search domain, for the system's resolver configuration.
+    public var searchDomain: String? = nil
 }
 
 /// What the client asks of its app besides sending datagrams. Emitted only on change.
