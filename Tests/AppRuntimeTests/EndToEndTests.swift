@@ -59,66 +59,23 @@ struct EndToEndTests {
 
     static func run(blockingDirectUdp: Bool) async throws -> [String: String] {
         try await offPool { () throws -> [String: String] in
-            let client = try TestNamespace("xc"), gateway = try TestNamespace("xg")
-            defer { client.remove(); gateway.remove() }
-            let directory = try Binaries.scratchDirectory()
-            defer { try? FileManager.default.removeItem(atPath: directory) }
-            let veth = uniqueName("fzx")
-            try Shell.run("ip", "link", "add", veth, "netns", client.name, "type", "veth", "peer", "name", "eth0", "netns", gateway.name)
-            _ = try client.ip("link", "set", veth, "name", "eth0")
-            for (namespace, address) in [(client, "10.99.0.1/24"), (gateway, "10.99.0.2/24")] {
-                _ = try namespace.ip("addr", "add", address, "dev", "eth0")
-                _ = try namespace.ip("link", "set", "eth0", "up")
-            }
-            _ = try gateway.ip("addr", "add", "10.77.0.5/32", "dev", "lo")
-            try Self.config.write(toFile: directory + "/portal.yaml", atomically: true, encoding: .utf8)
-
-            let coturn = try Binaries.start(["turnserver", "-n", "--listening-ip=10.99.0.2", "--listening-port=3478", "--relay-ip=10.99.0.2",
-                                             "--min-port=49152", "--max-port=65535", "--realm=firezone", "--use-auth-secret",
-                                             "--static-auth-secret=dev-turn-secret", "--fingerprint", "--no-tls", "--no-dtls", "--no-cli",
-                                             "--simple-log", "--log-file=stdout"], in: gateway, log: directory + "/coturn.log", system: true)
-            defer { coturn.terminateAndWait() }
-            let portal = try Binaries.start(["firezone-portal", "--config", directory + "/portal.yaml", "--listen", "10.99.0.2:8081",
-                                             "--database", directory + "/portal.sqlite"], in: gateway, log: directory + "/portal.log")
-            defer { portal.terminateAndWait() }
-            try Binaries.waitFor("listening on 10.99.0.2:8081", in: directory + "/portal.log")
-            let gatewayProcess = try Binaries.start(["firezone-gateway", "gateway-token-hq"], in: gateway, log: directory + "/gateway.log",
-                                                    environment: ["FIREZONE_API_URL": "ws://10.99.0.2:8081", "FIREZONE_ID": "e2e-gateway",
-                                                                  "HEALTH_CHECK_ADDR": "127.0.0.1:8080"])
-            defer { gatewayProcess.terminateAndWait() }
-            try Binaries.waitFor("TUN device configured", in: directory + "/gateway.log")
-            if blockingDirectUdp {
-                let log = try String(contentsOfFile: directory + "/gateway.log", encoding: .utf8)
-                guard let port = log.split(separator: "Listening on 0.0.0.0:").last?.prefix(while: \.isNumber) else {
-                    throw ShellError.failed("the gateway's port", log)
-                }
-                for command in ["add table inet fzblock",
-                                "add chain inet fzblock input { type filter hook input priority 0 ; }",
-                                "add chain inet fzblock output { type filter hook output priority 0 ; }",
-                                "add rule inet fzblock input ip saddr 10.99.0.1 udp dport \(port) counter drop",
-                                "add rule inet fzblock output ip daddr 10.99.0.1 udp sport \(port) counter drop"] {
-                    try Shell.run("ip", "netns", "exec", gateway.name, "nft", command)
-                }
-            }
-            let clientProcess = try Binaries.start(["firezone-client", "--dns-control", "disabled"], in: client, log: directory + "/client.log",
-                                                   environment: ["FIREZONE_API_URL": "ws://10.99.0.2:8081", "FIREZONE_ID": "e2e-client",
-                                                                 "FIREZONE_TOKEN": "client-token-alice"])
-            defer { clientProcess.terminateAndWait() }
-            try Binaries.waitFor("Tunnel ready", in: directory + "/client.log")
-            let ping = try Shell.run("ip", "netns", "exec", client.name, "ping", "-n", "-c", "3", "-i", "0.2", "-w", "20", "10.77.0.5",
-                                     allowFailure: true)
-            let rules = try client.ip("rule", "show")
-            let table = try client.ip("route", "show", "table", "\(0x2021_FD00)")
-            let clientStatus = clientProcess.terminateAndWait()
-            let gatewayStatus = gatewayProcess.terminateAndWait()
-            let rulesAfter = try client.ip("rule", "show")
-            let read = { (name: String) in (try? String(contentsOfFile: directory + "/\(name).log", encoding: .utf8)) ?? "" }
-            let nft = blockingDirectUdp ? try Shell.run("ip", "netns", "exec", gateway.name, "nft", "list", "ruleset").output : ""
-            let dropped = nft.split(separator: "\n").filter { $0.contains("drop") }
-                .compactMap { $0.split(separator: "packets ").last?.split(separator: " ").first.flatMap { Int($0) } }.reduce(0, +)
+            let lab = try EndToEndLab(config: Self.config)
+            defer { lab.tearDown() }
+            try lab.startCoturn()
+            try lab.startPortal()
+            try lab.startGateway()
+            if blockingDirectUdp { try lab.dropDirectUdp() }
+            try lab.startClient(["--dns-control", "disabled"])
+            let ping = try lab.inClient("ping", "-n", "-c", "3", "-i", "0.2", "-w", "20", "10.77.0.5")
+            let rules = try lab.client.ip("rule", "show")
+            let table = try lab.client.ip("route", "show", "table", "\(0x2021_FD00)")
+            let clientStatus = lab.stop("client")
+            let gatewayStatus = lab.stop("gateway")
+            let rulesAfter = try lab.client.ip("rule", "show")
+            let nft = blockingDirectUdp ? try lab.inGateway("nft", "list", "ruleset").output : ""
             return ["ping": ping.output, "pingStatus": "\(ping.status)", "rules": rules, "table": table, "clientStatus": "\(clientStatus)",
-                    "gatewayStatus": "\(gatewayStatus)", "rulesAfter": rulesAfter, "client": read("client"), "gateway": read("gateway"),
-                    "nft": nft, "dropped": "\(dropped)"]
+                    "gatewayStatus": "\(gatewayStatus)", "rulesAfter": rulesAfter, "client": lab.log("client"), "gateway": lab.log("gateway"),
+                    "nft": nft, "dropped": "\(EndToEndLab.droppedPackets(nft))"]
         }
     }
 }

@@ -102,6 +102,34 @@ enum Binaries {
         return found
     }
 
+    private static let unblockAndExec =
+        "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, set()); os.execv(sys.argv[1], sys.argv[1:])"
+
+    /// For programs of the system: Python stays as the parent, forwards SIGTERM and SIGINT and exits with the
+    /// child's status. Foundation learns that a child ended when the child's copy of a socket it inherited
+    /// closes, then waits for it without a timeout on its one monitoring thread; dnsmasq closes every inherited
+    /// descriptor at startup, and that thread would wait on it for ever, leaving every later child unreaped.
+    private static let supervisor = """
+        import os, signal, sys
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        child = os.fork()
+        if child == 0:
+            os.execv(sys.argv[1], sys.argv[1:])
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, lambda received, frame: os.kill(child, received))
+        _, status = os.waitpid(child, 0)
+        os._exit(os.waitstatus_to_exitcode(status) % 256)
+        """
+
+    /// A program installed on the system (`/usr/bin`, `/usr/sbin`, ...).
+    static func systemPath(_ name: String) throws -> String {
+        let directories = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        guard let found = directories.map({ "\($0)/\(name)" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw ShellError.failed(name, "not installed (scripts/bootstrap installs it)")
+        }
+        return found
+    }
+
     static func scratchDirectory() throws -> String {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fz-binaries-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -116,9 +144,8 @@ enum Binaries {
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ip", "netns", "exec", namespace.name, "python3", "-c",
-                             "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, set()); os.execv(sys.argv[1], sys.argv[1:])",
-                             system ? "/usr/bin/\(arguments[0])" : try path(arguments[0])] + arguments.dropFirst()
+        process.arguments = ["ip", "netns", "exec", namespace.name, "python3", "-c", system ? supervisor : unblockAndExec,
+                             system ? try systemPath(arguments[0]) : try path(arguments[0])] + arguments.dropFirst()
         var merged = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("FIREZONE_") && $0.key != "HEALTH_CHECK_ADDR" }
         merged.merge(environment) { _, new in new }
         process.environment = merged

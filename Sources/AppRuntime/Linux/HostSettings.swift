@@ -73,22 +73,15 @@ public enum HostFile {
         guard bytes.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, $0.count) }) == bytes.count else { throw .last("write \(path)") }
     }
 
-    /// Writes a new file next to `path`, syncs it and renames it over `path`, so a crash leaves the old file or
-    /// the new one, never half of either.
-    public static func replace(_ text: String, at path: String, mode: mode_t = 0o644) throws(SystemCallError) {
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw .last("open \(temporary)") }
+    /// Creates or truncates `path`, writes `text` and waits for it to reach the disk. Written in place, not
+    /// renamed over, so a bind-mounted file (containers, `ip netns exec`) works too.
+    public static func writeDurably(_ text: String, to path: String, mode: mode_t = 0o644) throws(SystemCallError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw .last("open \(path)") }
+        defer { close(fd) }
         let bytes = Array(text.utf8)
-        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard written == bytes.count, synced else {
-            let error = SystemCallError.last("write \(temporary)")
-            unlink(temporary)
-            throw error
-        }
-        guard rename(temporary, path) == 0 else { throw .last("rename \(temporary) to \(path)") }
+        guard bytes.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, $0.count) }) == bytes.count else { throw .last("write \(path)") }
+        guard fsync(fd) == 0 else { throw .last("fsync \(path)") }
     }
 }
 #endif

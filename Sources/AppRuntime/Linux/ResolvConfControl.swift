@@ -7,8 +7,9 @@ import SansIO
 /// and restores the backup on exit. A file still starting with ``magicHeader`` means the last run crashed
 /// before restoring it; the backup is restored first.
 ///
-/// The file is rewritten in place rather than renamed over, because containers and `ip netns exec`
-/// bind-mount it. Deliberate deviation from Firezone: ``revert()`` restores the backup only while the file is
+/// Both files are written in place rather than renamed over, because containers and `ip netns exec`
+/// bind-mount them; the backup reaches the disk before the file changes, so a crash in between leaves the
+/// original untouched. Deliberate deviation from Firezone: ``revert()`` restores the backup only while the file is
 /// still ours (starts with the header). Firezone copies the backup whenever one exists, and since it never
 /// deletes it, a client started after a clean exit would put back a stale copy over the user's newer file.
 public struct ResolvConfControl: Sendable {
@@ -31,7 +32,7 @@ public struct ResolvConfControl: Sendable {
         if try isOurs() { try revert() }
         let original = try read(path)
         do {
-            try HostFile.replace(original, at: backupPath)
+            try HostFile.writeDurably(original, to: backupPath)
         } catch {
             throw .io("back up \(path)", error)
         }

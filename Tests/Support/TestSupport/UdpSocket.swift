@@ -81,16 +81,29 @@ public enum Shell {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        if !allowFailure, process.terminationStatus != 0 {
+        let (status, output) = try runCapturing(process)
+        if !allowFailure, status != 0 {
             throw ShellError.failed(arguments.joined(separator: " "), output)
         }
-        return (process.terminationStatus, output)
+        return (status, output)
+    }
+
+    /// Runs `process` to its end with standard output in a scratch file, and returns its status and that output.
+    /// Not a pipe: a process another thread starts meanwhile inherits the pipe's write end (Foundation does not
+    /// open it close-on-exec), and a long-lived one (a daemon of an end-to-end test) would keep the reader
+    /// waiting for an end of file for ever.
+    public static func runCapturing(_ process: Process) throws -> (status: Int32, output: String) {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fz-shell-\(UUID().uuidString)").path
+        guard FileManager.default.createFile(atPath: path, contents: nil) else { throw ShellError.failed("create \(path)", "") }
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? output.close() }
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return (process.terminationStatus, text)
     }
 }
 

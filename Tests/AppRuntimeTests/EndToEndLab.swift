@@ -1,0 +1,186 @@
+import Foundation
+import TestSupport
+
+/// The whole system as processes in two namespaces joined by a veth pair (client 10.99.0.1, gateway 10.99.0.2):
+/// the development portal, coturn, `firezone-gateway`, and behind the gateway a resource host on 10.77.0.5 (the
+/// gateway namespace's loopback) with web servers on :80 and :8080 and dnsmasq; `firezone-client` in the other.
+/// The namespaces' `/etc/netns/<name>/resolv.conf` are what `ip netns exec` shows the programs as
+/// `/etc/resolv.conf`. Everything blocks: use it off the concurrency pool.
+final class EndToEndLab {
+    static let portalUrl = "ws://10.99.0.2:8081"
+    /// The resource host's page and a larger file for checksummed transfers.
+    static let page = "hello from the resource host\n"
+    static let blobSize = 4 << 20
+
+    let client: TestNamespace
+    let gateway: TestNamespace
+    let directory: String
+    let blobSha256: String
+    private var processes: [(name: String, process: Process)] = []
+    private var logNames: [String] = []
+    private var createdBackupMountPoint = false
+
+    init(config: String) throws {
+        client = try TestNamespace("xc")
+        gateway = try TestNamespace("xg")
+        directory = try Binaries.scratchDirectory()
+        let veth = uniqueName("fzx")
+        try Shell.run("ip", "link", "add", veth, "netns", client.name, "type", "veth", "peer", "name", "eth0", "netns", gateway.name)
+        _ = try client.ip("link", "set", veth, "name", "eth0")
+        for (namespace, address) in [(client, "10.99.0.1/24"), (gateway, "10.99.0.2/24")] {
+            _ = try namespace.ip("addr", "add", address, "dev", "eth0")
+            _ = try namespace.ip("link", "set", "eth0", "up")
+        }
+        _ = try gateway.ip("addr", "add", "10.77.0.5/32", "dev", "lo")
+        try config.write(toFile: directory + "/portal.yaml", atomically: true, encoding: .utf8)
+
+        try FileManager.default.createDirectory(atPath: directory + "/www", withIntermediateDirectories: true)
+        try Self.page.write(toFile: directory + "/www/index.html", atomically: true, encoding: .utf8)
+        var generator = SystemRandomNumberGenerator()
+        let blob = Data((0..<Self.blobSize).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        try blob.write(to: URL(fileURLWithPath: directory + "/www/blob"))
+        blobSha256 = try Shell.run("sha256sum", directory + "/www/blob").output.split(separator: " ").first.map(String.init) ?? ""
+
+        // The gateway resolves DNS resources with dnsmasq; the client's system resolver is dnsmasq too. The client
+        // backs resolv.conf up to /etc/resolv.conf.before-firezone: `ip netns exec` bind-mounts the namespace's
+        // copy over it only when the host has that file, so an empty one stands in while the lab runs.
+        try FileManager.default.createDirectory(atPath: "/etc/netns/\(gateway.name)", withIntermediateDirectories: true)
+        try "nameserver 10.77.0.5\n".write(toFile: "/etc/netns/\(gateway.name)/resolv.conf", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: "/etc/netns/\(client.name)", withIntermediateDirectories: true)
+        try Self.clientResolvConf.write(toFile: "/etc/netns/\(client.name)/resolv.conf", atomically: true, encoding: .utf8)
+        _ = FileManager.default.createFile(atPath: "/etc/netns/\(client.name)/resolv.conf.before-firezone", contents: nil)
+        if !FileManager.default.fileExists(atPath: "/etc/resolv.conf.before-firezone") {
+            createdBackupMountPoint = FileManager.default.createFile(atPath: "/etc/resolv.conf.before-firezone", contents: nil)
+        }
+    }
+
+    static let clientResolvConf = "# the client namespace's own resolver\nnameserver 10.99.0.2\noptions edns0\n"
+
+    /// The client namespace's resolv.conf as the client left it.
+    var clientResolvConfNow: String {
+        (try? String(contentsOfFile: "/etc/netns/\(client.name)/resolv.conf", encoding: .utf8)) ?? "<missing>"
+    }
+
+    /// Stops every process still running (newest first), removes the namespaces and the files.
+    func tearDown() {
+        for (_, process) in processes.reversed() { process.terminateAndWait() }
+        client.remove()
+        gateway.remove()
+        for namespace in [client, gateway] { try? FileManager.default.removeItem(atPath: "/etc/netns/\(namespace.name)") }
+        if createdBackupMountPoint { try? FileManager.default.removeItem(atPath: "/etc/resolv.conf.before-firezone") }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func startResourceHost() throws {
+        for port in ["80", "8080"] {
+            try start("web\(port)", ["python3", "-u", "-m", "http.server", "--bind", "10.77.0.5", "--directory", directory + "/www", port],
+                      in: gateway, system: true)
+        }
+        try start("dnsmasq", ["dnsmasq", "--no-daemon", "--log-facility=-", "--no-resolv", "--no-hosts", "--bind-interfaces",
+                              "--listen-address=10.77.0.5,10.99.0.2", "--address=/web.lab.test/10.77.0.5",
+                              "--address=/outside.test/10.99.0.9", "--pid-file=", "--user=root"], in: gateway, system: true)
+        try waitFor("Serving HTTP", in: "web80")
+        try waitFor("Serving HTTP", in: "web8080")
+        try waitFor("started", in: "dnsmasq")
+    }
+
+    func startCoturn() throws {
+        try start("coturn", ["turnserver", "-n", "--listening-ip=10.99.0.2", "--listening-port=3478", "--relay-ip=10.99.0.2",
+                             "--min-port=49152", "--max-port=65535", "--realm=firezone", "--use-auth-secret",
+                             "--static-auth-secret=dev-turn-secret", "--fingerprint", "--no-tls", "--no-dtls", "--no-cli",
+                             "--simple-log", "--log-file=stdout"], in: gateway, system: true)
+    }
+
+    func startPortal(log: String = "portal") throws {
+        try start(log, ["firezone-portal", "--config", directory + "/portal.yaml", "--listen", "10.99.0.2:8081",
+                        "--database", directory + "/portal.sqlite"], in: gateway)
+        try waitFor("listening on 10.99.0.2:8081", in: log)
+    }
+
+    func startGateway(log: String = "gateway") throws {
+        try start(log, ["firezone-gateway", "gateway-token-hq"], in: gateway,
+                  environment: ["FIREZONE_API_URL": Self.portalUrl, "FIREZONE_ID": "e2e-gateway", "HEALTH_CHECK_ADDR": "127.0.0.1:8080"])
+        try waitFor("TUN device configured", in: log)
+    }
+
+    func startClient(_ arguments: [String] = ["--dns-control", "etc-resolv-conf"], log: String = "client") throws {
+        try start(log, ["firezone-client"] + arguments, in: client,
+                  environment: ["FIREZONE_API_URL": Self.portalUrl, "FIREZONE_ID": "e2e-client", "FIREZONE_TOKEN": "client-token-alice"])
+        try waitFor("Tunnel ready", in: log)
+    }
+
+    /// SIGTERM to the process started as `name`, and its exit status.
+    @discardableResult
+    func stop(_ name: String) -> Int32 {
+        guard let index = processes.lastIndex(where: { $0.name == name }) else { return -1 }
+        return processes.remove(at: index).process.terminateAndWait()
+    }
+
+    /// nftables in the gateway's namespace drops UDP between the client and the gateway's own socket both ways,
+    /// leaving only the paths through coturn.
+    func dropDirectUdp() throws {
+        guard let port = log("gateway").split(separator: "Listening on 0.0.0.0:").last?.prefix(while: \.isNumber) else {
+            throw ShellError.failed("the gateway's port", log("gateway"))
+        }
+        try nft(["add table inet fzblock",
+                 "add chain inet fzblock input { type filter hook input priority 0 ; }",
+                 "add chain inet fzblock output { type filter hook output priority 0 ; }",
+                 "add rule inet fzblock input ip saddr 10.99.0.1 udp dport \(port) counter drop",
+                 "add rule inet fzblock output ip daddr 10.99.0.1 udp sport \(port) counter drop"])
+    }
+
+    /// Loses `percent` of the packets on the gateway's veth in each direction, at random (nftables `numgen`: this
+    /// kernel has no `netem` qdisc).
+    func loseUnderlayPackets(percent: Int) throws {
+        try nft(["add table inet fzloss",
+                 "add chain inet fzloss input { type filter hook input priority -10 ; }",
+                 "add chain inet fzloss output { type filter hook output priority -10 ; }",
+                 "add rule inet fzloss input iifname eth0 numgen random mod 100 < \(percent) counter drop",
+                 "add rule inet fzloss output oifname eth0 numgen random mod 100 < \(percent) counter drop"])
+    }
+
+    func nft(_ commands: [String]) throws {
+        for command in commands { try Shell.run("ip", "netns", "exec", gateway.name, "nft", command) }
+    }
+
+    /// The sum of the packet counters of `nft list ruleset`'s drop rules.
+    static func droppedPackets(_ ruleset: String) -> Int {
+        ruleset.split(separator: "\n").filter { $0.contains("drop") }
+            .compactMap { $0.split(separator: "packets ").last?.split(separator: " ").first.flatMap { Int($0) } }.reduce(0, +)
+    }
+
+    /// A command in the client's namespace: its status and standard output.
+    func inClient(_ arguments: String...) throws -> (status: Int32, output: String) {
+        try Shell.run(["ip", "netns", "exec", client.name] + arguments, allowFailure: true)
+    }
+
+    func inGateway(_ arguments: String...) throws -> (status: Int32, output: String) {
+        try Shell.run(["ip", "netns", "exec", gateway.name] + arguments, allowFailure: true)
+    }
+
+    /// Pings 10.77.0.5 from the client until three replies arrive in a row or `seconds` pass: the replies.
+    func pingResource(seconds: Int = 20) throws -> (replies: Int, output: String) {
+        let ping = try inClient("ping", "-n", "-c", "3", "-i", "0.2", "-w", "\(seconds)", "10.77.0.5")
+        return (pingReplies(ping.output), ping.output)
+    }
+
+    func log(_ name: String) -> String {
+        (try? String(contentsOfFile: "\(directory)/\(name).log", encoding: .utf8)) ?? ""
+    }
+
+    /// Every log, for a failed expectation's message.
+    var logs: String {
+        logNames.map { "---- \($0).log\n\(String(log($0).suffix(3000)))" }.joined(separator: "\n")
+    }
+
+    func waitFor(_ text: String, in name: String) throws {
+        try Binaries.waitFor(text, in: "\(directory)/\(name).log")
+    }
+
+    private func start(_ name: String, _ arguments: [String], in namespace: TestNamespace, environment: [String: String] = [:],
+                       system: Bool = false) throws {
+        let process = try Binaries.start(arguments, in: namespace, log: "\(directory)/\(name).log", environment: environment, system: system)
+        processes.append((name, process))
+        if !logNames.contains(name) { logNames.append(name) }
+    }
+}

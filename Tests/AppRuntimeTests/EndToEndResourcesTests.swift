@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The client and gateway binaries with a CIDR and a DNS resource (``EndToEndLab``): the client rewrites its
+/// namespace's resolv.conf (`--dns-control etc-resolv-conf`), so the kernel's resolver, `dig` and `curl` find the
+/// DNS resource by name; the filters let ICMP and TCP port 80 through and refuse the rest.
+@Suite("End to end: DNS and CIDR resources, filters, recovery and loss through the binaries (root)")
+struct EndToEndResourcesTests {
+    static let config = """
+        account_slug: dev
+        upstream_dns: [10.99.0.2]
+        sites:
+          - name: hq
+            gateway_tokens: [gateway-token-hq]
+        actors:
+          - name: alice
+            tokens: [client-token-alice]
+        resources:
+          - name: lab
+            type: cidr
+            address: 10.77.0.0/24
+            sites: [hq]
+            filters: [icmp, tcp/80]
+          - name: web
+            type: dns
+            address: web.lab.test
+            ip_stack: ipv4_only
+            sites: [hq]
+            filters: [tcp/80]
+        policies:
+          - actor: alice
+            resource: lab
+          - actor: alice
+            resource: web
+        relays:
+          - name: coturn
+            addresses: ["10.99.0.2:3478"]
+            coturn_secret: dev-turn-secret
+        """
+
+    @Test("dig gets a proxy IP for the DNS resource, curl fetches its page, filtered ports are refused, resolv.conf comes back")
+    func dnsResourceAndFilters() async throws {
+        try await offPool {
+            let lab = try EndToEndLab(config: Self.config)
+            defer { lab.tearDown() }
+            try lab.startResourceHost()
+            try lab.startCoturn()
+            try lab.startPortal()
+            try lab.startGateway()
+            try lab.startClient()
+            let resolvConf = lab.clientResolvConfNow
+            let proxy = try lab.inClient("dig", "+short", "+time=5", "+tries=2", "web.lab.test", "A")
+            let outside = try lab.inClient("dig", "+short", "+time=5", "+tries=2", "outside.test", "A")
+            let page = try lab.inClient("curl", "-sS", "--max-time", "20", "http://web.lab.test/")
+            let filteredByName = try lab.inClient("curl", "-sS", "--max-time", "20", "http://web.lab.test:8080/")
+            let filteredCidr = try lab.inClient("curl", "-sS", "--max-time", "20", "http://10.77.0.5:8080/")
+            let direct = try lab.inGateway("curl", "-sS", "--max-time", "5", "http://10.77.0.5:8080/")
+            let status = lab.stop("client")
+            let restored = lab.clientResolvConfNow
+            let logs = lab.logs
+
+            #expect(resolvConf.hasPrefix("# BEGIN Firezone DNS configuration") && resolvConf.contains("nameserver 100.100.111.1"),
+                    "the client points its namespace's resolver at the sentinel: \(resolvConf)")
+            #expect(proxy.status == 0 && proxy.output.hasPrefix("100.96."), "a proxy IP for web.lab.test: \(proxy.output)\n\(logs)")
+            #expect(outside.output.trimmingCharacters(in: .whitespacesAndNewlines) == "10.99.0.9",
+                    "a name outside the resources goes to the upstream resolver: \(outside.output)\n\(logs)")
+            #expect(page.status == 0 && page.output == EndToEndLab.page, "\(page)\n\(logs)")
+            #expect(direct.output == EndToEndLab.page, "port 8080 serves the page to anyone but the tunnel")
+            // curl exits 7 (could not connect) at once on the gateway's ICMP "administratively prohibited", not 28 (timeout).
+            #expect(filteredByName.status == 7, "tcp/8080 is not in the DNS resource's filters: \(filteredByName)")
+            #expect(filteredCidr.status == 7, "tcp/8080 is not in the CIDR resource's filters: \(filteredCidr)")
+            #expect(status == 0, "\(logs)")
+            #expect(restored == EndToEndLab.clientResolvConf, "the client puts resolv.conf back on exit: \(restored)")
+        }
+    }
+}
