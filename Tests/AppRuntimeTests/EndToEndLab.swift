@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TestSupport
 
 /// The whole system as processes in two namespaces joined by a veth pair (client 10.99.0.1, gateway 10.99.0.2):
@@ -18,7 +19,8 @@ final class EndToEndLab {
     let blobSha256: String
     private var processes: [(name: String, process: Process)] = []
     private var logNames: [String] = []
-    private var createdBackupMountPoint = false
+    /// The log of the gateway running now (a restarted one writes a new log).
+    private var gatewayLog = "gateway"
 
     init(config: String) throws {
         client = try TestNamespace("xc")
@@ -49,10 +51,10 @@ final class EndToEndLab {
         try FileManager.default.createDirectory(atPath: "/etc/netns/\(client.name)", withIntermediateDirectories: true)
         try Self.clientResolvConf.write(toFile: "/etc/netns/\(client.name)/resolv.conf", atomically: true, encoding: .utf8)
         _ = FileManager.default.createFile(atPath: "/etc/netns/\(client.name)/resolv.conf.before-firezone", contents: nil)
-        if !FileManager.default.fileExists(atPath: "/etc/resolv.conf.before-firezone") {
-            createdBackupMountPoint = FileManager.default.createFile(atPath: "/etc/resolv.conf.before-firezone", contents: nil)
-        }
+        Self.backupMountPoint.withLock { $0.enter() }
     }
+
+    private static let backupMountPoint = Mutex(BackupMountPoint())
 
     static let clientResolvConf = "# the client namespace's own resolver\nnameserver 10.99.0.2\noptions edns0\n"
 
@@ -61,13 +63,17 @@ final class EndToEndLab {
         (try? String(contentsOfFile: "/etc/netns/\(client.name)/resolv.conf", encoding: .utf8)) ?? "<missing>"
     }
 
-    /// Stops every process still running (newest first), removes the namespaces and the files.
+    /// Stops every process still running (newest first), removes the namespaces and the files; with
+    /// `FZ_E2E_KEEP_LOGS=<directory>` the logs are copied there first.
     func tearDown() {
         for (_, process) in processes.reversed() { process.terminateAndWait() }
         client.remove()
         gateway.remove()
         for namespace in [client, gateway] { try? FileManager.default.removeItem(atPath: "/etc/netns/\(namespace.name)") }
-        if createdBackupMountPoint { try? FileManager.default.removeItem(atPath: "/etc/resolv.conf.before-firezone") }
+        Self.backupMountPoint.withLock { $0.leave() }
+        if let keep = ProcessInfo.processInfo.environment["FZ_E2E_KEEP_LOGS"] {
+            _ = try? Shell.run("sh", "-c", "mkdir -p \(keep) && cp \(directory)/*.log \(keep)/", allowFailure: true)
+        }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -84,8 +90,8 @@ final class EndToEndLab {
         try waitFor("started", in: "dnsmasq")
     }
 
-    func startCoturn() throws {
-        try start("coturn", ["turnserver", "-n", "--listening-ip=10.99.0.2", "--listening-port=3478", "--relay-ip=10.99.0.2",
+    func startCoturn(log: String = "coturn") throws {
+        try start(log, ["turnserver", "-n", "--listening-ip=10.99.0.2", "--listening-port=3478", "--relay-ip=10.99.0.2",
                              "--min-port=49152", "--max-port=65535", "--realm=firezone", "--use-auth-secret",
                              "--static-auth-secret=dev-turn-secret", "--fingerprint", "--no-tls", "--no-dtls", "--no-cli",
                              "--simple-log", "--log-file=stdout"], in: gateway, system: true)
@@ -101,6 +107,7 @@ final class EndToEndLab {
         try start(log, ["firezone-gateway", "gateway-token-hq"], in: gateway,
                   environment: ["FIREZONE_API_URL": Self.portalUrl, "FIREZONE_ID": "e2e-gateway", "HEALTH_CHECK_ADDR": "127.0.0.1:8080"])
         try waitFor("TUN device configured", in: log)
+        gatewayLog = log
     }
 
     func startClient(_ arguments: [String] = ["--dns-control", "etc-resolv-conf"], log: String = "client") throws {
@@ -119,8 +126,8 @@ final class EndToEndLab {
     /// nftables in the gateway's namespace drops UDP between the client and the gateway's own socket both ways,
     /// leaving only the paths through coturn.
     func dropDirectUdp() throws {
-        guard let port = log("gateway").split(separator: "Listening on 0.0.0.0:").last?.prefix(while: \.isNumber) else {
-            throw ShellError.failed("the gateway's port", log("gateway"))
+        guard let port = log(gatewayLog).split(separator: "Listening on 0.0.0.0:").last?.prefix(while: \.isNumber) else {
+            throw ShellError.failed("the gateway's port", log(gatewayLog))
         }
         try nft(["add table inet fzblock",
                  "add chain inet fzblock input { type filter hook input priority 0 ; }",
@@ -182,5 +189,27 @@ final class EndToEndLab {
         let process = try Binaries.start(arguments, in: namespace, log: "\(directory)/\(name).log", environment: environment, system: system)
         processes.append((name, process))
         if !logNames.contains(name) { logNames.append(name) }
+    }
+}
+
+/// The empty `/etc/resolv.conf.before-firezone` the labs running at the same time share: created by the first
+/// when the host has none, removed by the last.
+struct BackupMountPoint: ~Copyable {
+    static let path = "/etc/resolv.conf.before-firezone"
+    private var users = 0
+    private var created = false
+
+    mutating func enter() {
+        if users == 0, !FileManager.default.fileExists(atPath: Self.path) {
+            created = FileManager.default.createFile(atPath: Self.path, contents: nil)
+        }
+        users += 1
+    }
+
+    mutating func leave() {
+        users -= 1
+        guard users == 0, created else { return }
+        try? FileManager.default.removeItem(atPath: Self.path)
+        created = false
     }
 }

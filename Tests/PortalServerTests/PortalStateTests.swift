@@ -114,3 +114,38 @@ final class FakeWallClock: Sendable {
         set { value.withLock { $0 = newValue } }
     }
 }
+
+/// coturn ties an allocation to the username that made it: a node that rejoins (a portal restart, a lost
+/// WebSocket) keeps its socket, so it must get the same TURN username, or it can neither reuse nor delete it.
+@Suite struct RelayCredentialTests {
+    @Test("a client and a gateway rejoining an hour later, or after a restart, get the same TURN credentials")
+    func stableAcrossRejoins() async throws {
+        let store = try DeviceStore(path: nil)
+        let config = try PortalConfig(yaml: PortalEndToEndTests.config)
+        let clock = FakeWallClock(1_800_000_000)
+        var payloads: [String: [String]] = [:]
+        for restart in 0..<2 {
+            let state = PortalState(config: config, store: store, logger: Logger(label: "test"), wallClock: { clock.seconds })
+            let tests = PortalStateTests.self
+            for (role, token, id) in [(ConnectRequest.Role.client, "alice-token", "laptop"), (.gateway, "gw-token", "gw")] {
+                let request = try ConnectRequest(role: role, query: ["token": token, "external_id": id, "public_key": tests.key(id)],
+                                                 authorization: nil, userAgent: role == .client ? "Debian/12.0.0 headless-client/1.5.5" : "Debian/12.0.0 gateway/1.4.19",
+                                                 tokenIsKnown: { _ in true })
+                let outbox = Outbox()
+                let device = try store.device(kind: role == .client ? .client : .gateway, externalId: id)
+                if role == .client {
+                    await state.clientJoined(request, device: device, outbox: outbox)
+                } else {
+                    await state.gatewayJoined(request, device: device, outbox: outbox)
+                }
+                var frames = outbox.frames.makeAsyncIterator()
+                let initial = try tests.push(await frames.next())
+                let relays = try #require(initial.payload.range(of: "\"relays\":").map { String(initial.payload[$0.lowerBound...]) })
+                #expect(relays.contains("\"expires_at\":2145916800"), "\(relays)")
+                payloads[id, default: []].append(String(relays.prefix(while: { $0 != "]" })))
+            }
+            clock.seconds += Int64(3_600 * (restart + 1))
+        }
+        for (id, seen) in payloads { #expect(Set(seen).count == 1, "\(id): \(seen)") }
+    }
+}

@@ -88,13 +88,12 @@ extension PortalState {
     private func pushRelaysPresence(old: PortalConfig) {
         let current = Dictionary(uniqueKeysWithValues: config.relays.map { ($0.id, $0) })
         let gone = old.relays.filter { current[$0.id] != $0 }.map(\.id)
-        let now = wallClock()
         for client in clients.values {
-            let relays = relays(for: client.publicKey, expiresAt: now + seconds(config.accessLifetime))
+            let relays = relays(for: client.publicKey, expiresAt: Self.relayCredentialsExpireAt)
             push(.relaysPresence(RelaysPresence(disconnectedIds: gone, connected: relays)), to: client)
         }
         for gateway in gateways.values {
-            let relays = relays(for: gateway.publicKey, expiresAt: now + Self.gatewayCredentialLifetime)
+            let relays = relays(for: gateway.publicKey, expiresAt: Self.relayCredentialsExpireAt)
             push(.relaysPresence(RelaysPresence(disconnectedIds: gone, connected: relays)), to: gateway)
         }
     }

@@ -19,8 +19,12 @@ public actor PortalState {
     /// Frames that did not decode, and messages whose payload did not.
     public private(set) var malformedCount = 0
 
-    /// Gateways' TURN credentials last 90 days (spec §6).
-    static let gatewayCredentialLifetime: Int64 = 90 * 86_400
+    /// When every TURN credential expires: 2038-01-01, Firezone's constant for gateways since the baseline's
+    /// "90 days from now" (`@relay_credentials_expire_at` in `portal_api/gateway/channel/shared.ex`). Clients get
+    /// their session's expiry there, and the development portal's tokens never expire, so they get it too.
+    /// The credentials must not change from one join to the next: coturn ties an allocation to its username,
+    /// and a node that reconnects (same socket, new username) could neither reuse nor delete its allocation.
+    static let relayCredentialsExpireAt: Int64 = 2_145_916_800
 
     public init(config: PortalConfig, store: DeviceStore, logger: Logger,
                 wallClock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
@@ -59,7 +63,7 @@ public actor PortalState {
         session.sentResources = Dictionary(uniqueKeysWithValues: resources.map { ($0.id, $0) })
         clients[id] = session
         let message = ClientInit(interface: clientInterface(device), resources: resources,
-                                 relays: relays(for: request.publicKey, expiresAt: wallClock() + seconds(config.accessLifetime)))
+                                 relays: relays(for: request.publicKey, expiresAt: Self.relayCredentialsExpireAt))
         push(.initialize(message), to: session)
         logger.info("Client joined", metadata: ["client": "\(id)", "actor": "\(actor.name)", "name": "\(request.name)"])
     }
@@ -76,7 +80,7 @@ public actor PortalState {
             .map { AccessExpiry(clientId: $0.key.clientId, resourceId: $0.key.resourceId, expiresAt: $0.value.expiresAt) }
             .sorted { ($0.clientId, $0.resourceId) < ($1.clientId, $1.resourceId) }
         let message = GatewayInit(interface: GatewayInterface(ipv4: device.ipv4, ipv6: device.ipv6),
-                                  relays: relays(for: request.publicKey, expiresAt: wallClock() + Self.gatewayCredentialLifetime),
+                                  relays: relays(for: request.publicKey, expiresAt: Self.relayCredentialsExpireAt),
                                   accountSlug: config.accountSlug, authorizations: granted)
         session.outbox.push(topic: "gateway", event: "init", payload: GatewayIngress.initialize(message).payload)
         logger.info("Gateway joined", metadata: ["gateway": "\(id)", "site": "\(site.name)", "name": "\(request.name)"])

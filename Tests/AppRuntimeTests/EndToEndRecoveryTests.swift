@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The binaries keep the tunnel up through the restarts of their peers and through packet loss (``EndToEndLab``).
+@Suite("End to end: recovery after restarts, and packet loss (root)")
+struct EndToEndRecoveryTests {
+    @Test("the client reconnects after the gateway and the portal restart; new DNS and relayed flows work afterwards")
+    func restarts() async throws {
+        try await offPool {
+            let lab = try EndToEndLab(config: EndToEndResourcesTests.config)
+            defer { lab.tearDown() }
+            try lab.startResourceHost()
+            try lab.startCoturn()
+            try lab.startPortal()
+            try lab.startGateway()
+            try lab.startClient()
+            let before = try lab.pingResource()
+            #expect(before.replies >= 3, "\(before.output)\n\(lab.logs)")
+
+            // The gateway says Goodbye on SIGTERM: the client drops the connection at once and makes a new one
+            // with the new gateway instead of waiting for ICE to give up on the old one.
+            #expect(lab.stop("gateway") == 0)
+            try lab.startGateway(log: "gateway-2")
+            let gatewayBack = Date()
+            let afterGateway = try lab.pingResource(seconds: 30)
+            let gatewaySeconds = Date().timeIntervalSince(gatewayBack)
+            #expect(afterGateway.replies >= 3, "\(afterGateway.output)\n\(lab.logs)")
+            #expect(gatewaySeconds < 8, "back \(gatewaySeconds) s after the gateway restarted; ICE alone would take longer")
+
+            // The portal goes away and comes back with the same database: both sides rejoin, and a new flow (the
+            // DNS resource, which needs the portal's create_flow) works.
+            #expect(lab.stop("portal") == 0)
+            try lab.startPortal(log: "portal-2")
+            try lab.waitFor("Client joined", in: "portal-2")
+            let page = try lab.inClient("curl", "-sS", "--max-time", "30", "http://web.lab.test/")
+            #expect(page.output == EndToEndLab.page, "\(page)\n\(lab.logs)")
+
+            // The gateway's allocation on coturn survived the portal's restart (the same credentials came back in
+            // `init`): a client that may only go through coturn connects.
+            try lab.dropDirectUdp()
+            lab.stop("client")
+            try lab.startClient(log: "client-2")
+            let relayed = try lab.pingResource()
+            #expect(relayed.replies >= 3, "relayed after the portal restarted\n\(relayed.output)\n\(lab.logs)")
+            let dropped = try lab.inGateway("nft", "list", "table", "inet", "fzblock").output
+            #expect(EndToEndLab.droppedPackets(dropped) > 0, "the direct path was tried and dropped: \(dropped)")
+            print("recovery: gateway \(gatewaySeconds) s")
+        }
+    }
+
+    @Test("with 5 % and then 20 % of the underlay's packets lost each way, a 4 MiB download arrives intact", arguments: [5, 20])
+    func lossyUnderlay(percent: Int) async throws {
+        try await offPool {
+            let lab = try EndToEndLab(config: EndToEndResourcesTests.config)
+            defer { lab.tearDown() }
+            try lab.startResourceHost()
+            try lab.startCoturn()
+            try lab.startPortal()
+            try lab.startGateway()
+            try lab.loseUnderlayPackets(percent: percent)
+            try lab.startClient()
+            let download = try lab.inClient("sh", "-c", "curl -sS --max-time 120 --retry 3 http://web.lab.test/blob | sha256sum")
+            let dropped = EndToEndLab.droppedPackets(try lab.inGateway("nft", "list", "table", "inet", "fzloss").output)
+            #expect(download.output.hasPrefix(lab.blobSha256), "\(download)\n\(lab.logs)")
+            #expect(dropped > 0, "nftables lost packets")
+        }
+    }
+}
