@@ -109,6 +109,18 @@ import Testing
         #expect(pair.alice.queuedPacketCount == 1)
     }
 
+    /// What Node asks before it sends a Goodbye on a closing connection (Fuzz/TunnelProto's first finding: the
+    /// Goodbye was queued behind a handshake whose answer then met a connection that was gone).
+    @Test func canSendWithoutHandshakeFollowsTheSessionsAge() {
+        let pair = established()
+        #expect(pair.alice.canSendWithoutHandshake(at: pair.now) && pair.bob.canSendWithoutHandshake(at: pair.now))
+        pair.advance(.seconds(170))
+        #expect(!pair.alice.canSendWithoutHandshake(at: pair.now), "the initiator stops at 165 s")
+        #expect(pair.bob.canSendWithoutHandshake(at: pair.now), "the responder may send until 180 s")
+        let (result, _) = pair.send([0x45, 1], from: pair.alice)
+        #expect(result == .writeToNetwork(count: 148), "encapsulate agrees: a handshake instead of the packet")
+    }
+
     @Test func initiatorRekeysOnReceiveAfter165Seconds() {
         let pair = established()
         pair.advance(.seconds(165))

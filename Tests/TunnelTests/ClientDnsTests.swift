@@ -163,7 +163,7 @@ struct ClientDnsTests {
         let world = try world()
         let earlier = try proxies(for: "early.example.com", in: world)
         let before = try proxies(for: "app.example.com", in: world)
-        #expect(Set(world.client.lastReportedProxyIpRecords.map(\.domain)) == [DnsName("early.example.com")!, DnsName("app.example.com")!])
+        #expect(Set(world.client.keptProxyIpRecords.map(\.domain)) == [DnsName("early.example.com")!, DnsName("app.example.com")!])
         world.client.fromTun(try udp(to: before[0], port: 7000, world: world), in: world.simulation)
         #expect(world.simulation.run(within: .seconds(5)) { world.gateway.toTun.count == 1 })
 

@@ -47,6 +47,27 @@ struct TunnelStateMachineTests {
         if let report { Issue.record(Comment(rawValue: report)) }
     }
 
+    /// The inputs with which Fuzz/TunnelProto found a disagreement (FUZZING.md's crash table), replayed through
+    /// the same decoding; each is also in Fuzz/corpora/TunnelProto.
+    @Test("the fuzzer's findings agree with the model", arguments: [
+        "b6484421 2aac443a 36cc8c9d d57d6f2f d7170000 e0331874 7274729d",
+        "f02d1ec9c9c9c9c9c9c9ff54bb1329a8fdc8eaea6de91f44ea41c9c9c9c9c9c9c9c9c9c9c9496e74ea5326",
+    ])
+    func fuzzerFindings(hex: String) async throws {
+        let bytes = stride(from: 0, to: hex.filter { $0 != " " }.count, by: 2).map { offset in
+            let digits = Array(hex.filter { $0 != " " })
+            return UInt8(String(digits[offset...offset + 1]), radix: 16)!
+        }
+        let report = try await offPool { () throws -> String? in
+            var choices = FuzzedChoices(bytes)
+            let (initial, steps) = TunnelModel.transitions(using: &choices, maxSteps: 20)
+            guard let failure = try TunnelModel.run(initial: initial, steps: steps) else { return nil }
+            let shrunk = try TunnelModel.shrink(initial: initial, steps: steps)
+            return "\(failure)\ninitial \(initial), transitions: \(steps)\nshrunk to \(shrunk.steps): \(shrunk.failure)"
+        }
+        if let report { Issue.record(Comment(rawValue: report)) }
+    }
+
     /// Fuzz/TunnelProto draws its case from the input bytes. Swift's bounded sampling rejects some values and
     /// draws again, so a generator that returned zero once the bytes ran out would loop for ever on an empty
     /// input; all ones is always accepted.

@@ -81,6 +81,13 @@ public final class WireGuardTunnel {
         currentSlot.flatMap { sessions[$0]?.localIndex }
     }
 
+    /// Whether ``encapsulate(_:into:now:)`` would encrypt a packet right now rather than queue it behind a
+    /// handshake (a session exists and is young enough to send on).
+    public func canSendWithoutHandshake(at now: Instant) -> Bool {
+        guard let slot = currentSlot, let session = sessions[slot] else { return false }
+        return session.canSend(at: now)
+    }
+
     /// Whether a handshake this side initiated is waiting for its response.
     public var isHandshakeInProgress: Bool { handshake != nil }
 

@@ -131,12 +131,14 @@ public final class Node<PeerId: Hashable & Sendable> {
         drainAgent(connection, now: now)
     }
 
-    /// Closes a connection gracefully (spec §1.8): if it had a path, `goodbye` (a p2p control packet) is
-    /// encrypted and sent once on it and ``NodeEvent/connectionClosed(_:)`` is emitted.
+    /// Closes a connection gracefully (spec §1.8): if it had a path and a session that can still send, `goodbye`
+    /// (a p2p control packet) is encrypted and sent once on it; ``NodeEvent/connectionClosed(_:)`` is emitted.
     public func closeConnection(_ peer: PeerId, goodbye: UnsafeRawBufferPointer, now: Instant) {
         guard let connection = forget(peer, now: now), let socket = connection.socket else { return }
         events.append(.connectionClosed(peer))
-        guard connection.tunnel.currentSessionIndex != nil, goodbye.count + 36 <= scratch.count else { return }
+        // Only on a session that can still send: otherwise encapsulate would queue the Goodbye and write a
+        // handshake initiation, whose answer would then arrive for a connection that is gone.
+        guard connection.tunnel.canSendWithoutHandshake(at: now), goodbye.count + 36 <= scratch.count else { return }
         let body = UnsafeMutableRawBufferPointer(rebasing: scratch[4...])
         guard case .writeToNetwork(let count) = connection.tunnel.encapsulate(goodbye, into: body, now: now) else { return }
         send(UnsafeRawBufferPointer(rebasing: body[0..<count]), on: socket, now: now)

@@ -36,11 +36,10 @@ final class SimulatedClient: SimulatedHost {
         socket.port &+= 1
     }
 
-    /// The records of the last ``ClientEvent/proxyIpRecordsChanged(_:)``: what the app keeps across sessions.
-    var lastReportedProxyIpRecords: [ProxyIpRecord] {
-        for event in events.reversed() { if case .proxyIpRecordsChanged(let records) = event { return records } }
-        return []
-    }
+    /// The records of the last ``ClientEvent/proxyIpRecordsChanged(_:)`` of any session: what the app keeps
+    /// across sessions. A session restored from them reports nothing until it assigns a new proxy IP, so they
+    /// must outlive the session's events (Fuzz/TunnelProto found this: two restarts in a row lost them).
+    private(set) var keptProxyIpRecords: [ProxyIpRecord] = []
 
     /// The client process starts over with a new key, a new port and, if asked, the proxy IPs the old one reported.
     /// Without `signOut` the old one vanished without a word (a crash); with it, it said Goodbye first.
@@ -49,7 +48,8 @@ final class SimulatedClient: SimulatedHost {
             state.shutdown(now: simulation.now)
             flush(in: simulation)
         }
-        state = Self.makeState(records: keepingProxyIps ? lastReportedProxyIpRecords : [], in: simulation)
+        if !keepingProxyIps { keptProxyIpRecords = [] }
+        state = Self.makeState(records: keptProxyIpRecords, in: simulation)
         socket.port &+= 1
         events.removeAll()
     }
@@ -108,6 +108,7 @@ final class SimulatedClient: SimulatedHost {
         while let event = state.pollEvent() {
             events.append(event)
             if case .refused(let reason) = event { refusals.append(reason) }
+            if case .proxyIpRecordsChanged(let records) = event { keptProxyIpRecords = records }
         }
         while let packet = state.pollTunPacket() { toTun.append(packet) }
     }
