@@ -55,6 +55,13 @@ struct EndToEndTests {
         #expect(result["clientStatus"] == "0" && result["gatewayStatus"] == "0", "\(logs)")
         #expect(!result["rulesAfter"]!.contains("fwmark"), "the client removes its rule: \(result["rulesAfter"]!)")
         #expect(result["client"]!.contains("INFO firezone_headless_client: Tunnel ready"), "\(logs)")
+        // The gateway's Prometheus metrics count the pings it wrote to its TUN device and the client's connection.
+        let metrics = Dictionary(result["metrics"]!.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line in
+            line.split(separator: " ").count == 2 ? (String(line.split(separator: " ")[0]), Double(line.split(separator: " ")[1]) ?? -1) : nil
+        }, uniquingKeysWith: { first, _ in first })
+        #expect((metrics["firezone_gateway_tun_packets_written_total"] ?? 0) >= 3, "\(result["metrics"]!)")
+        #expect(metrics["firezone_gateway_client_connections"] == 1, "\(result["metrics"]!)")
+        #expect(metrics["firezone_gateway_dropped_packets_total{reason=\"prohibited\"}"] == 0, "\(result["metrics"]!)")
     }
 
     static func run(blockingDirectUdp: Bool) async throws -> [String: String] {
@@ -67,6 +74,7 @@ struct EndToEndTests {
             if blockingDirectUdp { try lab.dropDirectUdp() }
             try lab.startClient(["--dns-control", "disabled"])
             let ping = try lab.inClient("ping", "-n", "-c", "3", "-i", "0.2", "-w", "20", "10.77.0.5")
+            let metrics = try lab.inGateway("curl", "-sS", "--max-time", "10", "http://127.0.0.1:8080/metrics").output
             let rules = try lab.client.ip("rule", "show")
             let table = try lab.client.ip("route", "show", "table", "\(0x2021_FD00)")
             let clientStatus = lab.stop("client")
@@ -75,7 +83,7 @@ struct EndToEndTests {
             let nft = blockingDirectUdp ? try lab.inGateway("nft", "list", "ruleset").output : ""
             return ["ping": ping.output, "pingStatus": "\(ping.status)", "rules": rules, "table": table, "clientStatus": "\(clientStatus)",
                     "gatewayStatus": "\(gatewayStatus)", "rulesAfter": rulesAfter, "client": lab.log("client"), "gateway": lab.log("gateway"),
-                    "nft": nft, "dropped": "\(EndToEndLab.droppedPackets(nft))"]
+                    "nft": nft, "metrics": metrics, "dropped": "\(EndToEndLab.droppedPackets(nft))"]
         }
     }
 }

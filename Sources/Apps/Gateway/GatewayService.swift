@@ -66,7 +66,12 @@ struct GatewayService {
         logger.info("Listening on \(sockets.map(\.localAddress).map(\.description).joined(separator: ", "))")
 
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await HealthCheck.serve(at: configuration.healthCheckAddress, logger: logger) }
+            let metrics = GatewayMetrics()
+            group.addTask {
+                try await HealthCheck.serve(at: configuration.healthCheckAddress, logger: logger) {
+                    metrics.render(await GatewayMetrics.sample(loop))
+                }
+            }
             group.addTask {
                 for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
                     logger.info("Received \(signal == .sigterm ? "SIGTERM" : "SIGINT")")
