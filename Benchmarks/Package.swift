@@ -80,6 +80,23 @@ let package = Package(
             path: "Benchmarks/TunnelBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // glibc's heap counters, which the Glibc module does not export.
+        .target(name: "CHeapInUse", path: "Sources/CHeapInUse"),
+        // One gateway node and N client nodes in memory: connections/s, heap per client, packets/s (scripts/bench/gateway-clients).
+        .executableTarget(
+            name: "GatewayScale",
+            dependencies: [
+                .product(name: "Tunnel", package: "swift-firezone"),
+                .product(name: "PortalMessages", package: "swift-firezone"),
+                .product(name: "Stun", package: "swift-firezone"),
+                .product(name: "Turn", package: "swift-firezone"),
+                .product(name: "SansIO", package: "swift-firezone"),
+                .product(name: "Noise", package: "swift-firezone"),
+                .product(name: "Ice", package: "swift-firezone"),
+                "CHeapInUse",
+            ],
+            path: "Sources/GatewayScale"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

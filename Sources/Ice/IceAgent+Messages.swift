@@ -7,8 +7,19 @@ extension IceAgent {
     /// with our ufrag, or a response to one of our checks); invalid ones are dropped and counted.
     @discardableResult
     public func handle(_ datagram: [UInt8], from source: SocketAddress, to destination: SocketAddress, now: Instant) -> Bool {
+        guard let message = try? StunMessage(decoding: datagram) else {
+            lastNow = now
+            return false
+        }
+        return handle(message, from: source, to: destination, now: now)
+    }
+
+    /// The same for a message already decoded: a node with many agents decodes each datagram once and offers
+    /// it to them in turn.
+    @discardableResult
+    public func handle(_ message: StunMessage, from source: SocketAddress, to destination: SocketAddress, now: Instant) -> Bool {
         lastNow = now
-        guard let message = try? StunMessage(decoding: datagram), message.method == .binding else { return false }
+        guard message.method == .binding else { return false }
         switch message.messageClass {
         case .request: return handleRequest(message, from: source, to: destination, now: now)
         case .successResponse, .errorResponse: return handleResponse(message, from: source, now: now)
@@ -18,7 +29,7 @@ extension IceAgent {
 
     private func handleRequest(_ message: StunMessage, from source: SocketAddress, to destination: SocketAddress, now: Instant) -> Bool {
         guard let username = message.first({ if case .username(let u) = $0 { u } else { nil } }),
-              username == "\(localCredentials.ufrag):\(remoteCredentials.ufrag)"
+              username == inboundUsername
         else { return false }
         let localKey = StunKey.shortTerm(password: localCredentials.password)
         guard message.verifyIntegrity(key: localKey), message.verifyFingerprint() != false,

@@ -19,6 +19,9 @@ public final class IceAgent {
     public internal(set) var isControlling: Bool
     public let localCredentials: IceCredentials
     public let remoteCredentials: IceCredentials
+    /// The USERNAME of checks meant for this agent (`local:remote` ufrags), built once: a node offers every
+    /// check to each of its agents.
+    let inboundUsername: String
     public var timings: IceTimings
     public let tieBreaker: UInt64
     public static let maxPairs = 100
@@ -41,6 +44,7 @@ public final class IceAgent {
         isControlling = controlling
         localCredentials = local
         remoteCredentials = remote
+        inboundUsername = "\(local.ufrag):\(remote.ufrag)"
         self.timings = timings
         self.random = AnyIceRandom(base: random)
         tieBreaker = UInt64.random(in: .min ... .max, using: &self.random)
