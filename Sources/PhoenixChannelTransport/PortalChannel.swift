@@ -69,6 +69,12 @@ public final class PortalChannel: Sendable {
         _ = continuation.yield(.send(event: event, payload: payload))
     }
 
+    /// Drops the connection and connects again at once (a hiccup with `reason`), so the portal sends a fresh
+    /// `init`: what a node does when it learns it has no relays (spec `portal-phoenix.md` §5.2).
+    public func reconnect(reason: String) {
+        _ = continuation.yield(.reconnect(reason))
+    }
+
     /// Closes the WebSocket gracefully; ``run(_:)`` then returns.
     public func close() {
         _ = continuation.yield(.close)
@@ -91,6 +97,7 @@ public final class PortalChannel: Sendable {
     enum Input: Sendable {
         case connection(generation: Int, ConnectionEvent)
         case send(event: String, payload: String)
+        case reconnect(String)
         case close
         case tick
     }
@@ -139,6 +146,9 @@ public final class PortalChannel: Sendable {
                 break  // from a connection already given up
             case .send(let event, let payload):
                 core.send(event: event, payload: payload)
+            case .reconnect(let reason):
+                dropConnection()
+                core.connectionFailed(.network(reason), now: now, unit: unit())
             case .close:
                 core.close()
             case .tick:

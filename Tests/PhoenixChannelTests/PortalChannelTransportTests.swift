@@ -123,6 +123,24 @@ import Testing
         try await started.value
     }
 
+    /// What the apps do when the tunnel learns it has no relays: a new connection, so the portal sends `init` again.
+    @Test func reconnectOnRequestDropsTheConnectionAndRejoinsAtOnce() async throws {
+        let server = try PhoenixTestServer("normal,normal")
+        defer { server.stop() }
+        let run = Harness(port: server.port)
+        let started = run.start()
+        #expect(try await run.events.next() == .joined)
+        #expect(try await run.events.next().pushEvent == "init")
+        run.channel.reconnect(reason: "no relays")
+        guard case .hiccup(let delay, let reason) = try await run.events.next() else { throw Failure("no hiccup") }
+        #expect(delay == .zero && reason == "no relays")
+        #expect(try await run.events.next() == .joined)
+        #expect(try await run.events.next().pushEvent == "init", "a fresh init on the new connection")
+        _ = try await server.waitFor { if case .disconnected = $0 { true } else { nil } }
+        run.channel.close()
+        try await started.value
+    }
+
     @Test func garbageFramesAreDroppedAndTheConnectionStays() async throws {
         let server = try PhoenixTestServer("garbage")
         defer { server.stop() }

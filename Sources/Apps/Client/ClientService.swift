@@ -59,7 +59,10 @@ struct ClientService {
                 case let .recurseDns(pending, upstream): recursion.recurse(pending, via: upstream)
                 case .refused(let reason): Logger(label: "firezone_headless_client::eventloop").warning("Refused portal message: \(reason)")
                 case .resourcesChanged: dnsControl.flush()
-                case .noRelays, .proxyIpRecordsChanged: break
+                case .noRelays:
+                    Logger(label: "firezone_headless_client::eventloop").warning("A flow was created while no relay is known; reconnecting to the portal")
+                    channel.reconnect(reason: "no relays")
+                case .proxyIpRecordsChanged: break
                 }
             }
         }

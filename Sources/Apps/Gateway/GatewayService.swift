@@ -56,7 +56,9 @@ struct GatewayService {
                 case let .interfaceConfigured(ipv4, ipv6): interface.apply(ipv4: ipv4, ipv6: ipv6)
                 case .resolve(let request): workers.resolve(request)
                 case .forwardDns(let query): workers.forward(query)
-                case .noRelays: Logger(label: "firezone_gateway::eventloop").warning("A flow was authorised while no relay is known")
+                case .noRelays:
+                    Logger(label: "firezone_gateway::eventloop").warning("A flow was authorised while no relay is known; reconnecting to the portal")
+                    channel.reconnect(reason: "no relays")
                 case .refused(let reason): Logger(label: "firezone_gateway::eventloop").warning("Refused portal message: \(reason)")
                 }
             }
