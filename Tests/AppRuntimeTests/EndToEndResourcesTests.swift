@@ -48,7 +48,7 @@ struct EndToEndResourcesTests {
             try lab.startCoturn()
             try lab.startPortal()
             try lab.startGateway()
-            try lab.startClient()
+            try lab.startClient(["--dns-control", "etc-resolv-conf", "--log-dir", lab.directory + "/client-logs"])
             let resolvConf = lab.clientResolvConfNow
             let proxy = try lab.inClient("dig", "+short", "+time=5", "+tries=2", "web.lab.test", "A")
             let outside = try lab.inClient("dig", "+short", "+time=5", "+tries=2", "outside.test", "A")
@@ -72,6 +72,9 @@ struct EndToEndResourcesTests {
             #expect(filteredCidr.status == 7, "tcp/8080 is not in the CIDR resource's filters: \(filteredCidr)")
             #expect(status == 0, "\(logs)")
             #expect(restored == EndToEndLab.clientResolvConf, "the client puts resolv.conf back on exit: \(restored)")
+            let logFile = (try? String(contentsOfFile: lab.directory + "/client-logs/latest", encoding: .utf8)) ?? ""
+            #expect(logFile.contains("INFO firezone_headless_client: Tunnel ready") && logFile.contains("Caught SIGTERM"),
+                    "--log-dir holds the same log: \(logFile)")
         }
     }
 }

@@ -101,4 +101,27 @@ struct LoggingTests {
 
             """)
     }
+
+    @Test("--log-dir: a timestamped file with mode 0640 and a `latest` link, the same lines as standard output")
+    func logDirectory() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fz-logs-\(UUID().uuidString)/nested").path
+        defer { try? FileManager.default.removeItem(atPath: (directory as NSString).deletingLastPathComponent) }
+        #expect(throws: SystemCallError.self) { try LogSink.file(in: "/proc/no/such/dir", prefix: "x", secondsSinceEpoch: Self.seconds) }
+        try FileManager.default.createDirectory(atPath: (directory as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let file = try LogSink.file(in: directory, prefix: "firezone-headless-client", secondsSinceEpoch: Self.seconds)
+        let pipe = Pipe()
+        let standardOutput = LogSink(fileDescriptor: pipe.fileHandleForWriting.fileDescriptor)
+        let clock: @Sendable () -> (seconds: Int64, nanoseconds: Int32) = { (Self.seconds, Self.nanoseconds) }
+        Logger(label: "firezone_headless_client") {
+            FirezoneLogHandler(label: $0, filter: LogFilter(), format: .human, sink: standardOutput, also: [file], now: clock)
+        }.info("Tunnel ready")
+        try pipe.fileHandleForWriting.close()
+        let expected = "2025-11-30T14:17:24.123Z  INFO firezone_headless_client: Tunnel ready\n"
+        let path = directory + "/firezone-headless-client.2025-11-30-14-17-24.log"
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == expected)
+        #expect(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == expected)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: directory + "/latest") == "firezone-headless-client.2025-11-30-14-17-24.log")
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        #expect(mode == 0o640)
+    }
 }

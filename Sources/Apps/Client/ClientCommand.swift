@@ -23,7 +23,10 @@ struct ClientCommand: AsyncParsableCommand {
             let configuration = try ClientConfiguration.resolve(arguments, environment: ProcessInfo.processInfo.environment,
                                                                 hostname: ProcessInfo.processInfo.hostName)
             let filter = LogFilter(configuration.logFilter)
-            FirezoneLogHandler.bootstrap(filter: filter, format: .human)
+            let logFile = try configuration.logDirectory.map { directory throws(SystemCallError) in
+                try LogSink.file(in: directory, prefix: "firezone-headless-client", secondsSinceEpoch: Int64(Date().timeIntervalSince1970))
+            }
+            FirezoneLogHandler.bootstrap(filter: filter, format: .human, also: logFile.map { [$0] } ?? [])
             let logger = Logger(label: "firezone_headless_client")
             for problem in filter.problems { logger.warning("Ignoring log filter directive \(problem)") }
             let token = try ClientToken.read(environmentToken: environmentToken, path: configuration.tokenPath)
