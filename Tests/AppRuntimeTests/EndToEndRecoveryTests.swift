@@ -49,6 +49,34 @@ struct EndToEndRecoveryTests {
         }
     }
 
+    /// coturn keeps its allocations in memory: after a restart it knows none of them, answers BINDING as before
+    /// and drops everything else. The client's ICE gives up on the dead relayed path, the failed connection
+    /// makes the client probe its allocation (437: allocate again), the next packet starts a new flow, and the
+    /// gateway, replacing the client's old connection, probes its own allocation too.
+    @Test("with only the relayed path, the tunnel comes back after coturn restarts")
+    func coturnRestart() async throws {
+        try await offPool {
+            let lab = try EndToEndLab(config: EndToEndResourcesTests.config)
+            defer { lab.tearDown() }
+            try lab.startCoturn()
+            try lab.startPortal()
+            try lab.startGateway()
+            try lab.dropDirectUdp()
+            try lab.startClient(["--dns-control", "disabled"])
+            let before = try lab.pingResource()
+            #expect(before.replies >= 3, "relayed before coturn restarts\n\(before.output)\n\(lab.logs)")
+            lab.stop("coturn")
+            try lab.startCoturn(log: "coturn-2")
+            let restarted = Date()
+            let after = try lab.pingResource(seconds: 90)
+            let seconds = Date().timeIntervalSince(restarted)
+            #expect(after.replies >= 3, "\(after.output)\n\(lab.logs)")
+            let dropped = try lab.inGateway("nft", "list", "table", "inet", "fzblock").output
+            #expect(EndToEndLab.droppedPackets(dropped) > 0, "the direct path was tried and dropped: \(dropped)")
+            print("recovery: coturn \(seconds) s")
+        }
+    }
+
     @Test("with 5 % and then 20 % of the underlay's packets lost each way, a 4 MiB download arrives intact", arguments: [5, 20])
     func lossyUnderlay(percent: Int) async throws {
         try await offPool {

@@ -109,12 +109,22 @@ extension Node {
         }
     }
 
+    /// A connection through a relay ended badly: ask the relay whether our allocation still exists (a 1-second
+    /// REFRESH probe). A relay that restarted (coturn keeps its allocations in memory) answers 437, and the
+    /// allocation is made again with new relay candidates; BINDING keepalives cannot tell, since a restarted
+    /// relay answers them all the same.
+    func probeRelay(of connection: Connection<PeerId>, now: Instant) {
+        guard let relay = connection.relay else { return }
+        allocations.allocation(id: relay)?.refresh(now: now)
+    }
+
     /// Removes failed connections and reports them (spec §1.3 step 7).
     func removeFailedConnections(now: Instant) {
         for connection in connections.values {
             guard case .failed(let reason, _) = connection.state else { continue }
             forget(connection.peer, now: now)
             events.append(.connectionFailed(connection.peer, reason: reason))
+            probeRelay(of: connection, now: now)
         }
     }
 }

@@ -96,7 +96,11 @@ public final class Node<PeerId: Hashable & Sendable> {
         }
         guard let relay = sampleRelay() else { throw .noTurnServers }
         guard let index = nextConnectionIndex() else { throw .tooManyPeers }
-        if let old = connections.removeValue(forKey: peer) { peerByIndex[old.index] = nil }
+        if let old = connections.removeValue(forKey: peer) {
+            peerByIndex[old.index] = nil
+            // The peer started over (new credentials): perhaps because our path through the relay broke.
+            probeRelay(of: old, now: now)
+        }
         let agent = IceAgent(controlling: role.isControlling, local: local, remote: remote,
                              timings: role.defaultTimings, random: random.split())
         let tunnel = WireGuardTunnel(
