@@ -22,7 +22,41 @@ final class EndToEndLab {
     /// The log of the gateway running now (a restarted one writes a new log).
     private var gatewayLog = "gateway"
 
-    init(config: String) throws {
+    /// A site with one gateway, alice's client, a CIDR resource (ICMP and TCP 80) and a DNS resource (TCP 80)
+    /// behind it, coturn as the relay.
+    static let config = """
+        account_slug: dev
+        upstream_dns: [10.99.0.2]
+        sites:
+          - name: hq
+            gateway_tokens: [gateway-token-hq]
+        actors:
+          - name: alice
+            tokens: [client-token-alice]
+        resources:
+          - name: lab
+            type: cidr
+            address: 10.77.0.0/24
+            sites: [hq]
+            filters: [icmp, tcp/80]
+          - name: web
+            type: dns
+            address: web.lab.test
+            ip_stack: ipv4_only
+            sites: [hq]
+            filters: [tcp/80]
+        policies:
+          - actor: alice
+            resource: lab
+          - actor: alice
+            resource: web
+        relays:
+          - name: coturn
+            addresses: ["10.99.0.2:3478"]
+            coturn_secret: dev-turn-secret
+        """
+
+    init(config: String = EndToEndLab.config) throws {
         client = try TestNamespace("xc")
         gateway = try TestNamespace("xg")
         directory = try Binaries.scratchDirectory()
@@ -75,6 +109,14 @@ final class EndToEndLab {
             _ = try? Shell.run("sh", "-c", "mkdir -p \(keep) && cp \(directory)/*.log \(keep)/", allowFailure: true)
         }
         try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Everything but the client: the resource host, coturn, the portal and the gateway.
+    func startInfrastructure() throws {
+        try startResourceHost()
+        try startCoturn()
+        try startPortal()
+        try startGateway()
     }
 
     func startResourceHost() throws {

@@ -8,12 +8,9 @@ struct EndToEndRecoveryTests {
     @Test("the client reconnects after the gateway and the portal restart; new DNS and relayed flows work afterwards")
     func restarts() async throws {
         try await offPool {
-            let lab = try EndToEndLab(config: EndToEndResourcesTests.config)
+            let lab = try EndToEndLab()
             defer { lab.tearDown() }
-            try lab.startResourceHost()
-            try lab.startCoturn()
-            try lab.startPortal()
-            try lab.startGateway()
+            try lab.startInfrastructure()
             try lab.startClient()
             let before = try lab.pingResource()
             #expect(before.replies >= 3, "\(before.output)\n\(lab.logs)")
@@ -56,7 +53,7 @@ struct EndToEndRecoveryTests {
     @Test("with only the relayed path, the tunnel comes back after coturn restarts")
     func coturnRestart() async throws {
         try await offPool {
-            let lab = try EndToEndLab(config: EndToEndResourcesTests.config)
+            let lab = try EndToEndLab()
             defer { lab.tearDown() }
             try lab.startCoturn()
             try lab.startPortal()
@@ -80,12 +77,9 @@ struct EndToEndRecoveryTests {
     @Test("with 5 % and then 20 % of the underlay's packets lost each way, a 4 MiB download arrives intact", arguments: [5, 20])
     func lossyUnderlay(percent: Int) async throws {
         try await offPool {
-            let lab = try EndToEndLab(config: EndToEndResourcesTests.config)
+            let lab = try EndToEndLab()
             defer { lab.tearDown() }
-            try lab.startResourceHost()
-            try lab.startCoturn()
-            try lab.startPortal()
-            try lab.startGateway()
+            try lab.startInfrastructure()
             try lab.loseUnderlayPackets(percent: percent)
             try lab.startClient()
             let download = try lab.inClient("sh", "-c", "curl -sS --max-time 120 --retry 3 http://web.lab.test/blob | sha256sum")

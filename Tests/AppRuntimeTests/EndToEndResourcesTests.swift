@@ -7,47 +7,12 @@ import TestSupport
 /// DNS resource by name; the filters let ICMP and TCP port 80 through and refuse the rest.
 @Suite("End to end: DNS and CIDR resources, filters, recovery and loss through the binaries (root)")
 struct EndToEndResourcesTests {
-    static let config = """
-        account_slug: dev
-        upstream_dns: [10.99.0.2]
-        sites:
-          - name: hq
-            gateway_tokens: [gateway-token-hq]
-        actors:
-          - name: alice
-            tokens: [client-token-alice]
-        resources:
-          - name: lab
-            type: cidr
-            address: 10.77.0.0/24
-            sites: [hq]
-            filters: [icmp, tcp/80]
-          - name: web
-            type: dns
-            address: web.lab.test
-            ip_stack: ipv4_only
-            sites: [hq]
-            filters: [tcp/80]
-        policies:
-          - actor: alice
-            resource: lab
-          - actor: alice
-            resource: web
-        relays:
-          - name: coturn
-            addresses: ["10.99.0.2:3478"]
-            coturn_secret: dev-turn-secret
-        """
-
     @Test("dig gets a proxy IP for the DNS resource, curl fetches its page, filtered ports are refused, resolv.conf comes back")
     func dnsResourceAndFilters() async throws {
         try await offPool {
-            let lab = try EndToEndLab(config: Self.config)
+            let lab = try EndToEndLab()
             defer { lab.tearDown() }
-            try lab.startResourceHost()
-            try lab.startCoturn()
-            try lab.startPortal()
-            try lab.startGateway()
+            try lab.startInfrastructure()
             try lab.startClient(["--dns-control", "etc-resolv-conf", "--log-dir", lab.directory + "/client-logs"])
             let resolvConf = lab.clientResolvConfNow
             let proxy = try lab.inClient("dig", "+short", "+time=5", "+tries=2", "web.lab.test", "A")

@@ -7,30 +7,6 @@ import TestSupport
 /// resource behind the gateway through the tunnel, and both binaries shut down cleanly.
 @Suite("End to end: portal, coturn, gateway and client processes in namespaces (root)")
 struct EndToEndTests {
-    static let config = """
-        account_slug: dev
-        upstream_dns: [10.99.0.2]
-        sites:
-          - name: hq
-            gateway_tokens: [gateway-token-hq]
-        actors:
-          - name: alice
-            tokens: [client-token-alice]
-        resources:
-          - name: lab
-            type: cidr
-            address: 10.77.0.0/24
-            sites: [hq]
-            filters: [icmp, tcp/80]
-        policies:
-          - actor: alice
-            resource: lab
-        relays:
-          - name: coturn
-            addresses: ["10.99.0.2:3478"]
-            coturn_secret: dev-turn-secret
-        """
-
     @Test("a ping from the client's namespace reaches the resource behind the gateway; both exit 0 on SIGTERM")
     func pingThroughTheBinaries() async throws {
         let result = try await Self.run(blockingDirectUdp: false)
@@ -66,7 +42,7 @@ struct EndToEndTests {
 
     static func run(blockingDirectUdp: Bool) async throws -> [String: String] {
         try await offPool { () throws -> [String: String] in
-            let lab = try EndToEndLab(config: Self.config)
+            let lab = try EndToEndLab()
             defer { lab.tearDown() }
             try lab.startCoturn()
             try lab.startPortal()
