@@ -4,6 +4,7 @@ import NIOPosix
 import NIOSSL
 import PhoenixChannel
 import SansIO
+import Synchronization
 import WSClient
 import WSCore
 
@@ -54,6 +55,8 @@ public final class PortalChannel: Sendable {
     private let logger: Logger
     private let inputs: AsyncStream<Input>
     private let continuation: AsyncStream<Input>.Continuation
+    /// The `public_key` of the next connection: a reset brings a new WireGuard key.
+    private let publicKey: Mutex<String>
 
     /// - Parameters:
     ///   - topic: `client` or `gateway`; the join payload is `null`, as Firezone's components send it.
@@ -61,6 +64,7 @@ public final class PortalChannel: Sendable {
         self.configuration = configuration
         self.topic = topic
         self.logger = logger
+        publicKey = Mutex(configuration.publicKey)
         (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
     }
 
@@ -70,8 +74,10 @@ public final class PortalChannel: Sendable {
     }
 
     /// Drops the connection and connects again at once (a hiccup with `reason`), so the portal sends a fresh
-    /// `init`: what a node does when it learns it has no relays (spec `portal-phoenix.md` §5.2).
-    public func reconnect(reason: String) {
+    /// `init`: what a node does when it learns it has no relays (spec `portal-phoenix.md` §5.2), and after a
+    /// reset, with the new WireGuard public key (§1.9 of `snownet.md`).
+    public func reconnect(reason: String, publicKey newKey: String? = nil) {
+        if let newKey { publicKey.withLock { $0 = newKey } }
         _ = continuation.yield(.reconnect(reason))
     }
 
@@ -259,7 +265,7 @@ public final class PortalChannel: Sendable {
             let sslContext = url.scheme == "wss" ? try NIOSSLContext(configuration: configuration.tls) : nil
             let maxMessageSize = configuration.maxMessageSize
             let upgrade = PortalUpgradeChannel(
-                host: url.host, requestTarget: url.requestTarget(publicKey: configuration.publicKey),
+                host: url.host, requestTarget: url.requestTarget(publicKey: publicKey.withLock { $0 }),
                 userAgent: configuration.userAgent.description, sslContext: sslContext, maxMessageSize: maxMessageSize
             ) { inbound, outbound, _ in
                 report(.opened(outbound))

@@ -158,6 +158,12 @@ final class EndToEndLab {
         try waitFor("Tunnel ready", in: log)
     }
 
+    /// Sends `signal` to the process started as `name`.
+    func signal(_ name: String, _ number: Int32) {
+        guard let process = processes.last(where: { $0.name == name })?.process, process.isRunning else { return }
+        kill(process.processIdentifier, number)
+    }
+
     /// SIGTERM to the process started as `name`, and its exit status.
     @discardableResult
     func stop(_ name: String) -> Int32 {

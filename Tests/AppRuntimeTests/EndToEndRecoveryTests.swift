@@ -74,6 +74,34 @@ struct EndToEndRecoveryTests {
         }
     }
 
+    /// SIGHUP resets the session (new key, new sockets, a new portal connection); then the client's namespace
+    /// moves from 10.99.0.1 to 10.99.0.11 (the DHCP lease changed, the laptop roamed) and the client, told by
+    /// rtnetlink, resets again.
+    @Test("the tunnel comes back after SIGHUP and after the client's address changes")
+    func clientAddressChange() async throws {
+        try await offPool {
+            let lab = try EndToEndLab()
+            defer { lab.tearDown() }
+            try lab.startInfrastructure()
+            try lab.startClient(["--dns-control", "disabled"])
+            let before = try lab.pingResource()
+            #expect(before.replies >= 3, "\(before.output)\n\(lab.logs)")
+            lab.signal("client", SIGHUP)
+            try lab.waitFor("Caught SIGHUP", in: "client")
+            let afterReset = try lab.pingResource(seconds: 30)
+            #expect(afterReset.replies >= 3, "after SIGHUP: \(afterReset.output)\n\(lab.logs)")
+            // Removed first: deleting a primary address would take a secondary one on the same subnet with it.
+            _ = try lab.client.ip("addr", "del", "10.99.0.1/24", "dev", "eth0")
+            _ = try lab.client.ip("addr", "add", "10.99.0.11/24", "dev", "eth0")
+            let moved = Date()
+            let after = try lab.pingResource(seconds: 60)
+            let seconds = Date().timeIntervalSince(moved)
+            #expect(after.replies >= 3, "\(after.output)\n\(lab.logs)")
+            #expect(lab.log("client").contains("Network changed: resetting the session"), "\(lab.logs)")
+            print("recovery: address change \(seconds) s")
+        }
+    }
+
     @Test("with 5 % and then 20 % of the underlay's packets lost each way, a 4 MiB download arrives intact", arguments: [5, 20])
     func lossyUnderlay(percent: Int) async throws {
         try await offPool {

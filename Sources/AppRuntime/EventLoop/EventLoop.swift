@@ -30,8 +30,8 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
 
     private let plane: Plane
     private let tun: TunDevice
-    private let sockets: [UdpSocket]
-    private let sendBatches: [SendBatch]
+    private var sockets: [UdpSocket]
+    private var sendBatches: [SendBatch]
     private let receiveBatch = ReceiveBatch()
     private let output = UnsafeMutableRawBufferPointer.allocate(byteCount: PacketLimits.bufferSize, alignment: 16)
     private let pool: PacketBufferPool
@@ -87,6 +87,14 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
     /// Runs `body` on the loop thread with the plane and the loop's clock, at the start of the next batch.
     public func execute(_ body: @escaping @Sendable (Plane, Instant) -> Void) {
         commands.withLock { $0.append(body) }
+        signal()
+    }
+
+    /// Swaps the UDP sockets for new ones from `make` on the loop thread, before the commands queued after this
+    /// one: a reset needs new ports, since relays key their allocations by the 3-tuple (spec `snownet.md` §1.9).
+    /// If `make` throws, the old sockets stay.
+    public func replaceSockets(_ make: @escaping @Sendable () throws -> [UdpSocket]) {
+        commands.withLock { $0.append { [unowned self] _, _ in self.swapSockets(make) } }
         signal()
     }
 
@@ -159,6 +167,7 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
     }
 
     private func readSocket(_ index: Int, now: Instant) {
+        guard index < sockets.count else { return }  // readiness of a socket replaced earlier in this batch
         let socket = sockets[index]
         for _ in 0..<(Self.batchLimit / receiveBatch.capacity + 1) {
             guard let received = try? socket.receive(into: receiveBatch), received > 0 else { return }
@@ -223,6 +232,20 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
         let result = sockets[index].send(sendBatches[index])
         tally.datagramsSent += result.sent
         tally.sendFailures += result.refused.count
+    }
+
+    private func swapSockets(_ make: () throws -> [UdpSocket]) {
+        guard let fresh = try? make(), !fresh.isEmpty else { return }
+        flush()
+        for socket in sockets { _ = epoll_ctl(epoll, EPOLL_CTL_DEL, socket.fileDescriptor, nil) }
+        for (offset, socket) in fresh.enumerated() {
+            var event = epoll_event()
+            event.events = EPOLLIN.rawValue
+            event.data.u64 = UInt64(2 + offset)
+            _ = epoll_ctl(epoll, EPOLL_CTL_ADD, socket.fileDescriptor, &event)
+        }
+        sockets = fresh
+        sendBatches = fresh.map { SendBatch(coalescing: $0.sendOffload) }
     }
 
     private func signal() {

@@ -24,6 +24,14 @@ struct ClientService {
     let url: LoginUrl
     let logger: Logger
 
+    /// The tunnel's sockets, marked so their traffic bypasses the tunnel's routes.
+    static func makeSockets() throws -> [UdpSocket] {
+        let options = UdpSocket.Options(firewallMark: mark)
+        var sockets = [try UdpSocket(bind: SocketAddress("0.0.0.0:0")!, options: options)]
+        if let v6 = try? UdpSocket(bind: SocketAddress("[::]:0")!, options: options) { sockets.append(v6) }
+        return sockets
+    }
+
     func run() async throws {
         let dnsControl = SystemDnsControl(method: configuration.dnsControl, logger: Logger(label: "firezone_headless_client::dns_control"))
         dnsControl.deactivate()
@@ -39,9 +47,7 @@ struct ClientService {
         let tun = try TunDevice()
         let netlink = try RouteNetlink()
         try netlink.setLink(index: tun.index, up: true, mtu: 1280)
-        let options = UdpSocket.Options(firewallMark: Self.mark)
-        var sockets = [try UdpSocket(bind: SocketAddress("0.0.0.0:0")!, options: options)]
-        if let v6 = try? UdpSocket(bind: SocketAddress("[::]:0")!, options: options) { sockets.append(v6) }
+        let sockets = try Self.makeSockets()
         let state = ClientState(privateKey: key, now: MonotonicClock.now(), unixTimeNanoseconds: Int64(Date().timeIntervalSince1970 * 1_000_000_000),
                                 internetResourceEnabled: configuration.activateInternetResource)
         state.setSystemResolvers(dnsControl.systemResolvers())
@@ -68,6 +74,20 @@ struct ClientService {
         }
         recursion.loop = loop
         let loopThread = EventLoopThread(loop)
+        // A reset (spec snownet.md §1.9): new sockets, since relays key allocations by the 3-tuple, a new key and
+        // no connections, then a new portal connection with the new public key for a fresh `init`.
+        let resetSession = { @Sendable (reason: String) in
+            loop.replaceSockets { try Self.makeSockets() }
+            loop.execute { state, now in
+                state.reset(now: now)
+                channel.reconnect(reason: reason, publicKey: state.node.publicKey.base64)
+            }
+        }
+        let networkChanges = try? NetworkChangeMonitor(ignoring: tun.index) {
+            logger.info("Network changed: resetting the session")
+            resetSession("network changed")
+        }
+        defer { networkChanges?.stop() }
         defer {
             routing.remove()
             dnsControl.deactivate()
@@ -78,7 +98,7 @@ struct ClientService {
                 for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint, .sighup) {
                     if signal == .sighup {
                         logger.info("Caught SIGHUP: resetting the session")
-                        loop.execute { state, now in state.reset(now: now) }
+                        resetSession("SIGHUP")
                         continue
                     }
                     logger.info("Caught \(signal == .sigterm ? "SIGTERM" : "SIGINT")")
