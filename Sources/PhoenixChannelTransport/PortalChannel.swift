@@ -36,10 +36,13 @@ public final class PortalChannel: Sendable {
         public var handshakeTimeout: Duration
         /// The largest message accepted (a big `init`); larger closes the connection.
         public var maxMessageSize: Int
+        /// Marks the WebSocket's TCP socket (Linux SO_MARK), so a client whose tunnel routes everything (the
+        /// Internet resource) still reaches the portal around it, as its UDP sockets do (spec `tunnel-dns.md` §4.11).
+        public var firewallMark: UInt32?
 
         public init(url: LoginUrl, publicKey: String, userAgent: UserAgent, maxElapsed: Duration?,
                     tls: TLSConfiguration = .makeClientConfiguration(), handshakeTimeout: Duration = .seconds(15),
-                    maxMessageSize: Int = 1 << 24) {
+                    maxMessageSize: Int = 1 << 24, firewallMark: UInt32? = nil) {
             self.url = url
             self.publicKey = publicKey
             self.userAgent = userAgent
@@ -47,6 +50,7 @@ public final class PortalChannel: Sendable {
             self.tls = tls
             self.handshakeTimeout = handshakeTimeout
             self.maxMessageSize = maxMessageSize
+            self.firewallMark = firewallMark
         }
     }
 
@@ -266,7 +270,8 @@ public final class PortalChannel: Sendable {
             let maxMessageSize = configuration.maxMessageSize
             let upgrade = PortalUpgradeChannel(
                 host: url.host, requestTarget: url.requestTarget(publicKey: publicKey.withLock { $0 }),
-                userAgent: configuration.userAgent.description, sslContext: sslContext, maxMessageSize: maxMessageSize
+                userAgent: configuration.userAgent.description, sslContext: sslContext, maxMessageSize: maxMessageSize,
+                firewallMark: configuration.firewallMark
             ) { inbound, outbound, _ in
                 report(.opened(outbound))
                 for try await message in inbound.messages(maxSize: maxMessageSize) {

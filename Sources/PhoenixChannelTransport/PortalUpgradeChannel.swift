@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -28,10 +31,17 @@ struct PortalUpgradeChannel: ClientConnectionChannel {
     let userAgent: String
     let sslContext: NIOSSLContext?
     let maxMessageSize: Int
+    /// SO_MARK for the TCP socket, set before it connects (Linux; needs CAP_NET_ADMIN).
+    let firewallMark: UInt32?
     let handler: WebSocketDataHandler<PortalWebSocketContext>
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
+            #if os(Linux)
+            if let firewallMark {
+                try channel.syncOptions?.setOption(ChannelOptions.socketOption(.init(rawValue: SO_MARK)), value: .init(firewallMark))
+            }
+            #endif
             if let sslContext {
                 let serverName = IpAddress(host) == nil ? host : nil  // no SNI for an IP literal
                 try channel.pipeline.syncOperations.addHandler(

@@ -42,4 +42,34 @@ struct EndToEndResourcesTests {
                     "--log-dir holds the same log: \(logFile)")
         }
     }
+
+    /// The Internet resource routes everything else through the gateway: 198.51.100.7 (on the gateway's
+    /// loopback) is outside every other resource, and the client's namespace has no route to it of its own.
+    @Test("with --activate-internet-resource, an address outside every resource is reached through the gateway")
+    func internetResource() async throws {
+        try await offPool {
+            let config = EndToEndLab.config
+                .replacingOccurrences(of: "\npolicies:\n", with: """
+
+                      - name: internet
+                        type: internet
+                        sites: [hq]
+                    policies:
+                      - actor: alice
+                        resource: internet
+
+                    """)
+            let lab = try EndToEndLab(config: config)
+            defer { lab.tearDown() }
+            _ = try lab.gateway.ip("addr", "add", "198.51.100.7/32", "dev", "lo")
+            try lab.startInfrastructure()
+            let unrouted = try lab.inClient("ping", "-n", "-c", "1", "-w", "2", "198.51.100.7")
+            try lab.startClient(["--dns-control", "disabled", "--activate-internet-resource"])
+            let table = try lab.client.ip("route", "show", "table", "\(0x2021_FD00)")
+            let ping = try lab.inClient("ping", "-n", "-c", "3", "-i", "0.2", "-w", "20", "198.51.100.7")
+            #expect(unrouted.status != 0, "no route of its own: \(unrouted.output)")
+            #expect(table.contains("default dev tun-firezone"), "\(table)")
+            #expect(pingReplies(ping.output) >= 3, "\(ping.output)\n\(lab.logs)")
+        }
+    }
 }

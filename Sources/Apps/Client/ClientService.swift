@@ -42,7 +42,7 @@ struct ClientService {
         let key = SecretKey(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })!
         let channel = PortalChannel(
             configuration: .init(url: url, publicKey: key.publicKey.base64, userAgent: .current(component: .headlessClient, version: Self.version),
-                                 maxElapsed: configuration.maxPartitionTime),
+                                 maxElapsed: configuration.maxPartitionTime, firewallMark: Self.mark),
             topic: "client", logger: Logger(label: "firezone_headless_client::portal"))
         let tun = try TunDevice()
         let netlink = try RouteNetlink()
