@@ -80,7 +80,8 @@ public final class NetworkChangeMonitor: Sendable {
     }
 
     /// Whether the messages hold an address added to or removed from an interface other than `ignored`.
-    static func changesAnAddress(_ messages: ArraySlice<UInt8>, ignoring ignored: Int32) -> Bool {
+    /// Truncated or malformed messages end the reading there (kernel input is trusted, but never past its end).
+    public static func changesAnAddress(_ messages: ArraySlice<UInt8>, ignoring ignored: Int32) -> Bool {
         let headerSize = MemoryLayout<nlmsghdr>.size
         var offset = messages.startIndex
         while offset + headerSize <= messages.endIndex {
