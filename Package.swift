@@ -174,7 +174,7 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
-        .testTarget(name: "AppOptionsTests", dependencies: ["AppOptions", "AppRuntime", "SansIO"]),
+        .testTarget(name: "AppOptionsTests", dependencies: ["AppOptions", "AppRuntime", "SansIO", "TestSupport"]),
         .testTarget(name: "AppRuntimeTests", dependencies: [
             "AppRuntime", "CLinuxNetlink", "CLinuxIO", "IpPacket", "SansIO", "TestSupport", "Tunnel", "PortalMessages", "Noise",
             .product(name: "Logging", package: "swift-log"),

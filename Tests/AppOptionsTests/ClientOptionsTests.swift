@@ -1,8 +1,9 @@
 import AppOptions
 import Foundation
+import TestSupport
 import Testing
 
-@Suite("firezone-client: flags, environment variables, the token file and the device ID (spec portal-phoenix.md §7.2, §1.1)")
+@Suite("firezone-client: flags, environment variables, the token file and the device ID (spec portal-phoenix.md §7.2, §1.1)", .offPool)
 struct ClientOptionsTests {
     func resolve(_ arguments: [String], _ environment: [String: String] = [:]) throws -> ClientConfiguration {
         try ClientConfiguration.resolve(ClientArguments.parse(arguments), environment: environment, hostname: "laptop")

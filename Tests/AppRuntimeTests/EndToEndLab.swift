@@ -72,9 +72,9 @@ final class EndToEndLab {
 
         try FileManager.default.createDirectory(atPath: directory + "/www", withIntermediateDirectories: true)
         try Self.page.write(toFile: directory + "/www/index.html", atomically: true, encoding: .utf8)
-        var generator = SystemRandomNumberGenerator()
-        let blob = Data((0..<Self.blobSize).map { _ in UInt8.random(in: 0...255, using: &generator) })
-        try blob.write(to: URL(fileURLWithPath: directory + "/www/blob"))
+        guard let random = FileHandle(forReadingAtPath: "/dev/urandom") else { throw ShellError.failed("open /dev/urandom", "not readable") }
+        defer { try? random.close() }
+        try random.readData(ofLength: Self.blobSize).write(to: URL(fileURLWithPath: directory + "/www/blob"))
         blobSha256 = try Shell.run("sha256sum", directory + "/www/blob").output.split(separator: " ").first.map(String.init) ?? ""
 
         // The gateway resolves DNS resources with dnsmasq; the client's system resolver is dnsmasq too. The client

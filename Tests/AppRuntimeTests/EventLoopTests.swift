@@ -20,6 +20,8 @@ struct EventLoopTests {
             try lab.start()
             let ping = try Shell.run("ip", "netns", "exec", lab.client.name, "ping", "-n", "-c", "3", "-i", "0.2", "-w", "15", "10.77.0.5",
                                      allowFailure: true)
+            // A loop publishes its statistics after each batch: ping may see the last reply before that.
+            lab.stopLoops()
             return (ping, lab.clientLoop!.statistics, lab.gatewayLoop!.statistics, lab.portal.flowsAuthorized)
         }
         #expect(ping.status == 0, "ping failed: \(ping.output)")
@@ -139,10 +141,15 @@ final class TunnelLab: @unchecked Sendable {
         }
     }
 
-    func tearDown() {
+    /// Stops both event loops and waits for their threads: their statistics are final afterwards.
+    func stopLoops() {
         clientLoop?.stop()
         gatewayLoop?.stop()
         if !threads.isEmpty { _ = finished.wait(timeout: .now() + 5) }
+    }
+
+    func tearDown() {
+        stopLoops()
         clientLoop = nil
         gatewayLoop = nil
         if let coturn {

@@ -4,7 +4,7 @@ import Logging
 import Testing
 import TestSupport
 
-@Suite("AppRuntime: log formats and RUST_LOG-style filters (spec portal-phoenix.md §7.3)")
+@Suite("AppRuntime: log formats and RUST_LOG-style filters (spec portal-phoenix.md §7.3)", .offPool)
 struct LoggingTests {
     /// 2025-11-30T14:17:24.123456Z, the instant of the spec's examples.
     static let seconds: Int64 = 1_764_512_244

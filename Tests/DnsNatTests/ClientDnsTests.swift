@@ -6,7 +6,7 @@ import Testing
 
 /// The Client's DNS front door, asked by dig: dig's query bytes arrive as a UDP packet to a sentinel, and the
 /// payload of the packet we answer with goes back to dig.
-@Suite(.serialized) struct ClientDnsTests {
+@Suite(.serialized, .offPool) struct ClientDnsTests {
     static let sentinel = IpAddress("100.100.111.1")!
     static let osResolver = IpAddress("100.64.0.9")!
     static let upstream = IpAddress("192.168.1.1")!

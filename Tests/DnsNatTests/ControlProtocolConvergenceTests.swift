@@ -5,7 +5,7 @@ import Testing
 
 /// Client and Gateway exchange AssignedIps and DomainStatus as real control packets over a channel that loses,
 /// duplicates and reorders them; whatever the channel does, both sides converge on the right NAT state.
-@Suite struct ControlProtocolConvergenceTests {
+@Suite(.offPool) struct ControlProtocolConvergenceTests {
     static let resource = DnsResource(id: ResourceId("66666666-6666-6666-6666-666666666666")!, pattern: DomainPattern("*.corp.example"))
     static let domain = DnsName("wiki.corp.example")!
     static let key = ClientDnsResourceNat<String>.Key(gateway: "gw", domain: domain, resource: resource.id)

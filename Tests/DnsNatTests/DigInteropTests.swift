@@ -6,7 +6,7 @@ import Testing
 
 /// dig (BIND's resolver client) asks a responder that decodes its query with our decoder and answers with our
 /// encoder, the way the stub resolver answers: dig must print exactly our records.
-@Suite(.serialized) struct DigInteropTests {
+@Suite(.serialized, .offPool) struct DigInteropTests {
     func ask(_ arguments: [String], answer: (DnsMessage) -> DnsMessage) throws -> (query: DnsMessage, output: String) {
         let socket = try UdpSocket()
         let process = Process()

@@ -1,11 +1,12 @@
 import DnsNat
 import Foundation
 import IpPacket
+import TestSupport
 import Testing
 
 /// DNS messages from dnspython, an independent implementation: we decode what it accepts to the same
 /// content, reject what it rejects, and it reads back everything we encode.
-@Suite struct DnspythonInteropTests {
+@Suite(.offPool) struct DnspythonInteropTests {
     struct Case: Decodable {
         var hex: String
         var valid: Bool

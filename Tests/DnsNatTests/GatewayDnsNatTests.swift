@@ -1,9 +1,10 @@
 import DnsNat
 import IpPacket
 import PropertyBased
+import TestSupport
 import Testing
 
-@Suite struct GatewayDnsNatTests {
+@Suite(.offPool) struct GatewayDnsNatTests {
     static let client = IpAddress("100.64.0.7")!
     static let proxies = (1...4).map { IpAddress("100.96.0.\($0)")! } + (0...3).map { IpAddress("fd00:2021:1111:8000::\($0)")! }
     static let resource = DnsResource(id: ResourceId("33333333-3333-3333-3333-333333333333")!, pattern: DomainPattern("*.example.com"))

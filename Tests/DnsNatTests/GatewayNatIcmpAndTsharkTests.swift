@@ -6,7 +6,7 @@ import TestSupport
 import Testing
 
 /// ICMP errors about NATed flows, and every translated packet checked by tshark with checksum validation on.
-@Suite struct GatewayNatIcmpAndTsharkTests {
+@Suite(.offPool) struct GatewayNatIcmpAndTsharkTests {
     static let resource = DnsResource(id: ResourceId("55555555-5555-5555-5555-555555555555")!, pattern: DomainPattern("app.example.com"))
     static let v4 = (client: IpAddress("100.64.0.7")!, proxy: IpAddress("100.96.0.1")!, real: IpAddress("192.0.2.9")!)
     static let v6 = (client: IpAddress("fd00:2021:1111::7")!, proxy: IpAddress("fd00:2021:1111:8000::")!, real: IpAddress("2001:db8::9")!)

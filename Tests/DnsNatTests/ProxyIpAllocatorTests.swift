@@ -1,9 +1,10 @@
 import DnsNat
 import IpPacket
 import PropertyBased
+import TestSupport
 import Testing
 
-@Suite struct ProxyIpAllocatorTests {
+@Suite(.offPool) struct ProxyIpAllocatorTests {
     @Test func firstDomainGetsTheSpecsWorkedExample() {
         var allocator = ProxyIpAllocator()
         let ips = allocator.ips(for: DnsName("app.example.com")!)

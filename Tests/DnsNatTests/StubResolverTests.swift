@@ -1,9 +1,10 @@
 import DnsNat
 import IpPacket
 import PropertyBased
+import TestSupport
 import Testing
 
-@Suite struct StubResolverTests {
+@Suite(.offPool) struct StubResolverTests {
     static let web = ResourceId("11111111-1111-1111-1111-111111111111")!
     static let wildcard = ResourceId("22222222-2222-2222-2222-222222222222")!
 

@@ -9,7 +9,7 @@ import Testing
 /// Our agent against aioice, an independent RFC 5245 implementation (PyPI). aioice runs in a network
 /// namespace whose only interface is a veth to the test's namespace (it skips loopback when gathering);
 /// credentials and candidates travel over its stdin/stdout as JSON lines.
-@Suite(.serialized) struct AioiceInteropTests {
+@Suite(.serialized, .offPool) struct AioiceInteropTests {
     final class Namespace {
         let name = "fzice-a"
         init() throws {

@@ -1,9 +1,10 @@
 @testable import Ice
 import SansIO
+import TestSupport
 import Testing
 
 /// The reference values of spec `snownet.md` §2.3 and §2.6.
-@Suite struct IceReferenceTests {
+@Suite(.offPool) struct IceReferenceTests {
     let credentials = IceCredentials(ufrag: "abcd", password: "passwordpasswordpassw")
 
     @Test func candidatePrioritiesMatchTheSpec() {

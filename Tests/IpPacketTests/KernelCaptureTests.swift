@@ -1,10 +1,11 @@
 import IpPacket
 import PcapFile
+import TestSupport
 import Testing
 
 /// Packets the Linux kernel produced (recorded by `scripts/fixtures/record-kernel-traffic`), parsed by us and
 /// dissected by tshark: every field we read must agree with what tshark reads.
-@Suite struct KernelCaptureTests {
+@Suite(.offPool) struct KernelCaptureTests {
     struct Frame {
         var number: Int
         var packet: Result<IpPacket, IpPacketError>?

@@ -1,8 +1,9 @@
 import IpPacket
 import PropertyBased
+import TestSupport
 import Testing
 
-@Suite struct MutationAndBuilderTests {
+@Suite(.offPool) struct MutationAndBuilderTests {
     let client = IpAddress("100.64.0.1")!
     let resource = IpAddress("192.0.2.10")!
     let v6Client = IpAddress("fd00:2021:1111::1")!

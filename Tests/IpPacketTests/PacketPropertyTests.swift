@@ -1,5 +1,6 @@
 import IpPacket
 import PropertyBased
+import TestSupport
 import Testing
 
 /// A packet to build: UDP, TCP or ICMP echo over random IPv4 or IPv6 addresses.
@@ -48,7 +49,7 @@ enum PacketGen {
     static let mutations = zip(Gen.int(in: 0...8), Gen.uint16(), Gen.uint64(), Gen.uint64()).array(of: 1...12)
 }
 
-@Suite struct PacketPropertyTests {
+@Suite(.offPool) struct PacketPropertyTests {
     @Test func buildThenParseGivesTheSameFields() async {
         await propertyCheck(count: 300, input: PacketGen.spec) { spec in
             let built = try spec.build()

@@ -1,11 +1,12 @@
 import Foundation
 import IpPacket
 import PcapFile
+import TestSupport
 import Testing
 
 /// Packets we build or mutate, written to a capture, are accepted by tshark with checksum validation on:
 /// no malformed packet, no bad checksum, no warning, and the fields tshark reads are the ones we wrote.
-@Suite struct TsharkAcceptsOurPacketsTests {
+@Suite(.offPool) struct TsharkAcceptsOurPacketsTests {
     static let v4Client = IpAddress("100.64.0.1")!
     static let v4Resource = IpAddress("192.0.2.10")!
     static let v6Client = IpAddress("fd00:2021:1111::1")!

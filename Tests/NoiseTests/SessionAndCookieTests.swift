@@ -4,7 +4,7 @@ import SansIO
 import TestSupport
 import Testing
 
-@Suite struct SessionAndCookieTests {
+@Suite(.offPool) struct SessionAndCookieTests {
     /// A session roll-over keeps the previous session usable: a packet sent on it before the new handshake
     /// still decrypts after it.
     @Test func packetsInFlightOnTheOldSessionSurviveARollOver() throws {

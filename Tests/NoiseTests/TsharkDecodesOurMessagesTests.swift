@@ -9,7 +9,7 @@ import Testing
 /// Every WireGuard message type we produce, wrapped in UDP with IpPacket's builder and written to a pcap, is
 /// decoded by tshark's WireGuard dissector without errors (the interop run covers 1, 2 and 4 on the wire;
 /// this adds the cookie reply, which needs load).
-@Suite struct TsharkDecodesOurMessagesTests {
+@Suite(.offPool) struct TsharkDecodesOurMessagesTests {
     @Test func allFourMessageTypesDecode() throws {
         let pair = TunnelPair(handshakesPerSecond: 0)  // every handshake is "under load": cookies required
         let (_, initiation) = pair.send([0x45, 0, 0, 5, 9], from: pair.alice)

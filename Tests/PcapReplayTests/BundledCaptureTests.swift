@@ -5,7 +5,7 @@ import Testing
 
 /// The README's capture (Fixtures/captures/replay-demo.pcap, recorded by scripts/fixtures/record-replay-demo):
 /// every verdict counted exactly, and every output pcap read by tshark without a complaint.
-@Suite struct BundledCaptureTests {
+@Suite(.offPool) struct BundledCaptureTests {
     @Test func everyPacketGetsTheVerdictItsTrafficCallsFor() throws {
         let report = try ReplayFixtures.replay(ReplayFixtures.capture)
         #expect(report.capture.frames == 61)

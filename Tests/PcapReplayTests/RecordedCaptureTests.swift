@@ -7,7 +7,7 @@ import Testing
 
 /// Captures the tests record themselves in network namespaces with tcpdump (root), in every link type the
 /// replay reads: the same kernel traffic must get the same verdicts.
-@Suite(.serialized) struct RecordedCaptureTests {
+@Suite(.serialized, .offPool) struct RecordedCaptureTests {
     /// The verdicts that do not depend on the kernel's timing (how many segments an HTTP exchange takes,
     /// neighbour discovery), and, counted by tshark in the capture itself, one verdict per packet each way.
     private func expectDemoVerdicts(_ report: TunnelReport, capture: String, _ label: String) async throws {
@@ -27,7 +27,7 @@ import Testing
         #expect(report.verdict(.delivered) == report.clientTun["replies"], "\(label)")
     }
 
-    @Test(arguments: [("ethernet", [String]()), ("linux-sll", ["-i", "any"]), ("linux-sll2", ["-i", "any", "-y", "LINUX_SLL2"])])
+    @Test(arguments: [("ethernet", [String]()), ("linux-sll", ["-i", "any", "-y", "LINUX_SLL"]), ("linux-sll2", ["-i", "any", "-y", "LINUX_SLL2"])])
     func kernelTrafficRecordedNowReplaysWithTheSameVerdicts(_ label: String, _ tcpdumpOptions: [String]) async throws {
         ReplayFixtures.requireRoot()
         let directory = try ReplayFixtures.temporaryDirectory(label)

@@ -3,7 +3,7 @@ import PhoenixChannel
 import TestSupport
 import Testing
 
-@Suite struct LoginUrlTests {
+@Suite(.offPool) struct LoginUrlTests {
     static let device = LoginUrl.Device(id: "2b6f0cc904d137be2e1730235f5664094b831186", name: "Alices-MacBook-Pro",
                                         serial: "C02XK0AAJGH5", uuid: "6F9619FF-8B86-D011-B42D-00C04FC964FF")
     static let publicKey = "uMBCkAxTewfSgypIyxdQ18uCi84HLtKmQJy0wvQrYWY="

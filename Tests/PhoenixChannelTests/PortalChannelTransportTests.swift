@@ -10,7 +10,7 @@ import Testing
 /// `PortalChannel` against an independent Phoenix V1 server (Python `websockets`, `Tests/Support/phoenix_server.py`)
 /// that misbehaves on command: the §1.2 request, the join timeout, the backoff schedule, fatal/retry
 /// classification, TLS, and that the token never shows.
-@Suite(.serialized) struct PortalChannelTransportTests {
+@Suite(.serialized, .offPool) struct PortalChannelTransportTests {
     static let token = "SECRET-TOKEN-4d2f9a"
 
     @Test func joinsWithTheSpecsRequestAndQueuesUntilJoined() async throws {
@@ -223,7 +223,7 @@ final class Harness: Sendable {
 
     /// Runs the channel in a task, feeding `events`.
     func start() -> Task<Void, any Error> {
-        Task { [channel, events] in
+        Task(executorPreference: ThreadPerJobExecutor.shared) { [channel, events] in
             try await channel.run { events.push($0) }
         }
     }

@@ -2,7 +2,7 @@
 import TestSupport
 import Testing
 
-@Suite struct UserAgentTests {
+@Suite(.offPool) struct UserAgentTests {
     @Test func formatsAsTheSpecsExamples() {
         let ubuntu = OsRelease.parse("NAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nID=ubuntu\n")
         let agent = UserAgent(osType: ubuntu.type, osVersion: ubuntu.version, component: .headlessClient, version: "1.5.4",

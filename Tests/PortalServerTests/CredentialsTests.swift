@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 /// §6's derivations against Python's hashlib, hmac, base64 and pbkdf2: an independent implementation of each.
-@Suite struct CredentialsTests {
+@Suite(.offPool) struct CredentialsTests {
     let clientId = ClientId("3abd725a-733b-4801-ac16-72f26cd98a24")!
     let gatewayId = GatewayId("d263d490-a0bb-452a-8990-01d27a1f1144")!
     let clientKey = WireGuardKey(base64: "fiAjSBWDgQfD1CFJkTwOf4zg+1QhH0eTT+oLaVIMpH8=")!

@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 
 /// The CLI's exit codes and messages for files it cannot use.
-@Suite struct PortalCommandTests {
+@Suite(.offPool) struct PortalCommandTests {
     @Test func anInvalidConfigurationExits78NamingTheLine() throws {
         let portal = try PortalProcess(config: "sites:\n  - name: hq\n    gateway_token: [a]\n")
         defer { portal.removeFiles() }

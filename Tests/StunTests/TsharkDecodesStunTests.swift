@@ -8,7 +8,7 @@ import Testing
 
 /// Every message class and method with every attribute, as our encoder writes it, is dissected by tshark's
 /// STUN dissector without malformed packets or expert warnings, and tshark reads the values we wrote.
-@Suite struct TsharkDecodesStunTests {
+@Suite(.offPool) struct TsharkDecodesStunTests {
     @Test func tsharkAcceptsEverythingWeEncode() throws {
         var messages: [[UInt8]] = []
         let turnAttributes: [StunAttribute] = [

@@ -11,7 +11,7 @@ import TestSupport
 
 /// The client's DNS answered to the Linux kernel's own UDP and TCP: `dig` in a network namespace asks the
 /// sentinel through a TUN device whose packets this test feeds to a real ``ClientState``.
-@Suite("ClientState: dig over UDP and TCP through a TUN device", .serialized)
+@Suite("ClientState: dig over UDP and TCP through a TUN device", .serialized, .offPool)
 struct KernelDnsTests {
     static let web = PortalMessages.ResourceId("bbbbbbbb-0000-4000-8000-000000000002")!
     /// What the "upstream" says for names outside every resource (the app's recursion, played by the pump).

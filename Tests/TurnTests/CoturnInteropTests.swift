@@ -9,7 +9,7 @@ import Turn
 
 /// Our TURN client against Debian's coturn 4.6 on loopback: BINDING, Allocate, a channel in both
 /// directions with a UDP peer, Refresh, delete, the REST-API credentials, and a wrong password.
-@Suite(.serialized) struct CoturnInteropTests {
+@Suite(.serialized, .offPool) struct CoturnInteropTests {
     final class Coturn {
         let process: Process
         let port: UInt16

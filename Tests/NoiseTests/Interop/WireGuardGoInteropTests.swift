@@ -1,9 +1,10 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Our WireGuard engine (in `WireGuardInteropPeer`, on a real TUN and UDP socket in namespace B) against
 /// Debian's wireguard-go (in namespace A, configured with `wg`). Tunnel addresses: A 100.64.1.1, B 100.64.1.2.
-@Suite(.serialized) struct WireGuardGoInteropTests {
+@Suite(.serialized, .offPool) struct WireGuardGoInteropTests {
     struct Keys {
         var privateA: String
         var publicA: String
