@@ -26,7 +26,7 @@ struct GatewayService {
         if configuration.raiseSocketBuffers {
             for failure in SocketBufferLimits.raise() { logger.info("Failed to raise socket buffer limit: \(failure)") }
         }
-        let nameservers = try ResolvConf.nameservers()
+        let nameservers = NameserverSet(try ResolvConf.nameservers())
         let id = try configuration.id ?? DeviceId.getOrCreate(.gateway)
         var random = SystemRandomNumberGenerator()
         let key = SecretKey(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })!
@@ -74,6 +74,7 @@ struct GatewayService {
                     metrics.render(await GatewayMetrics.sample(loop))
                 }
             }
+            group.addTask { try await Self.evaluate(nameservers, logger: logger) }
             group.addTask {
                 for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
                     logger.info("Received \(signal == .sigterm ? "SIGTERM" : "SIGINT")")
@@ -101,5 +102,18 @@ struct GatewayService {
         loop.execute { state, now in state.shutdown(now: now) }
         loopThread.stopAndJoin()
         interface.remove()
+    }
+
+    /// Ranks the system nameservers now and every 60 s (spec `tunnel-dns.md` §5.9), until cancelled.
+    static func evaluate(_ nameservers: NameserverSet, logger: Logger) async throws {
+        guard !nameservers.nameservers.isEmpty else { return }
+        while true {
+            let probes = await nameservers.evaluate()
+            let answered = probes.filter { $0.rcode == .noError }.count
+            logger.debug("Evaluated fastest nameserver", metadata: [
+                "fastest": "\(nameservers.fastest.map(\.description) ?? "none")", "noerror_answers": "\(answered) of \(probes.count)",
+            ])
+            try await Task.sleep(for: NameserverSet.evaluationInterval)
+        }
     }
 }

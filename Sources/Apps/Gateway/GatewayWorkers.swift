@@ -6,16 +6,16 @@ import SansIO
 import Tunnel
 
 /// Work the event loop must not wait for: resolving DNS resources' domains with the system resolver (which reads
-/// `/etc/resolv.conf`) and forwarding clients' queries to the TUN DNS server to the first nameserver. Answers go
-/// back to the loop with ``EventLoop/execute(_:)``.
+/// `/etc/resolv.conf`) and forwarding clients' queries to the TUN DNS server to the fastest nameserver. Answers
+/// go back to the loop with ``EventLoop/execute(_:)``.
 final class GatewayWorkers: @unchecked Sendable {
-    private let nameservers: [IpAddress]
+    private let nameservers: NameserverSet
     private let logger: Logger
     private let queue = DispatchQueue(label: "firezone_gateway.dns", attributes: .concurrent)
     /// Set once, before the loop runs.
     var loop: EventLoop<GatewayState>?
 
-    init(nameservers: [IpAddress], logger: Logger) {
+    init(nameservers: NameserverSet, logger: Logger) {
         self.nameservers = nameservers
         self.logger = logger
     }
@@ -29,7 +29,7 @@ final class GatewayWorkers: @unchecked Sendable {
     }
 
     func forward(_ query: GatewayDnsQuery) {
-        guard let nameserver = nameservers.first else {
+        guard let nameserver = nameservers.fastest else {
             loop?.execute { state, now in state.dnsAnswered(query, response: nil, now: now) }
             return
         }
