@@ -3,6 +3,7 @@ import Foundation
 import Noise
 import PortalMessages
 import SansIO
+import Synchronization
 import Testing
 import TestSupport
 import Tunnel
@@ -14,18 +15,28 @@ import Tunnel
 struct EventLoopTests {
     @Test("ping through the tunnel: client TUN → WireGuard over UDP → gateway TUN → resource, and back")
     func pingThroughTheTunnel() async throws {
-        let (ping, client, gateway, flows) = try await offPool {
+        let (ping, after, replacementFailure, client, gateway, flows) = try await offPool {
             let lab = try TunnelLab()
             defer { lab.tearDown() }
             try lab.start()
             let ping = try Shell.run("ip", "netns", "exec", lab.client.name, "ping", "-n", "-c", "3", "-i", "0.2", "-w", "15", "10.77.0.5",
                                      allowFailure: true)
+            // A socket replacement that fails keeps the old sockets: the tunnel still carries a ping.
+            let failure = Mutex<String?>(nil)
+            lab.clientLoop!.replaceSockets({ throw ShellError.failed("socket", "refused by the test") }) { error in
+                failure.withLock { $0 = "\(error)" }
+            }
+            let after = try Shell.run("ip", "netns", "exec", lab.client.name, "ping", "-n", "-c", "1", "-w", "15", "10.77.0.5",
+                                      allowFailure: true)
             // A loop publishes its statistics after each batch: ping may see the last reply before that.
             lab.stopLoops()
-            return (ping, lab.clientLoop!.statistics, lab.gatewayLoop!.statistics, lab.portal.flowsAuthorized)
+            return (ping, after, failure.withLock { $0 }, lab.clientLoop!.statistics, lab.gatewayLoop!.statistics,
+                    lab.portal.flowsAuthorized)
         }
         #expect(ping.status == 0, "ping failed: \(ping.output)")
         #expect(pingReplies(ping.output) >= 3, "\(ping.output)")
+        #expect(after.status == 0 && replacementFailure == "socket failed: refused by the test", "\(after.output)")
+        #expect(client.socketReplacementFailures == 1)
         #expect(client.tunPacketsRead >= 3 && client.tunPacketsWritten >= 3, "\(client)")
         #expect(gateway.tunPacketsRead >= 3 && gateway.tunPacketsWritten >= 3, "\(gateway)")
         #expect(client.refused == 0 && gateway.refused == 0 && client.sendFailures == 0, "client \(client), gateway \(gateway)")

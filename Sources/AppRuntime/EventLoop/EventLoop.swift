@@ -25,6 +25,8 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
         public var malformedTunPackets = 0
         /// Datagrams the kernel would not send.
         public var sendFailures = 0
+        /// ``EventLoop/replaceSockets(_:failed:)`` calls whose new sockets could not be made (the old ones stayed).
+        public var socketReplacementFailures = 0
         public var batches = 0
     }
 
@@ -92,10 +94,17 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
 
     /// Swaps the UDP sockets for new ones from `make` on the loop thread, before the commands queued after this
     /// one: a reset needs new ports, since relays key their allocations by the 3-tuple (spec `snownet.md` §1.9).
-    /// If `make` throws, the old sockets stay.
-    public func replaceSockets(_ make: @escaping @Sendable () throws -> [UdpSocket]) {
-        commands.withLock { $0.append { [unowned self] _, _ in self.swapSockets(make) } }
+    /// If `make` throws or makes none, the old sockets stay, the failure is counted and `failed` gets the error
+    /// (on the loop thread).
+    public func replaceSockets(_ make: @escaping @Sendable () throws -> [UdpSocket],
+                               failed: @escaping @Sendable (any Error) -> Void = { _ in }) {
+        commands.withLock { $0.append { [unowned self] _, _ in self.swapSockets(make, failed: failed) } }
         signal()
+    }
+
+    /// Why ``replaceSockets(_:failed:)`` kept the old sockets when `make` threw nothing.
+    public struct NoSockets: Error, CustomStringConvertible {
+        public var description: String { "no new UDP sockets were made" }
     }
 
     /// Ends ``run()`` after the batch in progress.
@@ -234,8 +243,16 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
         tally.sendFailures += result.refused.count
     }
 
-    private func swapSockets(_ make: () throws -> [UdpSocket]) {
-        guard let fresh = try? make(), !fresh.isEmpty else { return }
+    private func swapSockets(_ make: () throws -> [UdpSocket], failed: (any Error) -> Void) {
+        let fresh: [UdpSocket]
+        do {
+            fresh = try make()
+            guard !fresh.isEmpty else { throw NoSockets() }
+        } catch {
+            tally.socketReplacementFailures += 1
+            failed(error)
+            return
+        }
         flush()
         for socket in sockets { _ = epoll_ctl(epoll, EPOLL_CTL_DEL, socket.fileDescriptor, nil) }
         for (offset, socket) in fresh.enumerated() {

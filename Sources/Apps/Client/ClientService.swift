@@ -77,7 +77,9 @@ struct ClientService {
         // A reset (spec snownet.md §1.9): new sockets, since relays key allocations by the 3-tuple, a new key and
         // no connections, then a new portal connection with the new public key for a fresh `init`.
         let resetSession = { @Sendable (reason: String) in
-            loop.replaceSockets { try Self.makeSockets() }
+            loop.replaceSockets({ try Self.makeSockets() }) { error in
+                logger.error("Failed to make new UDP sockets for the reset; keeping the old ones: \(error)")
+            }
             loop.execute { state, now in
                 state.reset(now: now)
                 channel.reconnect(reason: reason, publicKey: state.node.publicKey.base64)
