@@ -56,6 +56,9 @@ final class EndToEndLab {
             coturn_secret: dev-turn-secret
         """
 
+    /// The gateway's `RUST_LOG`, when not the default.
+    var gatewayLogFilter: String?
+
     init(config: String = EndToEndLab.config) throws {
         client = try TestNamespace("xc")
         gateway = try TestNamespace("xg")
@@ -146,8 +149,9 @@ final class EndToEndLab {
     }
 
     func startGateway(log: String = "gateway") throws {
-        try start(log, ["firezone-gateway", "gateway-token-hq"], in: gateway,
-                  environment: ["FIREZONE_API_URL": Self.portalUrl, "FIREZONE_ID": "e2e-gateway", "HEALTH_CHECK_ADDR": "127.0.0.1:8080"])
+        var environment = ["FIREZONE_API_URL": Self.portalUrl, "FIREZONE_ID": "e2e-gateway", "HEALTH_CHECK_ADDR": "127.0.0.1:8080"]
+        if let gatewayLogFilter { environment["RUST_LOG"] = gatewayLogFilter }
+        try start(log, ["firezone-gateway", "gateway-token-hq"], in: gateway, environment: environment)
         try waitFor("TUN device configured", in: log)
         gatewayLog = log
     }

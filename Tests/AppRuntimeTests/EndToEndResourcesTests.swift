@@ -12,12 +12,16 @@ struct EndToEndResourcesTests {
         try await offPool {
             let lab = try EndToEndLab()
             defer { lab.tearDown() }
+            lab.gatewayLogFilter = "info,flow_logs=trace"
             try lab.startInfrastructure()
             try lab.startClient(["--dns-control", "etc-resolv-conf", "--log-dir", lab.directory + "/client-logs"])
             let resolvConf = lab.clientResolvConfNow
             let proxy = try lab.inClient("dig", "+short", "+time=5", "+tries=2", "web.lab.test", "A")
             let outside = try lab.inClient("dig", "+short", "+time=5", "+tries=2", "outside.test", "A")
             let page = try lab.inClient("curl", "-sS", "--max-time", "20", "http://web.lab.test/")
+            // Both sides close the connection with FIN: the gateway logs the flow at once.
+            try lab.waitFor("TCP flow completed", in: "gateway")
+            let flowLog = lab.log("gateway").split(separator: "\n").first { $0.contains("TCP flow completed") }.map(String.init) ?? ""
             let filteredByName = try lab.inClient("curl", "-sS", "--max-time", "20", "http://web.lab.test:8080/")
             let filteredCidr = try lab.inClient("curl", "-sS", "--max-time", "20", "http://10.77.0.5:8080/")
             let direct = try lab.inGateway("curl", "-sS", "--max-time", "5", "http://10.77.0.5:8080/")
@@ -31,6 +35,14 @@ struct EndToEndResourcesTests {
             #expect(outside.output.trimmingCharacters(in: .whitespacesAndNewlines) == "10.99.0.9",
                     "a name outside the resources goes to the upstream resolver: \(outside.output)\n\(logs)")
             #expect(page.status == 0 && page.output == EndToEndLab.page, "\(page)\n\(logs)")
+            let flow = Dictionary(flowLog.split(separator: " ").compactMap { field -> (String, String)? in
+                let parts = field.split(separator: "=", maxSplits: 1).map(String.init)
+                return parts.count == 2 ? (parts[0], parts[1]) : nil
+            }, uniquingKeysWith: { first, _ in first })
+            #expect(flowLog.contains("TRACE flow_logs::tcp: TCP flow completed"), "a flow log record: \(flowLog)\n\(logs)")
+            #expect(flow["inner_dst_ip"] == proxy.output.split(separator: "\n").first.map(String.init) && flow["inner_dst_port"] == "80"
+                    && flow["inner_src_ip"]?.hasPrefix("100.") == true && flow["outer_src_ip"] == "10.99.0.1", "\(flow)")
+            #expect((Int(flow["tx_packets"] ?? "") ?? 0) >= 4 && (Int(flow["rx_packets"] ?? "") ?? 0) >= 4, "a whole HTTP exchange: \(flow)")
             #expect(direct.output == EndToEndLab.page, "port 8080 serves the page to anyone but the tunnel")
             // curl exits 7 (could not connect) at once on the gateway's ICMP "administratively prohibited", not 28 (timeout).
             #expect(filteredByName.status == 7, "tcp/8080 is not in the DNS resource's filters: \(filteredByName)")

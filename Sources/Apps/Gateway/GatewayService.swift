@@ -47,10 +47,12 @@ struct GatewayService {
         if let v6 = try? UdpSocket(bind: SocketAddress("[::]:0")!) { sockets.append(v6) }
         let state = GatewayState(privateKey: key, now: MonotonicClock.now(),
                                  unixTimeNanoseconds: Int64(Date().timeIntervalSince1970 * 1_000_000_000))
+        state.tracksFlows = FlowLog.isEnabled(by: configuration.logFilter)
         let workers = GatewayWorkers(nameservers: nameservers, logger: logger)
         let interface = InterfaceConfigurator(netlink: netlink, index: tun.index, logger: logger)
         let loop = try EventLoop(plane: state, tun: tun, sockets: sockets) { state, now in
             while let message = state.pollPortalMessage() { channel.send(event: message.event, payload: message.payload) }
+            while let flow = state.pollFlowRecord() { FlowLog.log(flow) }
             while let event = state.pollEvent() {
                 switch event {
                 case let .interfaceConfigured(ipv4, ipv6): interface.apply(ipv4: ipv4, ipv6: ipv6)

@@ -82,6 +82,11 @@ final class ClientOnGateway {
         filters.first { $0.network.contains(address) }?.engine
     }
 
+    /// The resource whose network holds `address` (the most specific one).
+    func resource(for address: IpAddress) -> PortalMessages.ResourceId? {
+        filters.first { $0.network.contains(address) }?.resource
+    }
+
     func owns(_ address: IpAddress) -> Bool {
         address == .v4(ipv4) || address == .v6(ipv6)
     }

@@ -27,7 +27,7 @@ extension GatewayState {
             answer(packet, to: clientId, with: IpPacket.icmpDestinationUnreachableProhibited, now: now)
             return nil
         }
-        return try outbound(&packet, from: client, now: now) ? packet : nil
+        return try outbound(&packet, from: client, outer: (source, local), now: now) ? packet : nil
     }
 
     /// Handles a packet the kernel routed into the TUN device (spec §5.5): reverse NAT, the reply-path filter,
@@ -60,6 +60,7 @@ extension GatewayState {
                 return nil
             }
         }
+        if tracksFlows { flows.inbound(packet, client: clientId, now: now, unixNanoseconds: unixNanoseconds(now)) }
         let datagram: EncryptedDatagram?
         do {
             datagram = try packet.withUnsafeBytes { bytes throws(NodeError) in
@@ -87,7 +88,10 @@ extension GatewayState {
     // MARK: Details
 
     /// The outbound policy and transform of spec §5.4; `true` when the packet goes to the TUN device.
-    private func outbound(_ packet: inout IpPacket, from client: ClientOnGateway, now: Instant) throws(TunnelError) -> Bool {
+    private func outbound(
+        _ packet: inout IpPacket, from client: ClientOnGateway, outer: (source: SocketAddress, destination: SocketAddress),
+        now: Instant
+    ) throws(TunnelError) -> Bool {
         if (try? packet.icmpError()) != nil {
             statistics.count(.outboundIcmpError)
             return false
@@ -103,6 +107,10 @@ extension GatewayState {
             return false
         }
         if serveTunDns(packet, from: client, now: now) { return false }
+        if tracksFlows {
+            flows.outbound(packet, client: client.id, resource: client.resource(for: destination), outer: outer, now: now,
+                           unixNanoseconds: unixNanoseconds(now))
+        }
         if !isOwnAddress(destination) {
             let translation: GatewayDnsNat.Outbound
             do {

@@ -22,6 +22,9 @@ public final class GatewayState {
     var events: [GatewayEvent] = []
     var tcpDns: TcpDnsServer
     var nextTick: Instant?
+    var flows = FlowTracker()
+    /// Flow logs (`RUST_LOG` containing `flow_logs=trace`): track TCP and UDP flows for ``pollFlowRecord()``.
+    public var tracksFlows = false
     let timeAnchor: Instant
     let unixNanosecondsAtAnchor: Int64
     /// Room for encrypting control packets (ICMP errors, DomainStatus, Goodbye) to a client.
@@ -101,7 +104,8 @@ public final class GatewayState {
         flushTcpDns(now: now)
         guard nextTick.map({ now >= $0 }) ?? true else { return }
         nextTick = now + Self.tick
-        let unixSeconds = (unixNanosecondsAtAnchor + (now - timeAnchor).totalNanoseconds) / 1_000_000_000
+        let unixSeconds = unixNanoseconds(now) / 1_000_000_000
+        if !flows.isEmpty { flows.expire(now: now, unixNanoseconds: unixNanoseconds(now)) }
         for (id, client) in clients {
             let expired = client.authorizations.filter { $0.value.expiresAt.map { $0 <= unixSeconds } ?? false }.map(\.key)
             if !expired.isEmpty { removeAccess(client: id, resources: expired, now: now) }
@@ -113,9 +117,19 @@ public final class GatewayState {
         node.pollTimeout().earliest(nextTick).earliest(tcpDns.pollTimeout())
     }
 
-    /// Graceful shutdown: a Goodbye to every client.
+    /// Graceful shutdown: a Goodbye to every client; flows in progress end.
     public func shutdown(now: Instant) {
         withGoodbye { node.closeAll(goodbye: $0, now: now) }
+        flows.finishAll(unixNanoseconds: unixNanoseconds(now))
+    }
+
+    /// The next finished flow, while ``tracksFlows`` is on.
+    public func pollFlowRecord() -> FlowRecord? {
+        flows.pollFinished()
+    }
+
+    func unixNanoseconds(_ now: Instant) -> Int64 {
+        unixNanosecondsAtAnchor + (now - timeAnchor).totalNanoseconds
     }
 
     // MARK: Details

@@ -1,0 +1,46 @@
+import Foundation
+import Logging
+import Tunnel
+
+/// Flow logs (spec `portal-phoenix.md` §7.3): one TRACE record per finished flow, on the targets
+/// `flow_logs::tcp` and `flow_logs::udp`, with Firezone's field names where the gateway knows the value.
+enum FlowLog {
+    private static let tcp = Logger(label: "flow_logs::tcp")
+    private static let udp = Logger(label: "flow_logs::udp")
+
+    /// Whether a `RUST_LOG` filter turns flow tracking on: Firezone looks for the text `flow_logs=trace`.
+    static func isEnabled(by filter: String) -> Bool {
+        filter.contains("flow_logs=trace")
+    }
+
+    static func log(_ flow: FlowRecord) {
+        let metadata: Logger.Metadata = [
+            "client_id": "\(flow.client)",
+            "resource_id": "\(flow.resource.map { "\($0)" } ?? "")",
+            "start": "\(timestamp(flow.start))",
+            "end": "\(timestamp(flow.end))",
+            "last_packet": "\(timestamp(flow.lastPacket))",
+            "inner_src_ip": "\(flow.innerSource.ip)", "inner_src_port": "\(flow.innerSource.port)",
+            "inner_dst_ip": "\(flow.innerDestination.ip)", "inner_dst_port": "\(flow.innerDestination.port)",
+            "outer_src_ip": "\(flow.outerSource.ip)", "outer_src_port": "\(flow.outerSource.port)",
+            "outer_dst_ip": "\(flow.outerDestination.ip)", "outer_dst_port": "\(flow.outerDestination.port)",
+            "rx_packets": "\(flow.rxPackets)", "tx_packets": "\(flow.txPackets)",
+            "rx_bytes": "\(flow.rxBytes)", "tx_bytes": "\(flow.txBytes)",
+        ]
+        switch flow.transport {
+        case .tcp: tcp.trace("TCP flow completed", metadata: metadata)
+        case .udp: udp.trace("UDP flow completed", metadata: metadata)
+        }
+    }
+
+    /// RFC 3339 in UTC with microseconds, as the JSON format's timestamps.
+    private static func timestamp(_ unixNanoseconds: Int64) -> String {
+        let seconds = unixNanoseconds / 1_000_000_000
+        let micros = (unixNanoseconds % 1_000_000_000) / 1000
+        var time = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+                      Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(micros))
+    }
+}
