@@ -111,6 +111,7 @@ final class ModelWorld {
         problems.entries + client.refusals + client.errors.map { "client: \($0)" }
             + gateway.errors.indices.filter { !toleratedGatewayErrors.contains($0) }.map { "gateway: \(gateway.errors[$0])" }
             + gateway.events.compactMap { if case .refused(let reason) = $0 { "gateway refused: \(reason)" } else { nil } }
+            + gateway.flowProblems
     }
 
     /// After a relay outage, which may end the connection: the model follows.

@@ -22,6 +22,9 @@ final class SimulatedGateway: SimulatedHost {
     /// The nameserver behind the TUN DNS server (port 53535), answering 10 ms later; `nil` answers nothing.
     var nameserver: ((DnsMessage) -> DnsMessage?)?
     private(set) var events: [GatewayEvent] = []
+    /// Flow records (flow tracking is on, as with `flow_logs=trace`) that break the tracker's own rules.
+    private(set) var flowProblems: [String] = []
+    private(set) var flowRecords = 0
     private let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
 
     init(socket: SocketAddress, in simulation: Simulation) {
@@ -30,6 +33,7 @@ final class SimulatedGateway: SimulatedHost {
         for index in seed.indices { seed[index] = UInt8.random(in: 0...255, using: &simulation.random) }
         state = GatewayState(privateKey: SecretKey(bytes: seed)!, now: simulation.now,
                              unixTimeNanoseconds: simulation.unixAnchor, random: SplitMix64(seed: simulation.random.next()))
+        state.tracksFlows = true
         simulation.attach(self, at: socket.ip)
     }
 
@@ -85,6 +89,12 @@ final class SimulatedGateway: SimulatedHost {
             simulation.send(Datagram(source: transmit.source ?? socket, destination: transmit.destination, payload: transmit.payload))
         }
         while let message = state.pollPortalMessage() { onPortalMessage(message) }
+        while let flow = state.pollFlowRecord() {
+            flowRecords += 1
+            if flow.txPackets < 1 || !(flow.start <= flow.lastPacket && flow.lastPacket <= flow.end) || flow.txBytes < 20 * flow.txPackets {
+                flowProblems.append("gateway flow record out of order: \(flow)")
+            }
+        }
         while let event = state.pollEvent() {
             events.append(event)
             if case .forwardDns(let query) = event, let nameserver, let response = nameserver(query.query) {
