@@ -206,7 +206,8 @@ public final class PortalChannel: Sendable {
                     await onEvent(.message(frame))
                 case .hiccup(let delay, let reason):
                     dropConnection()
-                    channel.logger.info("Hiccup in portal connection", metadata: ["reason": "\(reason)", "backoff": "\(delay)"])
+                    // The apps log the INFO line of the spec (their own target); the library says it once, at DEBUG.
+                    channel.logger.debug("Hiccup in portal connection", metadata: ["reason": "\(reason)", "backoff": "\(delay)"])
                     await onEvent(.hiccup(delay: delay, reason: reason))
                 case .fatal(let error):
                     dropConnection()
