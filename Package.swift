@@ -204,7 +204,7 @@ let package = Package(
             "TunnelSimulation",
         ]),
         // Sockets, clocks and shell helpers the interop tests share.
-        .target(name: "TestSupport", dependencies: ["SansIO"], path: "Tests/Support/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["SansIO", "CLinuxNetlink"], path: "Tests/Support/TestSupport"),
         // The tunnel simulation and its reference model: shared by TunnelTests and Fuzz/TunnelProto. It reaches
         // into Tunnel's internals with `@testable`, so release builds of it need `-enable-testing` (scripts/fuzz).
         .target(

@@ -1,4 +1,6 @@
+import CLinuxNetlink
 import Foundation
+import Glibc
 import Testing
 
 /// Runs blocking or long CPU-bound work on a thread of its own. Swift Testing runs tests on the concurrency pool,
@@ -6,7 +8,23 @@ import Testing
 /// (a Phoenix transport test's 20 s silence check fired during such a stall).
 public func offPool<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
     try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Swift.Result { try body() }) }.start()
+        Thread {
+            ProcessNetworkNamespace.join()
+            continuation.resume(with: Swift.Result { try body() })
+        }.start()
+    }
+}
+
+/// A new thread inherits the network namespace of the thread that made it, and tests enter namespaces on threads
+/// of their own (`TestNamespace.inside`): a thread made from within one would run a later test's sockets and
+/// commands in a namespace that test never asked for. Threads made for tests join the process's own first.
+enum ProcessNetworkNamespace {
+    /// The main thread's namespace (it never enters another), opened once.
+    private static let descriptor: Int32 = open("/proc/\(getpid())/task/\(getpid())/ns/net", O_RDONLY | O_CLOEXEC)
+
+    static func join() {
+        guard descriptor >= 0 else { return }
+        _ = cnetlink_join_network_namespace(descriptor)
     }
 }
 
@@ -36,6 +54,9 @@ public final class ThreadPerJobExecutor: TaskExecutor {
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         let executor = asUnownedTaskExecutor()
-        Thread { job.runSynchronously(on: executor) }.start()
+        Thread {
+            ProcessNetworkNamespace.join()
+            job.runSynchronously(on: executor)
+        }.start()
     }
 }
