@@ -110,7 +110,9 @@ struct EndToEndRecoveryTests {
             try lab.startInfrastructure()
             try lab.loseUnderlayPackets(percent: percent)
             try lab.startClient()
-            let download = try lab.inClient("sh", "-c", "curl -sS --max-time 120 --retry 3 http://web.lab.test/blob | sha256sum")
+            // Each attempt writes the file afresh (`--retry` into a pipe would append a cut-off attempt's bytes).
+            let download = try lab.inClient("sh", "-c", #"for attempt in 1 2 3; do curl -sS --max-time 180 -o "$0" http://web.lab.test/blob && break; done; sha256sum "$0""#,
+                                            lab.directory + "/download")
             let dropped = EndToEndLab.droppedPackets(try lab.inGateway("nft", "list", "table", "inet", "fzloss").output)
             #expect(download.output.hasPrefix(lab.blobSha256), "\(download)\n\(lab.logs)")
             #expect(dropped > 0, "nftables lost packets")
