@@ -43,6 +43,9 @@ struct EndToEndResourcesTests {
             #expect(flow["inner_dst_ip"] == proxy.output.split(separator: "\n").first.map(String.init) && flow["inner_dst_port"] == "80"
                     && flow["inner_src_ip"]?.hasPrefix("100.") == true && flow["outer_src_ip"] == "10.99.0.1", "\(flow)")
             #expect((Int(flow["tx_packets"] ?? "") ?? 0) >= 4 && (Int(flow["rx_packets"] ?? "") ?? 0) >= 4, "a whole HTTP exchange: \(flow)")
+            #expect(flow["resource_name"] == "web" && flow["resource_address"] == "web.lab.test" && flow["inner_domain"] == "web.lab.test"
+                    && flow["actor_name"] == "alice" && flow["client_version"] != nil && flow["device_os_name"] != nil,
+                    "the portal's details of the flow: \(flow)")
             #expect(direct.output == EndToEndLab.page, "port 8080 serves the page to anyone but the tunnel")
             // curl exits 7 (could not connect) at once on the gateway's ICMP "administratively prohibited", not 28 (timeout).
             #expect(filteredByName.status == 7, "tcp/8080 is not in the DNS resource's filters: \(filteredByName)")

@@ -89,6 +89,25 @@ import Testing
         #expect(record.lastPacket == unixStart + 1_000_000_000 && record.end == unixStart + 121_000_000_000)
     }
 
+    @Test func theContextIsAskedForOnlyWhenAFlowStarts() throws {
+        var tracker = FlowTracker()
+        var asked = 0
+        var context = FlowContext()
+        context.actorName = "alice"
+        context.innerDomain = "web.lab.test"
+        for second in 0..<3 {
+            tracker.outbound(try udp(fromClient: true), client: client, resource: resource, outer: outer, now: start + .seconds(second),
+                             unixNanoseconds: unixStart) {
+                asked += 1
+                return context
+            }
+        }
+        tracker.finishAll(unixNanoseconds: unixStart)
+        let record = tracker.pollFinished()
+        #expect(asked == 1 && record?.txPackets == 3)
+        #expect(record?.context == context)
+    }
+
     @Test func packetsToTheClientAloneAreNoFlow() throws {
         var tracker = FlowTracker()
         send(try udp(fromClient: false), fromClient: false, at: 0, to: &tracker)

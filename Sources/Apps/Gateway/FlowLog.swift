@@ -3,7 +3,7 @@ import Logging
 import Tunnel
 
 /// Flow logs (spec `portal-phoenix.md` §7.3): one TRACE record per finished flow, on the targets
-/// `flow_logs::tcp` and `flow_logs::udp`, with Firezone's field names where the gateway knows the value.
+/// `flow_logs::tcp` and `flow_logs::udp`, with Firezone's field names; fields the portal did not send are left out.
 enum FlowLog {
     private static let tcp = Logger(label: "flow_logs::tcp")
     private static let udp = Logger(label: "flow_logs::udp")
@@ -14,7 +14,7 @@ enum FlowLog {
     }
 
     static func log(_ flow: FlowRecord) {
-        let metadata: Logger.Metadata = [
+        var metadata: Logger.Metadata = [
             "client_id": "\(flow.client)",
             "resource_id": "\(flow.resource.map { "\($0)" } ?? "")",
             "start": "\(timestamp(flow.start))",
@@ -27,6 +27,17 @@ enum FlowLog {
             "rx_packets": "\(flow.rxPackets)", "tx_packets": "\(flow.txPackets)",
             "rx_bytes": "\(flow.rxBytes)", "tx_bytes": "\(flow.txBytes)",
         ]
+        let context = flow.context
+        let details: [(String, String?)] = [
+            ("client_version", context.clientVersion), ("device_os_name", context.deviceOsName),
+            ("device_os_version", context.deviceOsVersion), ("device_serial", context.deviceSerial),
+            ("device_uuid", context.deviceUuid), ("device_identifier_for_vendor", context.deviceIdentifierForVendor),
+            ("device_firebase_installation_id", context.deviceFirebaseInstallationId),
+            ("auth_provider_id", context.authProviderId), ("actor_name", context.actorName), ("actor_id", context.actorId),
+            ("actor_email", context.actorEmail), ("resource_name", context.resourceName),
+            ("resource_address", context.resourceAddress), ("inner_domain", context.innerDomain),
+        ]
+        for case let (key, value?) in details { metadata[key] = "\(value)" }
         switch flow.transport {
         case .tcp: tcp.trace("TCP flow completed", metadata: metadata)
         case .udp: udp.trace("UDP flow completed", metadata: metadata)

@@ -26,6 +26,8 @@ final class ClientOnGateway {
     /// Longest prefix first.
     private(set) var filters: [FilterEntry] = []
     var dnsNat = GatewayDnsNat()
+    /// The latest `authorize_flow`'s client and actor details, for flow logs.
+    var flowContext = FlowContext()
 
     init(id: ClientId, ipv4: IPv4Address, ipv6: IPv6Address) {
         self.id = id

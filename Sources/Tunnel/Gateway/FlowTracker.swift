@@ -2,6 +2,44 @@ import IpPacket
 import PortalMessages
 import SansIO
 
+/// What the portal said about a flow's client and resource, for its log record (Firezone's field names in
+/// brackets: `client_version`, `device_*`, `auth_provider_id`, `actor_*`, `resource_name`, `resource_address`,
+/// `inner_domain`).
+public struct FlowContext: Hashable, Sendable {
+    public var clientVersion: String?
+    public var deviceOsName: String?
+    public var deviceOsVersion: String?
+    public var deviceSerial: String?
+    public var deviceUuid: String?
+    public var deviceIdentifierForVendor: String?
+    public var deviceFirebaseInstallationId: String?
+    public var authProviderId: String?
+    public var actorName: String?
+    public var actorId: String?
+    public var actorEmail: String?
+    public var resourceName: String?
+    public var resourceAddress: String?
+    /// The domain a DNS resource's proxy IP stands for.
+    public var innerDomain: String?
+
+    public init() {}
+
+    /// The client's and its actor's part, from `authorize_flow`.
+    init(client: FlowClient, subject: Subject?) {
+        clientVersion = client.version
+        deviceOsName = client.deviceOsName
+        deviceOsVersion = client.deviceOsVersion
+        deviceSerial = client.deviceSerial
+        deviceUuid = client.deviceUuid
+        deviceIdentifierForVendor = client.identifierForVendor
+        deviceFirebaseInstallationId = client.firebaseInstallationId
+        authProviderId = subject?.authProviderId
+        actorName = subject?.actorName
+        actorId = subject?.actorId
+        actorEmail = subject?.actorEmail
+    }
+}
+
 /// A finished TCP or UDP flow through the gateway, for flow logs (spec `portal-phoenix.md` §7.3,
 /// `tunnel-dns.md` §6 "flow-tracker"). Counters are from the client's view: tx is what it sent.
 public struct FlowRecord: Hashable, Sendable {
@@ -25,6 +63,7 @@ public struct FlowRecord: Hashable, Sendable {
     public var rxPackets = 0
     public var txBytes = 0
     public var rxBytes = 0
+    public var context = FlowContext()
 }
 
 /// Tracks the gateway's TCP and UDP flows while flow logs are on. A flow ends after 2 minutes without packets,
@@ -52,9 +91,10 @@ struct FlowTracker {
 
     var isEmpty: Bool { flows.isEmpty }
 
-    /// A packet from the client, before NAT.
+    /// A packet from the client, before NAT; `context` is asked for only when the packet starts a flow.
     mutating func outbound(_ packet: IpPacket, client: ClientId, resource: PortalMessages.ResourceId?,
-                           outer: (source: SocketAddress, destination: SocketAddress), now: Instant, unixNanoseconds: Int64) {
+                           outer: (source: SocketAddress, destination: SocketAddress), now: Instant, unixNanoseconds: Int64,
+                           context: () -> FlowContext = { FlowContext() }) {
         guard let (transport, source, destination, flags) = Self.tuple(of: packet) else { return }
         let key = Key(client: client, transport: transport, source: source, destination: destination)
         if let flags, flags.contains(.syn), !flags.contains(.ack), let flow = flows[key], flow.record.txPackets > 0 {
@@ -66,7 +106,7 @@ struct FlowTracker {
             let record = FlowRecord(transport: transport, client: client, resource: resource, innerSource: source,
                                     innerDestination: destination, outerSource: outer.source,
                                     outerDestination: outer.destination, start: unixNanoseconds, end: unixNanoseconds,
-                                    lastPacket: unixNanoseconds)
+                                    lastPacket: unixNanoseconds, context: context())
             flows[key] = Flow(record: record, lastSeen: now)
         }
         flows[key]!.record.txPackets += 1

@@ -171,6 +171,7 @@ public final class GatewayState {
         clientByTunnelIp[.v6(client.ipv6)] = nil
         client.ipv4 = flow.client.ipv4
         client.ipv6 = flow.client.ipv6
+        client.flowContext = FlowContext(client: flow.client, subject: flow.subject)
         clients[client.id] = client
         clientByTunnelIp[.v4(client.ipv4)] = client.id
         clientByTunnelIp[.v6(client.ipv6)] = client.id
