@@ -89,6 +89,21 @@ final class ClientOnGateway {
         filters.first { $0.network.contains(address) }?.resource
     }
 
+    /// A new flow's details for its log record: the client's, the resource's, and the domain behind a proxy IP.
+    func flowContext(resource: PortalMessages.ResourceId?, destination: IpAddress) -> FlowContext {
+        var context = flowContext
+        switch resource.flatMap({ authorizations[$0]?.resource }) {
+        case let .dns(_, address, name, _)?:
+            (context.resourceName, context.resourceAddress) = (name, address)
+        case let .cidr(_, address, name, _)?:
+            (context.resourceName, context.resourceAddress) = (name, address.description)
+        case .internet?, nil:
+            break
+        }
+        context.innerDomain = dnsNat.translations[destination]?.domain.description
+        return context
+    }
+
     func owns(_ address: IpAddress) -> Bool {
         address == .v4(ipv4) || address == .v6(ipv6)
     }

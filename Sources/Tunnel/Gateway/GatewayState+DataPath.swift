@@ -110,19 +110,7 @@ extension GatewayState {
         if tracksFlows {
             let resource = client.resource(for: destination)
             flows.outbound(packet, client: client.id, resource: resource, outer: outer, now: now,
-                           unixNanoseconds: unixNanoseconds(now)) {
-                var context = client.flowContext
-                switch resource.flatMap({ client.authorizations[$0]?.resource }) {
-                case let .dns(_, address, name, _)?:
-                    (context.resourceName, context.resourceAddress) = (name, address)
-                case let .cidr(_, address, name, _)?:
-                    (context.resourceName, context.resourceAddress) = (name, address.description)
-                case .internet?, nil:
-                    break
-                }
-                context.innerDomain = client.dnsNat.translations[destination]?.domain.description
-                return context
-            }
+                           unixNanoseconds: unixNanoseconds(now)) { client.flowContext(resource: resource, destination: destination) }
         }
         if !isOwnAddress(destination) {
             let translation: GatewayDnsNat.Outbound
