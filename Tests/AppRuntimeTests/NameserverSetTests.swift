@@ -48,6 +48,18 @@ struct NameserverSetTests {
         #expect(set.ranked == [slow])
     }
 
+    @Test("garbage over UDP and a cut-off answer over TCP count as no answer; the nameserver that answers wins")
+    func unreadableAnswersAreNoAnswers() async throws {
+        let servers = try [ProbeServer(slow, rcode: -1), ProbeServer(fast)]
+        defer { servers.forEach { $0.stop() } }
+        let set = NameserverSet([slow, fast])
+        let probes = await set.evaluate()
+        #expect(probes.filter { $0.nameserver == slow }.map(\.rcode) == [nil, nil], "\(probes)")
+        #expect(probes.filter { $0.nameserver == slow }.allSatisfy { $0.roundTrip < NameserverSet.probeTimeout },
+                "the bad answers end the probes at once, not the timeout")
+        #expect(set.ranked == [fast])
+    }
+
     @Test("when no nameserver answers, resolv.conf's order stands (deviation from Firezone); without any, none")
     func nobodyAnsweringKeepsTheConfiguredOrder() async throws {
         let set = NameserverSet([alsoSilent, silent])

@@ -1,5 +1,7 @@
 """A nameserver for NameserverSetTests: answers every query over UDP and TCP on ADDRESS:53 with RCODE
-(an A record 192.0.2.53 when NOERROR), DELAY_MS after it arrived. Prints "ready" once both sockets listen.
+(an A record 192.0.2.53 when NOERROR), DELAY_MS after it arrived. RCODE -1 answers garbage instead: bytes that
+are no DNS message over UDP, and over TCP a length prefix of 500 followed by 3 bytes and a close. Prints "ready"
+once both sockets listen.
 
 Usage: python3 dns_probe_server.py ADDRESS DELAY_MS RCODE
 """
@@ -25,13 +27,18 @@ def answer(query: bytes) -> bytes:
 def serve_udp(sock: socket.socket) -> None:
     while True:
         query, peer = sock.recvfrom(4096)
-        threading.Thread(target=lambda: sock.sendto(answer(query), peer), daemon=True).start()
+        reply = b"\x00\x01junk" if rcode < 0 else answer(query)
+        threading.Thread(target=lambda: sock.sendto(reply, peer), daemon=True).start()
 
 
 def serve_tcp_connection(connection: socket.socket) -> None:
     with connection:
         length = struct.unpack("!H", connection.recv(2, socket.MSG_WAITALL))[0]
-        response = answer(connection.recv(length, socket.MSG_WAITALL))
+        query = connection.recv(length, socket.MSG_WAITALL)
+        if rcode < 0:
+            connection.sendall(struct.pack("!H", 500) + b"abc")
+            return
+        response = answer(query)
         connection.sendall(struct.pack("!H", len(response)) + response)
 
 

@@ -70,8 +70,12 @@ public struct LogLine: Sendable {
         }
     }
 
-    /// RFC 3339 in UTC with `fractionDigits` digits of the second.
     private func timestamp(fractionDigits: Int) -> String {
+        Self.timestamp(secondsSinceEpoch: secondsSinceEpoch, nanoseconds: nanoseconds, fractionDigits: fractionDigits)
+    }
+
+    /// RFC 3339 in UTC with `fractionDigits` digits of the second, as log lines write their timestamps.
+    public static func timestamp(secondsSinceEpoch: Int64, nanoseconds: Int32, fractionDigits: Int) -> String {
         var time = time_t(secondsSinceEpoch)
         var parts = tm()
         gmtime_r(&time, &parts)

@@ -1,4 +1,4 @@
-import Foundation
+import AppRuntime
 import Logging
 import Tunnel
 
@@ -46,12 +46,7 @@ enum FlowLog {
 
     /// RFC 3339 in UTC with microseconds, as the JSON format's timestamps.
     private static func timestamp(_ unixNanoseconds: Int64) -> String {
-        let seconds = unixNanoseconds / 1_000_000_000
-        let micros = (unixNanoseconds % 1_000_000_000) / 1000
-        var time = time_t(seconds)
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-                      Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(micros))
+        LogLine.timestamp(secondsSinceEpoch: unixNanoseconds / 1_000_000_000,
+                          nanoseconds: Int32(unixNanoseconds % 1_000_000_000), fractionDigits: 6)
     }
 }
