@@ -39,10 +39,14 @@ public final class PortalChannel: Sendable {
         /// Marks the WebSocket's TCP socket (Linux SO_MARK), so a client whose tunnel routes everything (the
         /// Internet resource) still reaches the portal around it, as its UDP sockets do (spec `tunnel-dns.md` §4.11).
         public var firewallMark: UInt32?
+        /// Where the channel's own tasks (the connection and the timer) run; `nil` for the global concurrent
+        /// executor. A caller whose cooperative pool may be busy for seconds gives it an executor of its own,
+        /// so a join reply is not read after its 5 s timeout.
+        public var executor: (any TaskExecutor)?
 
         public init(url: LoginUrl, publicKey: String, userAgent: UserAgent, maxElapsed: Duration?,
                     tls: TLSConfiguration = .makeClientConfiguration(), handshakeTimeout: Duration = .seconds(15),
-                    maxMessageSize: Int = 1 << 24, firewallMark: UInt32? = nil) {
+                    maxMessageSize: Int = 1 << 24, firewallMark: UInt32? = nil, executor: (any TaskExecutor)? = nil) {
             self.url = url
             self.publicKey = publicKey
             self.userAgent = userAgent
@@ -51,6 +55,7 @@ public final class PortalChannel: Sendable {
             self.handshakeTimeout = handshakeTimeout
             self.maxMessageSize = maxMessageSize
             self.firewallMark = firewallMark
+            self.executor = executor
         }
     }
 
@@ -230,7 +235,7 @@ public final class PortalChannel: Sendable {
             guard let deadline else { return }
             let wake = origin.advanced(by: .nanoseconds(deadline.nanoseconds))
             let continuation = channel.continuation
-            timerTask = Task {
+            timerTask = Task(executorPreference: channel.configuration.executor) {
                 try? await Task.sleep(until: wake, clock: ContinuousClock())
                 guard !Task.isCancelled else { return }
                 _ = continuation.yield(.tick)
@@ -253,7 +258,7 @@ public final class PortalChannel: Sendable {
             dropConnection()
             generation += 1
             handshakeDeadline = now + channel.configuration.handshakeTimeout
-            connectionTask = Task { [channel, generation] in
+            connectionTask = Task(executorPreference: channel.configuration.executor) { [channel, generation] in
                 await channel.connectOnce(generation: generation)
             }
         }

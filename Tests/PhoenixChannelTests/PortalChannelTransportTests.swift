@@ -215,7 +215,8 @@ final class Harness: Sendable {
         var logger = Logger(label: "test") { _ in CapturingLogHandler(lines: logs) }
         logger.logLevel = .trace
         channel = PortalChannel(
-            configuration: .init(url: url, publicKey: "cHVibGljLWtleQ==", userAgent: userAgent, maxElapsed: maxElapsed, tls: tls),
+            configuration: .init(url: url, publicKey: "cHVibGljLWtleQ==", userAgent: userAgent, maxElapsed: maxElapsed, tls: tls,
+                                 executor: ThreadPerJobExecutor.shared),
             topic: "client", logger: logger)
         events = EventQueue()
         self.logs = logs

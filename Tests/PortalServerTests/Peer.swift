@@ -18,7 +18,8 @@ final class Peer: Sendable {
                               version: mode == .client ? "1.5.5" : "1.4.19", architecture: "x86_64", kernelRelease: "6.1.0")
         var logger = Logger(label: "peer")
         logger.logLevel = .critical
-        channel = PortalChannel(configuration: .init(url: url, publicKey: publicKey, userAgent: agent, maxElapsed: .seconds(5)),
+        channel = PortalChannel(configuration: .init(url: url, publicKey: publicKey, userAgent: agent, maxElapsed: .seconds(5),
+                                                     executor: ThreadPerJobExecutor.shared),
                                 topic: mode.rawValue, logger: logger)
     }
 
@@ -32,7 +33,7 @@ final class Peer: Sendable {
     }
 
     func start() -> Task<Void, any Error> {
-        Task { [channel, events] in try await channel.run { events.push($0) } }
+        Task(executorPreference: ThreadPerJobExecutor.shared) { [channel, events] in try await channel.run { events.push($0) } }
     }
 
     func fatalError() async -> PhoenixChannelError? {

@@ -10,7 +10,7 @@ import Testing
 
 /// The `firezone-portal` binary with our client and gateway channels (`PortalChannel`), and with an
 /// independent Phoenix client (`phoenix-channels-python-client`).
-@Suite(.serialized) struct PortalEndToEndTests {
+@Suite(.serialized, .offPool) struct PortalEndToEndTests {
     static let config = """
         account_slug: e2e
         upstream_dns: [1.1.1.1]
