@@ -42,6 +42,44 @@ struct EventLoopTests {
         #expect(client.refused == 0 && gateway.refused == 0 && client.sendFailures == 0, "client \(client), gateway \(gateway)")
         #expect(flows == 1)
     }
+
+    @Test("with TUN offloads, 8 MiB go up and come back intact; the kernel's super-packets are cut and ours joined")
+    func tcpThroughOffloadedDevices() async throws {
+        let (transfer, client, gateway) = try await offPool {
+            let lab = try TunnelLab(offloads: true)
+            defer { lab.tearDown() }
+            try lab.start()
+            let echo = try lab.startEchoServer(port: 5555)
+            defer {
+                kill(echo.processIdentifier, SIGKILL)
+                echo.waitUntilExit()
+            }
+            let transfer = try Shell.run("ip", "netns", "exec", lab.client.name, "python3", "-c", Self.echoClient, allowFailure: true)
+            lab.stopLoops()
+            return (transfer, lab.clientLoop!.statistics, lab.gatewayLoop!.statistics)
+        }
+        #expect(transfer.status == 0 && transfer.output.contains("intact"), "\(transfer.output)")
+        // Upload: the client's kernel hands over super-packets, the gateway writes joined ones; download the reverse.
+        #expect(client.tunFramesRead < client.tunPacketsRead / 4, "\(client)")
+        #expect(gateway.tunFramesWritten < gateway.tunPacketsWritten / 4, "\(gateway)")
+        #expect(gateway.tunFramesRead < gateway.tunPacketsRead / 4, "\(gateway)")
+        #expect(client.tunFramesWritten < client.tunPacketsWritten / 4, "\(client)")
+        #expect(client.malformedTunPackets == 0 && gateway.malformedTunPackets == 0, "client \(client), gateway \(gateway)")
+        #expect(client.refused == 0 && gateway.refused == 0, "client \(client), gateway \(gateway)")
+    }
+
+    /// Sends 8 MiB of random bytes to the echo server through the tunnel and checks what comes back.
+    static let echoClient = """
+        import os, socket
+        data = os.urandom(8 << 20)
+        connection = socket.create_connection(("10.77.0.5", 5555), timeout=30)
+        connection.sendall(data)
+        connection.shutdown(socket.SHUT_WR)
+        back = bytearray()
+        while chunk := connection.recv(1 << 16):
+            back += chunk
+        print("intact" if bytes(back) == data else f"changed: {len(back)} bytes came back")
+        """
 }
 
 /// Two namespaces (`client` at 10.99.0.1, `gateway` at 10.99.0.2 with coturn and the resource 10.77.0.5 on its
@@ -56,8 +94,10 @@ final class TunnelLab: @unchecked Sendable {
     private var coturn: Process?
     private var threads: [Thread] = []
     private let finished = DispatchGroup()
+    private let offloads: Bool
 
-    init() throws {
+    init(offloads: Bool = false) throws {
+        self.offloads = offloads
         client = try TestNamespace("ec")
         gateway = try TestNamespace("eg")
         do {
@@ -96,14 +136,41 @@ final class TunnelLab: @unchecked Sendable {
         throw ShellError.failed("coturn", "never listened on 10.99.0.2:3478")
     }
 
+    /// A TCP server on the resource address that reads until the client stops sending, then sends it all back.
+    func startEchoServer(port: Int) throws -> Process {
+        let server = """
+            import socket
+            listener = socket.create_server(("10.77.0.5", \(port)))
+            connection, _ = listener.accept()
+            connection.settimeout(30)
+            received = bytearray()
+            while chunk := connection.recv(1 << 16):
+                received += chunk
+            connection.sendall(received)
+            connection.close()
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["ip", "netns", "exec", gateway.name, "python3", "-c", server]
+        try process.run()
+        for _ in 0..<100 {
+            let listening = try Shell.run("ip", "netns", "exec", gateway.name, "ss", "-Htln", "sport", "= :\(port)").output
+            if listening.contains("10.77.0.5:\(port)") { return process }
+            usleep(50_000)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        throw ShellError.failed("echo server", "never listened on 10.77.0.5:\(port)")
+    }
+
     /// Creates both sides' devices, sockets and states inside their namespaces and starts the loops.
     func start() throws {
         let relay = Relay.turn(TurnRelay(id: RelayId(UUID(uuidString: "00000000-0000-4000-8000-0000000000e1")!),
                                          address: SocketAddress("10.99.0.2:3478")!, username: "fz", password: "fz-relay-password",
                                          expiresAt: 4_000_000_000))
         let portal = portal
+        let offloads = offloads
         let gatewayLoop = try gateway.inside { () throws -> EventLoop<GatewayState> in
-            let tun = try TunDevice()
+            let tun = try TunDevice(offloads: offloads)
             let netlink = try RouteNetlink()
             try netlink.setLink(index: tun.index, up: true, mtu: 1280)
             try netlink.addAddress(IpNetwork("100.64.0.1/32")!, interface: tun.index)
@@ -117,7 +184,7 @@ final class TunnelLab: @unchecked Sendable {
             return loop
         }
         let clientLoop = try client.inside { () throws -> EventLoop<ClientState> in
-            let tun = try TunDevice()
+            let tun = try TunDevice(offloads: offloads)
             let netlink = try RouteNetlink()
             try netlink.setLink(index: tun.index, up: true, mtu: 1280)
             try netlink.addAddress(IpNetwork("100.64.0.2/32")!, interface: tun.index)

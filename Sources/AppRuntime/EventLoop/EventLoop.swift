@@ -19,10 +19,15 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
         public var datagramsSent = 0
         public var tunPacketsRead = 0
         public var tunPacketsWritten = 0
+        /// Reads and writes on the TUN device: fewer than its packets when offloads join them.
+        public var tunFramesRead = 0
+        public var tunFramesWritten = 0
         /// Datagrams and packets the plane refused with an error.
         public var refused = 0
-        /// Bytes from the TUN device that are not an IP packet.
+        /// Bytes from the TUN device that are not an IP packet (or a frame its offloads could not split).
         public var malformedTunPackets = 0
+        /// Packets for the TUN device that it refused (its queue full).
+        public var tunWriteFailures = 0
         /// Datagrams the kernel would not send.
         public var sendFailures = 0
         /// ``EventLoop/replaceSockets(_:failed:)`` calls whose new sockets could not be made (the old ones stayed).
@@ -47,6 +52,9 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
     private let afterBatch: (Plane, Instant) -> Void
     /// A buffer read from the TUN device that turned out empty, kept for the next read.
     private var spare: PacketBuffer?
+    /// With offloads: a whole frame from the TUN device (header and up to 64 KiB), and the writes' coalescer.
+    private let tunFrame: UnsafeMutableRawBufferPointer?
+    private let coalescer = TunWriteCoalescer()
 
     /// Packets and datagrams taken per source per batch, so one busy source cannot starve the others.
     static var batchLimit: Int { 64 }
@@ -59,6 +67,7 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
         self.pool = pool
         self.afterBatch = afterBatch
         sendBatches = sockets.map { SendBatch(coalescing: $0.sendOffload) }
+        tunFrame = tun.offloads ? .allocate(byteCount: VirtioNetHeader.size + 65_535, alignment: 16) : nil
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epoll >= 0 else { throw .last("epoll_create1") }
         wakeup = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
@@ -82,6 +91,7 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
         close(epoll)
         close(wakeup)
         output.deallocate()
+        tunFrame?.deallocate()
     }
 
     public var statistics: Statistics { counters.withLock { $0 } }
@@ -129,6 +139,7 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
             afterBatch(plane, now)
             drainPlane()
             flush()
+            flushTun()
             tally.batches += 1
             let snapshot = tally
             counters.withLock { $0 = snapshot }
@@ -151,6 +162,10 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
     }
 
     private func readTun(now: Instant) {
+        if let tunFrame {
+            readTunFrames(tunFrame, now: now)
+            return
+        }
         for _ in 0..<Self.batchLimit {
             let buffer = spare ?? pool.take()
             spare = nil
@@ -158,21 +173,47 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
                 spare = buffer
                 return
             }
-            tally.tunPacketsRead += 1
-            guard var packet = try? IpPacket(buffer: buffer, count: count) else {
+            tally.tunFramesRead += 1
+            handleTunPacket(buffer, count: count, now: now)
+        }
+    }
+
+    /// Reads frames from a device with offloads: each may hold dozens of TCP segments to cut apart.
+    private func readTunFrames(_ frame: UnsafeMutableRawBufferPointer, now: Instant) {
+        for _ in 0..<Self.batchLimit {
+            guard let count = try? tun.read(into: frame), count > 0 else { return }
+            tally.tunFramesRead += 1
+            guard count > VirtioNetHeader.size else {
                 tally.malformedTunPackets += 1
-                spare = buffer
                 continue
             }
+            let header = VirtioNetHeader(reading: UnsafeRawBufferPointer(frame))
+            let packet = UnsafeMutableRawBufferPointer(rebasing: frame[VirtioNetHeader.size..<count])
             do {
-                if let datagram = try plane.handleTunPacket(&packet, into: output, now: now) {
-                    enqueue(UnsafeRawBufferPointer(rebasing: output[0..<datagram.count]), to: datagram.destination)
+                try TunFrameSplitter.split(packet, header: header, pool: pool) { buffer, count in
+                    handleTunPacket(buffer, count: count, now: now)
                 }
             } catch {
-                tally.refused += 1
+                tally.malformedTunPackets += 1
             }
-            pool.recycle(packet)
         }
+    }
+
+    private func handleTunPacket(_ buffer: PacketBuffer, count: Int, now: Instant) {
+        tally.tunPacketsRead += 1
+        guard var packet = try? IpPacket(buffer: buffer, count: count) else {
+            tally.malformedTunPackets += 1
+            spare = buffer
+            return
+        }
+        do {
+            if let datagram = try plane.handleTunPacket(&packet, into: output, now: now) {
+                enqueue(UnsafeRawBufferPointer(rebasing: output[0..<datagram.count]), to: datagram.destination)
+            }
+        } catch {
+            tally.refused += 1
+        }
+        pool.recycle(packet)
     }
 
     private func readSocket(_ index: Int, now: Instant) {
@@ -215,10 +256,32 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
     }
 
     private func writeTun(_ packet: consuming IpPacket) {
+        if tun.offloads {
+            coalescer.append(packet) { writeTunFrame($0, $1) }
+            pool.recycle(packet)
+            return
+        }
+        tally.tunFramesWritten += 1
         if (try? packet.withUnsafeBytes { bytes throws(SystemCallError) in try tun.write(bytes) }) == true {
             tally.tunPacketsWritten += 1
+        } else {
+            tally.tunWriteFailures += 1
         }
         pool.recycle(packet)
+    }
+
+    /// Writes the super-packets and packets the coalescer still holds (with offloads).
+    private func flushTun() {
+        guard tun.offloads else { return }
+        coalescer.flush { writeTunFrame($0, $1) }
+        let counts = coalescer.counts
+        tally.tunPacketsWritten = counts.packets - counts.refusedPackets
+        tally.tunFramesWritten = counts.writes
+        tally.tunWriteFailures = counts.refusedPackets
+    }
+
+    private func writeTunFrame(_ header: VirtioNetHeader, _ packet: UnsafeRawBufferPointer) -> Bool {
+        (try? tun.write(header: header, packet: packet)) == true
     }
 
     /// Adds a datagram to the batch of the socket of its address family, sending the batch first when full.

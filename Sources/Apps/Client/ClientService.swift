@@ -44,7 +44,7 @@ struct ClientService {
             configuration: .init(url: url, publicKey: key.publicKey.base64, userAgent: .current(component: .headlessClient, version: Self.version),
                                  maxElapsed: configuration.maxPartitionTime, firewallMark: Self.mark),
             topic: "client", logger: Logger(label: "firezone_headless_client::portal"))
-        let tun = try TunDevice()
+        let tun = try TunDevice.preferringOffloads()
         let netlink = try RouteNetlink()
         try netlink.setLink(index: tun.index, up: true, mtu: 1280)
         let sockets = try Self.makeSockets()

@@ -37,7 +37,7 @@ struct GatewayService {
                                  maxElapsed: .seconds(15 * 60)),
             topic: "gateway", logger: Logger(label: "firezone_gateway::portal"))
 
-        let tun = try TunDevice()
+        let tun = try TunDevice.preferringOffloads()
         let netlink = try RouteNetlink()
         try netlink.setLink(index: tun.index, up: true, mtu: 1280, transmitQueueLength: 10_000)
         let masquerade = Masquerade(logger: logger)
