@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "SansIO", targets: ["SansIO"]),
         .library(name: "IpPacket", targets: ["IpPacket"]),
+        .library(name: "TunOffload", targets: ["TunOffload"]),
         .library(name: "PcapFile", targets: ["PcapFile"]),
         .library(name: "Noise", targets: ["Noise"]),
         .library(name: "Stun", targets: ["Stun"]),
@@ -68,8 +69,10 @@ let package = Package(
         .target(name: "Tunnel", dependencies: ["SansIO", "Stun", "Turn", "Ice", "Noise", "IpPacket", "DnsNat", "PortalMessages"]),
 
         // The IO shell the tools share: TUN device, rtnetlink, sockets, event loop.
+        // Frames of a TUN device with IFF_VNET_HDR: TCP super-packets cut and joined, partial checksums completed.
+        .target(name: "TunOffload", dependencies: ["IpPacket"]),
         .target(name: "AppRuntime", dependencies: [
-            "SansIO", "IpPacket", "Tunnel", "CLinuxTun", "CLinuxNetlink", "CLinuxIO", .product(name: "Logging", package: "swift-log"),
+            "SansIO", "IpPacket", "TunOffload", "Tunnel", "CLinuxTun", "CLinuxNetlink", "CLinuxIO", .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Tools.
@@ -164,6 +167,7 @@ let package = Package(
         .executableTarget(name: "FuzzPortalInput", dependencies: ["PortalInput"], path: "Fuzz/PortalInput"),
         .executableTarget(name: "FuzzTunnelProto", dependencies: ["TunnelSimulation"], path: "Fuzz/TunnelProto"),
         .executableTarget(name: "FuzzNodeIngress", dependencies: ["TunnelSimulation", "Tunnel", "SansIO"], path: "Fuzz/NodeIngress"),
+        .executableTarget(name: "FuzzTunOffload", dependencies: ["TunOffload", "IpPacket"], path: "Fuzz/TunOffload"),
         .executableTarget(name: "FuzzPortalMessage", dependencies: ["PhoenixChannel", "PortalMessages"], path: "Fuzz/PortalMessage"),
 
         // Tests.
@@ -179,6 +183,7 @@ let package = Package(
             "AppRuntime", "CLinuxNetlink", "CLinuxIO", "IpPacket", "SansIO", "TestSupport", "Tunnel", "PortalMessages", "Noise",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "TunOffloadTests", dependencies: ["TunOffload", "IpPacket", "SansIO"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSodium", "CBlake2", "CPcap", "PcapFile"]),
         .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),
         .testTarget(name: "PcapReplayTests", dependencies: ["Replay", "PcapFile", "IpPacket", "SansIO", "TestSupport"]),

@@ -66,6 +66,16 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .executableTarget(
+            name: "TunOffloadBenchmarks",
+            dependencies: [
+                .product(name: "TunOffload", package: "swift-firezone"),
+                .product(name: "IpPacket", package: "swift-firezone"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/TunOffloadBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
             name: "TunnelBenchmarks",
             dependencies: [
                 .product(name: "Tunnel", package: "swift-firezone"),

@@ -4,6 +4,7 @@ import Glibc
 import IpPacket
 import SansIO
 import Synchronization
+import TunOffload
 import Tunnel
 
 /// The data plane's thread, in the spirit of Firezone's event loop: wait until the TUN device, a UDP socket, a
@@ -174,7 +175,7 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
                 return
             }
             tally.tunFramesRead += 1
-            handleTunPacket(buffer, count: count, now: now)
+            handleTunPacket(consume buffer, count: count, now: now)
         }
     }
 
@@ -199,13 +200,14 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
         }
     }
 
-    private func handleTunPacket(_ buffer: PacketBuffer, count: Int, now: Instant) {
+    private func handleTunPacket(_ buffer: consuming PacketBuffer, count: Int, now: Instant) {
         tally.tunPacketsRead += 1
-        guard var packet = try? IpPacket(buffer: buffer, count: count) else {
+        guard var packet = try? IpPacket(buffer: copy buffer, count: count) else {
             tally.malformedTunPackets += 1
             spare = buffer
             return
         }
+        _ = consume buffer  // the packet holds the only reference, so the pool takes the buffer back
         do {
             if let datagram = try plane.handleTunPacket(&packet, into: output, now: now) {
                 enqueue(UnsafeRawBufferPointer(rebasing: output[0..<datagram.count]), to: datagram.destination)

@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import CLinuxTun
+import TunOffload
 import Glibc
 
 /// A Linux TUN device (`/dev/net/tun`, `IFF_TUN | IFF_NO_PI`): IP packets without a link header, non-blocking.

@@ -6,9 +6,10 @@ import IpPacket
 /// FIN and PSH stay on the last segment, CWR on the first.
 public enum TunFrameSplitter {
     /// Splits `packet` (the frame without its virtio header) and calls `deliver` with each packet, copied into a
-    /// buffer from `pool`, and its length. Nothing is delivered when the frame is malformed.
+    /// buffer from `pool`, and its length. Nothing is delivered when the frame is malformed. `deliver` owns the
+    /// buffer: once its packet holds the only reference, the pool can take it back.
     public static func split(_ packet: UnsafeMutableRawBufferPointer, header: VirtioNetHeader, pool: PacketBufferPool,
-                             deliver: (PacketBuffer, Int) -> Void) throws(TunOffloadError) {
+                             deliver: (consuming PacketBuffer, Int) -> Void) throws(TunOffloadError) {
         guard let type = header.gsoType else { throw .unsupportedGsoType(header.gsoTypeValue) }
         switch type {
         case .none:
@@ -18,7 +19,7 @@ public enum TunFrameSplitter {
             guard packet.count <= PacketLimits.maxIpPacketSize else { throw .segmentTooLarge(packet.count) }
             let buffer = pool.take()
             buffer.copy(from: UnsafeRawBufferPointer(packet))
-            deliver(buffer, packet.count)
+            deliver(consume buffer, packet.count)
         case .tcpV4, .tcpV6:
             let layout = try TcpSuperPacket(packet, ipv6: type == .tcpV6, segmentSize: Int(header.gsoSize))
             layout.segments(of: UnsafeRawBufferPointer(packet), pool: pool, deliver: deliver)
@@ -72,7 +73,7 @@ struct TcpSuperPacket {
         payloadCount = count - headersLength
     }
 
-    func segments(of packet: UnsafeRawBufferPointer, pool: PacketBufferPool, deliver: (PacketBuffer, Int) -> Void) {
+    func segments(of packet: UnsafeRawBufferPointer, pool: PacketBufferPool, deliver: (consuming PacketBuffer, Int) -> Void) {
         let firstSequence = packet.loadBigEndian(UInt32.self, at: ipHeaderLength + 4)
         let firstId = ipv6 ? 0 : packet.loadBigEndian(UInt16.self, at: 4)
         let flags = packet[ipHeaderLength + 13]
@@ -107,7 +108,7 @@ struct TcpSuperPacket {
                 InternetChecksum.sum(UnsafeRawBufferPointer(rebasing: segment[ipHeaderLength...]),
                                      initial: pseudoHeaderSum(UnsafeRawBufferPointer(segment), tcpLength: tcpLength)))
             segment.storeBigEndian(checksum, at: ipHeaderLength + 16)
-            deliver(buffer, segment.count)
+            deliver(consume buffer, segment.count)
             offset += length
             index += 1
         } while offset < payloadCount

@@ -1,4 +1,4 @@
-import AppRuntime
+import TunOffload
 import IpPacket
 import SansIO
 import Testing

@@ -1,5 +1,9 @@
 import IpPacket
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Packets bound for a TUN device with offloads, written with as few system calls as the kernel's GRO would use:
 /// consecutive TCP segments of one flow (same addresses, ports, ACK number, window, options and IP fields; only ACK,
 /// and PSH on the last, set; every checksum valid) are joined into one super-packet that the kernel cuts again.
@@ -126,8 +130,8 @@ struct CoalescingRun {
     func isSameFlow(as bytes: UnsafeRawBufferPointer, shape other: TcpSegmentShape) -> Bool {
         guard let shape, shape.ipv6 == other.ipv6 else { return false }
         let addresses = shape.ipv6 ? 8..<40 : 12..<20
-        return bytes[addresses].elementsEqual(packet[addresses])
-            && bytes[other.ipHeaderLength..<other.ipHeaderLength + 4].elementsEqual(packet[shape.ipHeaderLength..<shape.ipHeaderLength + 4])
+        return sameBytes(bytes, at: addresses.lowerBound, packet, at: addresses.lowerBound, count: addresses.count)
+            && sameBytes(bytes, at: other.ipHeaderLength, packet, at: shape.ipHeaderLength, count: 4)
     }
 
     func canAppend(_ bytes: UnsafeRawBufferPointer, shape other: TcpSegmentShape) -> Bool {
@@ -138,14 +142,14 @@ struct CoalescingRun {
         let ip = shape.ipHeaderLength
         // IP: version, traffic class / TOS and flow label; IPv4's flags, TTL and protocol; IPv6's hop limit.
         let sameIp = shape.ipv6
-            ? bytes[0..<4].elementsEqual(packet[0..<4]) && bytes[7] == packet[7]
-            : bytes[0..<2].elementsEqual(packet[0..<2]) && bytes[6..<10].elementsEqual(packet[6..<10])
-        // TCP: the ACK number and data offset, the flags but PSH, the window and every option byte.
+            ? sameBytes(bytes, at: 0, packet, at: 0, count: 4) && bytes[7] == packet[7]
+            : sameBytes(bytes, at: 0, packet, at: 0, count: 2) && sameBytes(bytes, at: 6, packet, at: 6, count: 4)
+        // TCP: the ACK number and data offset, the flags but PSH, the window, the urgent pointer and every option.
         return sameIp
-            && bytes[ip + 8..<ip + 13].elementsEqual(packet[ip + 8..<ip + 13])
+            && sameBytes(bytes, at: ip + 8, packet, at: ip + 8, count: 5)
             && bytes[ip + 13] & ~TcpSegmentShape.push == packet[ip + 13] & ~TcpSegmentShape.push
-            && bytes[ip + 14..<ip + 16].elementsEqual(packet[ip + 14..<ip + 16])
-            && bytes[ip + 20..<shape.headersLength].elementsEqual(packet[ip + 20..<shape.headersLength])
+            && sameBytes(bytes, at: ip + 14, packet, at: ip + 14, count: 2)
+            && sameBytes(bytes, at: ip + 18, packet, at: ip + 18, count: shape.headersLength - ip - 18)
     }
 
     private var segmentSize: Int { (shape?.payloadCount ?? 0) }
@@ -191,4 +195,10 @@ struct CoalescingRun {
                                                     transportOffset: ip, gsoSize: shape.payloadCount)
         return (header, UnsafeRawBufferPointer(rebasing: packet[0..<count]), segments)
     }
+}
+
+/// Whether `count` bytes of `a` at `aOffset` equal those of `b` at `bOffset` (both ranges in bounds).
+@inline(__always)
+func sameBytes(_ a: UnsafeRawBufferPointer, at aOffset: Int, _ b: UnsafeMutableRawBufferPointer, at bOffset: Int, count: Int) -> Bool {
+    memcmp(a.baseAddress! + aOffset, b.baseAddress! + bOffset, count) == 0
 }
