@@ -1,5 +1,6 @@
 import AppRuntime
 import Foundation
+import IpPacket
 import Noise
 import PortalMessages
 import SansIO
@@ -45,7 +46,7 @@ struct EventLoopTests {
 
     @Test("with TUN offloads, 8 MiB go up and come back intact; the kernel's super-packets are cut and ours joined")
     func tcpThroughOffloadedDevices() async throws {
-        let (transfer, client, gateway) = try await offPool {
+        let (transfer, client, gateway, clientBuffers, gatewayBuffers) = try await offPool {
             let lab = try TunnelLab(offloads: true)
             defer { lab.tearDown() }
             try lab.start()
@@ -56,7 +57,8 @@ struct EventLoopTests {
             }
             let transfer = try Shell.run("ip", "netns", "exec", lab.client.name, "python3", "-c", Self.echoClient, allowFailure: true)
             lab.stopLoops()
-            return (transfer, lab.clientLoop!.statistics, lab.gatewayLoop!.statistics)
+            return (transfer, lab.clientLoop!.statistics, lab.gatewayLoop!.statistics,
+                    lab.clientPool.buffersMade, lab.gatewayPool.buffersMade)
         }
         #expect(transfer.status == 0 && transfer.output.contains("intact"), "\(transfer.output)")
         // Upload: the client's kernel hands over super-packets, the gateway writes joined ones; download the reverse.
@@ -66,6 +68,9 @@ struct EventLoopTests {
         #expect(client.tunFramesWritten < client.tunPacketsWritten / 4, "\(client)")
         #expect(client.malformedTunPackets == 0 && gateway.malformedTunPackets == 0, "client \(client), gateway \(gateway)")
         #expect(client.refused == 0 && gateway.refused == 0, "client \(client), gateway \(gateway)")
+        // Every packet buffer goes back to its loop's pool: thousands of packets, a working set of a few hundred.
+        #expect(clientBuffers < 1_000 && clientBuffers < client.tunPacketsRead / 4, "\(clientBuffers) buffers for \(client)")
+        #expect(gatewayBuffers < 1_000 && gatewayBuffers < gateway.tunPacketsWritten / 4, "\(gatewayBuffers) buffers for \(gateway)")
     }
 
     /// Sends 8 MiB of random bytes to the echo server through the tunnel and checks what comes back.
@@ -95,6 +100,9 @@ final class TunnelLab: @unchecked Sendable {
     private var threads: [Thread] = []
     private let finished = DispatchGroup()
     private let offloads: Bool
+    /// Each loop's own pool, so a test can see how many buffers its data path needed.
+    let clientPool = PacketBufferPool()
+    let gatewayPool = PacketBufferPool()
 
     init(offloads: Bool = false) throws {
         self.offloads = offloads
@@ -169,6 +177,7 @@ final class TunnelLab: @unchecked Sendable {
                                          expiresAt: 4_000_000_000))
         let portal = portal
         let offloads = offloads
+        let (clientPool, gatewayPool) = (clientPool, gatewayPool)
         let gatewayLoop = try gateway.inside { () throws -> EventLoop<GatewayState> in
             let tun = try TunDevice(offloads: offloads)
             let netlink = try RouteNetlink()
@@ -177,7 +186,8 @@ final class TunnelLab: @unchecked Sendable {
             try netlink.addRoute(IpNetwork("100.64.0.0/11")!, interface: tun.index, table: 254)
             let state = GatewayState(privateKey: LoopbackPortal.gatewayKey, now: MonotonicClock.now(),
                                      unixTimeNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9))
-            let loop = try EventLoop(plane: state, tun: tun, sockets: [try UdpSocket(bind: SocketAddress("0.0.0.0:51820")!)]) { state, _ in
+            let loop = try EventLoop(plane: state, tun: tun, sockets: [try UdpSocket(bind: SocketAddress("0.0.0.0:51820")!)],
+                                     pool: gatewayPool) { state, _ in
                 while let message = state.pollPortalMessage() { portal.fromGateway(message) }
                 while state.pollEvent() != nil {}
             }
@@ -191,7 +201,8 @@ final class TunnelLab: @unchecked Sendable {
             try netlink.addRoute(IpNetwork("10.77.0.0/24")!, interface: tun.index, table: 254)
             let state = ClientState(privateKey: LoopbackPortal.clientKey, now: MonotonicClock.now(),
                                     unixTimeNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9))
-            return try EventLoop(plane: state, tun: tun, sockets: [try UdpSocket(bind: SocketAddress("0.0.0.0:0")!)]) { state, _ in
+            return try EventLoop(plane: state, tun: tun, sockets: [try UdpSocket(bind: SocketAddress("0.0.0.0:0")!)],
+                                 pool: clientPool) { state, _ in
                 while let message = state.pollPortalMessage() { portal.fromClient(message) }
                 while state.pollEvent() != nil {}
             }

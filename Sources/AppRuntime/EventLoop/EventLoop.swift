@@ -192,7 +192,7 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
             let packet = UnsafeMutableRawBufferPointer(rebasing: frame[VirtioNetHeader.size..<count])
             do {
                 try TunFrameSplitter.split(packet, header: header, pool: pool) { buffer, count in
-                    handleTunPacket(buffer, count: count, now: now)
+                    handleTunPacket(consume buffer, count: count, now: now)
                 }
             } catch {
                 tally.malformedTunPackets += 1
@@ -215,7 +215,7 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
         } catch {
             tally.refused += 1
         }
-        pool.recycle(packet)
+        pool.recycle(consume packet)
     }
 
     private func readSocket(_ index: Int, now: Instant) {
@@ -237,7 +237,7 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
                     let buffer = pool.take()
                     guard buffer.copy(from: segment) else { continue }
                     do {
-                        if let packet = try plane.handleDatagram(local: local, from: source, buffer: buffer,
+                        if let packet = try plane.handleDatagram(local: local, from: source, buffer: consume buffer,
                                                                  count: segment.count, now: now) {
                             writeTun(packet)
                         }
@@ -260,7 +260,7 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
     private func writeTun(_ packet: consuming IpPacket) {
         if tun.offloads {
             coalescer.append(packet) { writeTunFrame($0, $1) }
-            pool.recycle(packet)
+            pool.recycle(consume packet)
             return
         }
         tally.tunFramesWritten += 1
@@ -269,7 +269,7 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
         } else {
             tally.tunWriteFailures += 1
         }
-        pool.recycle(packet)
+        pool.recycle(consume packet)
     }
 
     /// Writes the super-packets and packets the coalescer still holds (with offloads).

@@ -67,6 +67,7 @@ public final class PacketBufferPool: Sendable {
 
     private let free: Mutex<[PacketBuffer]>
     private let limit: Int
+    private let made = Atomic<Int>(0)
 
     /// A pool that keeps at most `limit` idle buffers; buffers recycled beyond that are released.
     public init(limit: Int = 4096) {
@@ -78,8 +79,13 @@ public final class PacketBufferPool: Sendable {
 
     /// A buffer from the free list, or a new one when the list is empty. Its contents are unspecified.
     public func take() -> PacketBuffer {
-        free.withLock { $0.popLast() } ?? PacketBuffer()
+        if let buffer = free.withLock({ $0.popLast() }) { return buffer }
+        made.add(1, ordering: .relaxed)
+        return PacketBuffer()
     }
+
+    /// How many buffers the pool has allocated: its working set once warm, unless buffers leak to ARC.
+    public var buffersMade: Int { made.load(ordering: .relaxed) }
 
     /// Returns a packet's buffer to the pool. A buffer still shared with a copy of the packet is left
     /// to ARC instead, so a recycled buffer is never written while somebody reads it.
