@@ -76,6 +76,12 @@ let package = Package(
         ]),
 
         // Tools.
+        // The apps' metrics: their own totals mirrored into swift-metrics, Prometheus text, `--metrics stdout`.
+        .target(
+            name: "AppMetrics",
+            dependencies: [.product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")],
+            path: "Sources/Apps/AppMetrics"
+        ),
         .target(
             name: "AppOptions",
             dependencies: ["AppRuntime", "SansIO", .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -99,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "Gateway",
             dependencies: [
-                "AppOptions", "AppRuntime", "DnsNat", "Noise", "PhoenixChannel", "PhoenixChannelTransport", "PortalMessages", "SansIO",
+                "AppOptions", "AppMetrics", "AppRuntime", "DnsNat", "Noise", "PhoenixChannel", "PhoenixChannelTransport", "PortalMessages", "SansIO",
                 "Tunnel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"), .product(name: "Metrics", package: "swift-metrics"),
@@ -110,8 +116,8 @@ let package = Package(
         .executableTarget(
             name: "Client",
             dependencies: [
-                "AppOptions", "AppRuntime", "DnsNat", "Noise", "PhoenixChannel", "PhoenixChannelTransport", "PortalMessages", "SansIO",
-                "Tunnel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "AppOptions", "AppMetrics", "AppRuntime", "DnsNat", "Noise", "PhoenixChannel", "PhoenixChannelTransport", "PortalMessages",
+                "SansIO", "Tunnel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             path: "Sources/Apps/Client"

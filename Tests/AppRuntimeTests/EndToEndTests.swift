@@ -39,6 +39,9 @@ struct EndToEndTests {
         #expect((metrics["firezone_gateway_tun_frames_written_total"] ?? 0) >= 3, "pings are written one by one: \(result["metrics"]!)")
         #expect(metrics["firezone_gateway_client_connections"] == 1, "\(result["metrics"]!)")
         #expect(metrics["firezone_gateway_dropped_packets_total{reason=\"prohibited\"}"] == 0, "\(result["metrics"]!)")
+        // `--metrics stdout`: the client prints its metrics once more when it shuts down.
+        let printed = result["client"]!.split(separator: "\n").filter { $0.hasPrefix("firezone_client_tun_packets_read_total ") }
+        #expect(printed.count == 1 && (Int(printed[0].split(separator: " ")[1]) ?? 0) >= 3, "\(logs)")
     }
 
     static func run(blockingDirectUdp: Bool) async throws -> [String: String] {
@@ -49,7 +52,7 @@ struct EndToEndTests {
             try lab.startPortal()
             try lab.startGateway()
             if blockingDirectUdp { try lab.dropDirectUdp() }
-            try lab.startClient(["--dns-control", "disabled"])
+            try lab.startClient(["--dns-control", "disabled", "--metrics", "stdout"])
             let ping = try lab.inClient("ping", "-n", "-c", "3", "-i", "0.2", "-w", "20", "10.77.0.5")
             let metrics = try lab.inGateway("curl", "-sS", "--max-time", "10", "http://127.0.0.1:8080/metrics").output
             let rules = try lab.client.ip("rule", "show")

@@ -1,3 +1,4 @@
+import AppMetrics
 import AppOptions
 import AppRuntime
 import DnsNat
@@ -96,6 +97,13 @@ struct ClientService {
         }
 
         try await withThrowingTaskGroup(of: Void.self) { group in
+            switch configuration.metrics {
+            case .stdout?:
+                let metrics = ClientMetrics.make()
+                group.addTask { await MetricsPrinter.run { metrics.render(await ClientMetrics.sample(loop)) } }
+            case .otelCollector?: logger.warning("Metrics export to an OpenTelemetry collector is not supported; use --metrics stdout")
+            case nil: break
+            }
             group.addTask {
                 for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint, .sighup) {
                     if signal == .sighup {

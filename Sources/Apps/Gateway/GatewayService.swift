@@ -1,3 +1,4 @@
+import AppMetrics
 import AppOptions
 import AppRuntime
 import DnsNat
@@ -70,11 +71,16 @@ struct GatewayService {
         logger.info("Listening on \(sockets.map(\.localAddress).map(\.description).joined(separator: ", "))")
 
         try await withThrowingTaskGroup(of: Void.self) { group in
-            let metrics = GatewayMetrics()
+            let metrics = GatewayMetrics.make()
             group.addTask {
                 try await HealthCheck.serve(at: configuration.healthCheckAddress, logger: logger) {
                     metrics.render(await GatewayMetrics.sample(loop))
                 }
+            }
+            switch configuration.metrics {
+            case .stdout?: group.addTask { await MetricsPrinter.run { metrics.render(await GatewayMetrics.sample(loop)) } }
+            case .otelCollector?: logger.warning("Metrics export to an OpenTelemetry collector is not supported; GET /metrics has them")
+            case nil: break
             }
             group.addTask { try await Self.evaluate(nameservers, logger: logger) }
             group.addTask {
