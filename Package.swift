@@ -79,7 +79,8 @@ let package = Package(
         // The apps' metrics: their own totals mirrored into swift-metrics, Prometheus text, `--metrics stdout`.
         .target(
             name: "AppMetrics",
-            dependencies: [.product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")],
+            dependencies: ["AppRuntime", "Tunnel", .product(name: "Metrics", package: "swift-metrics"),
+                           .product(name: "Prometheus", package: "swift-prometheus")],
             path: "Sources/Apps/AppMetrics"
         ),
         .target(

@@ -7,6 +7,28 @@ import Synchronization
 import TunOffload
 import Tunnel
 
+/// What an ``EventLoop`` counted, readable from any thread.
+public struct EventLoopStatistics: Sendable, Equatable {
+    public var datagramsReceived = 0
+    public var datagramsSent = 0
+    public var tunPacketsRead = 0
+    public var tunPacketsWritten = 0
+    /// Reads and writes on the TUN device: fewer than its packets when offloads join them.
+    public var tunFramesRead = 0
+    public var tunFramesWritten = 0
+    /// Datagrams and packets the plane refused with an error.
+    public var refused = 0
+    /// Bytes from the TUN device that are not an IP packet (or a frame its offloads could not split).
+    public var malformedTunPackets = 0
+    /// Packets for the TUN device that it refused (its queue full).
+    public var tunWriteFailures = 0
+    /// Datagrams the kernel would not send.
+    public var sendFailures = 0
+    /// ``EventLoop/replaceSockets(_:failed:)`` calls whose new sockets could not be made (the old ones stayed).
+    public var socketReplacementFailures = 0
+    public var batches = 0
+}
+
 /// The data plane's thread, in the spirit of Firezone's event loop: wait until the TUN device, a UDP socket, a
 /// timer or a command is ready, take everything that is ready as one batch, drive the ``DataPlane``, and flush
 /// its transmits with one `sendmmsg` per socket. A bad packet is counted and never aborts the batch.
@@ -15,26 +37,7 @@ import Tunnel
 /// messages, resolver answers) and stop the loop with ``stop()``.
 public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
     /// What the loop counted, readable from any thread.
-    public struct Statistics: Sendable, Equatable {
-        public var datagramsReceived = 0
-        public var datagramsSent = 0
-        public var tunPacketsRead = 0
-        public var tunPacketsWritten = 0
-        /// Reads and writes on the TUN device: fewer than its packets when offloads join them.
-        public var tunFramesRead = 0
-        public var tunFramesWritten = 0
-        /// Datagrams and packets the plane refused with an error.
-        public var refused = 0
-        /// Bytes from the TUN device that are not an IP packet (or a frame its offloads could not split).
-        public var malformedTunPackets = 0
-        /// Packets for the TUN device that it refused (its queue full).
-        public var tunWriteFailures = 0
-        /// Datagrams the kernel would not send.
-        public var sendFailures = 0
-        /// ``EventLoop/replaceSockets(_:failed:)`` calls whose new sockets could not be made (the old ones stayed).
-        public var socketReplacementFailures = 0
-        public var batches = 0
-    }
+    public typealias Statistics = EventLoopStatistics
 
     private let plane: Plane
     private let tun: TunDevice

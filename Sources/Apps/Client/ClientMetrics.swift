@@ -6,33 +6,16 @@ import Tunnel
 /// A sample is read on the event loop's thread.
 enum ClientMetrics {
     struct Sample: Sendable {
-        var loop: EventLoop<ClientState>.Statistics
+        var loop: EventLoopStatistics
         var client: ClientStatistics
         var node: NodeStatistics
         var connections: Int
     }
 
     static func make() -> PrometheusTotals<Sample> {
-        var metrics: [PrometheusTotals<Sample>.Metric] = [
-            .total("datagrams_received") { $0.loop.datagramsReceived },
-            .total("datagrams_sent") { $0.loop.datagramsSent },
-            .total("tun_packets_read") { $0.loop.tunPacketsRead },
-            .total("tun_packets_written") { $0.loop.tunPacketsWritten },
-            .total("tun_frames_read") { $0.loop.tunFramesRead },
-            .total("tun_frames_written") { $0.loop.tunFramesWritten },
-            .total("tun_write_failures") { $0.loop.tunWriteFailures },
-            .total("refused") { $0.loop.refused },
-            .total("malformed_tun_packets") { $0.loop.malformedTunPackets },
-            .total("send_failures") { $0.loop.sendFailures },
-            .total("socket_replacement_failures") { $0.loop.socketReplacementFailures },
-            .total("batches") { $0.loop.batches },
-            .total("datagrams_from_stale_relays") { $0.node.fromStaleRelay },
-            .total("unmatched_stun_messages") { $0.node.unmatchedStun },
-            .total("unbound_channel_data") { $0.node.unboundChannelData },
-            .total("packets_without_path") { $0.node.droppedWithoutPath },
-            .total("malformed_packets") { $0.client.malformed },
-            .gauge("gateway_connections") { $0.connections },
-        ]
+        var metrics = PrometheusTotals<Sample>.Metric.dataPlane(loop: \.loop, node: \.node)
+        metrics.append(.total("malformed_packets") { $0.client.malformed })
+        metrics.append(.gauge("gateway_connections") { $0.connections })
         for drop in ClientDrop.allCases {
             metrics.append(.total("dropped_packets", dimensions: [("reason", "\(drop)")]) { $0.client.drops[drop] ?? 0 })
         }
