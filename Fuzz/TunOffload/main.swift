@@ -34,6 +34,7 @@ func checkSplit(_ input: UnsafeRawBufferPointer) {
     let headers = Int(headersLength(original))
     let payload = packets.flatMap { $0[headers...] }
     precondition(payload.elementsEqual(original[headers...]), "the segments carry the payload in order")
+    checkSegmentHeaders(packets, of: original, headers: headers)
     guard parsed.count == packets.count, parsed.allSatisfy(\.isTcp) else { return }
     let rejoined = coalesce(parsed)
     let again = rejoined.flatMap { frame in
@@ -42,6 +43,36 @@ func checkSplit(_ input: UnsafeRawBufferPointer) {
         return packets
     }
     precondition(again == packets, "joining and splitting the segments again changes nothing")
+}
+
+/// What TSO does to each segment's headers: sequence numbers advance by the payload before, IPv4 IDs by one,
+/// FIN and PSH stay on the last segment and CWR on the first; nothing else in the headers changes.
+func checkSegmentHeaders(_ segments: [[UInt8]], of original: [UInt8], headers: Int) {
+    let ipv6 = original[0] >> 4 == 6
+    let ip = ipv6 ? 40 : Int(original[0] & 0x0F) * 4
+    func uint(_ bytes: [UInt8], _ offset: Int, _ count: Int) -> UInt32 {
+        bytes[offset..<offset + count].reduce(0) { $0 << 8 | UInt32($1) }
+    }
+    var sequence = uint(original, ip + 4, 4)
+    for (index, segment) in segments.enumerated() {
+        precondition(uint(segment, ip + 4, 4) == sequence, "segment \(index) starts at the right sequence number")
+        sequence &+= UInt32(segment.count - headers)
+        var flags = original[ip + 13]
+        if index < segments.count - 1 { flags &= ~0x09 }
+        if index > 0 { flags &= ~0x80 }
+        precondition(segment[ip + 13] == flags, "segment \(index) has the right flags")
+        if !ipv6 {
+            precondition(uint(segment, 4, 2) == (uint(original, 4, 2) &+ UInt32(index)) & 0xFFFF, "IPv4 IDs count up")
+        }
+        // Beyond lengths, IDs, checksums, sequence number and flags, every header byte is the original's.
+        var expected = Array(original[0..<headers])
+        var actual = Array(segment[0..<headers])
+        for offset in (ipv6 ? [4, 5] : [2, 3, 4, 5, 10, 11]) + [ip + 4, ip + 5, ip + 6, ip + 7, ip + 13, ip + 16, ip + 17] {
+            expected[offset] = 0
+            actual[offset] = 0
+        }
+        precondition(actual == expected, "segment \(index) keeps the other header fields")
+    }
 }
 
 func checkJoin(_ input: UnsafeRawBufferPointer) {
