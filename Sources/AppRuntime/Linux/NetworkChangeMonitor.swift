@@ -4,10 +4,12 @@ import Foundation
 import Glibc
 import Synchronization
 
-/// Tells when the host's addresses change (rtnetlink `RTM_NEWADDR`/`RTM_DELADDR` on any interface but the
-/// ignored one, the tunnel's own): the headless client then resets its session, as Firezone does on a network
-/// change (spec `tunnel-dns.md` §4.11). Changes that come in a burst (an address removed and another added)
-/// are reported once, `quietPeriod` after the last of them.
+/// Tells when the host's addresses change (an address appears on or disappears from any interface but the
+/// ignored one, the tunnel's own; ``HostAddressBook``, seeded from a dump of the addresses at start): the headless
+/// client then resets its session, as Firezone does on a network change (spec `tunnel-dns.md` §4.11). Messages
+/// about known addresses (IPv6's duplicate address detection finishing a second after an interface comes up)
+/// are no change. Changes that come in a burst (an address removed and another added) are reported once,
+/// `quietPeriod` after the last of them.
 public final class NetworkChangeMonitor: Sendable {
     private let fd: Int32
     private let flags = Flags()
@@ -34,9 +36,23 @@ public final class NetworkChangeMonitor: Sendable {
             close(fd)
             throw error
         }
+        var local = sockaddr_nl()  // the port the kernel gave the socket: its answers to our dump carry it
+        var localLength = socklen_t(MemoryLayout<sockaddr_nl>.size)
+        _ = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &localLength) }
+        }
+        let portId = local.nl_pid
+        let dump = NetlinkRequest(type: Int(RTM_GETADDR), flags: Int32(NLM_F_REQUEST | NLM_F_DUMP), sequence: Self.dumpSequence,
+                                  header: ifaddrmsg()).finished
+        guard dump.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == dump.count else {
+            let error = SystemCallError.last("send RTM_GETADDR dump")
+            close(fd)
+            throw error
+        }
         let quietMilliseconds = Int32(quietPeriod.components.seconds * 1000 + quietPeriod.components.attoseconds / 1_000_000_000_000_000)
         Thread { [fd, flags] in
-            Self.listen(fd: fd, ignoring: ignoredInterface, quietMilliseconds: quietMilliseconds, flags: flags, onChange: onChange)
+            Self.listen(fd: fd, portId: portId, ignoring: ignoredInterface, quietMilliseconds: quietMilliseconds, flags: flags,
+                        onChange: onChange)
             flags.finished.store(true, ordering: .releasing)
         }.start()
     }
@@ -52,9 +68,10 @@ public final class NetworkChangeMonitor: Sendable {
         stop()
     }
 
-    private static func listen(fd: Int32, ignoring ignored: Int32, quietMilliseconds: Int32, flags: Flags,
+    private static func listen(fd: Int32, portId: UInt32, ignoring ignored: Int32, quietMilliseconds: Int32, flags: Flags,
                                onChange: @Sendable () -> Void) {
         var buffer = [UInt8](repeating: 0, count: 16_384)
+        var book = HostAddressBook(ignoring: ignored)
         var pending = false
         var waited: Int32 = 0
         while !flags.stopping.load(ordering: .acquiring) {
@@ -72,31 +89,23 @@ public final class NetworkChangeMonitor: Sendable {
             }
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             guard count > 0 else { continue }
-            if changesAnAddress(buffer[0..<count], ignoring: ignored) {
+            let changed = book.apply(buffer[0..<count])
+            if changed, !isDumpAnswer(buffer[0..<count], portId: portId) {
                 pending = true
                 waited = 0
             }
         }
     }
 
-    /// Whether the messages hold an address added to or removed from an interface other than `ignored`.
-    /// Truncated or malformed messages end the reading there (kernel input is trusted, but never past its end).
-    public static func changesAnAddress(_ messages: ArraySlice<UInt8>, ignoring ignored: Int32) -> Bool {
-        let headerSize = MemoryLayout<nlmsghdr>.size
-        var offset = messages.startIndex
-        while offset + headerSize <= messages.endIndex {
-            let header = messages[offset..<(offset + headerSize)].withUnsafeBytes { $0.loadUnaligned(as: nlmsghdr.self) }
-            let length = Int(header.nlmsg_len)
-            guard length >= headerSize, offset + length <= messages.endIndex else { return false }
-            if header.nlmsg_type == UInt16(RTM_NEWADDR) || header.nlmsg_type == UInt16(RTM_DELADDR),
-               length >= headerSize + MemoryLayout<ifaddrmsg>.size {
-                let body = messages[(offset + headerSize)...].prefix(MemoryLayout<ifaddrmsg>.size)
-                let message = body.withUnsafeBytes { $0.loadUnaligned(as: ifaddrmsg.self) }
-                if Int32(message.ifa_index) != ignored { return true }
-            }
-            offset += (length + 3) & ~3
-        }
-        return false
+    /// The sequence number of the address dump that seeds the book.
+    static let dumpSequence: UInt32 = 1
+
+    /// Whether a datagram answers our dump (the addresses there at start) rather than announcing a change: a
+    /// notification carries the sequence number and port of whoever made the change.
+    static func isDumpAnswer(_ datagram: ArraySlice<UInt8>, portId: UInt32) -> Bool {
+        guard datagram.count >= MemoryLayout<nlmsghdr>.size else { return false }
+        let header = datagram.prefix(MemoryLayout<nlmsghdr>.size).withUnsafeBytes { $0.loadUnaligned(as: nlmsghdr.self) }
+        return header.nlmsg_seq == dumpSequence && header.nlmsg_pid == portId
     }
 }
 #endif
