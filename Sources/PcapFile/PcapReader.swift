@@ -58,11 +58,15 @@ public final class PcapReader {
         switch result {
         case 1:
             guard let header, let data else { return nil }
-            recordsRead += 1
             let info = header.pointee
+            guard let timestamp = Self.nanosecondsSinceEpoch(seconds: Int64(info.ts.tv_sec), fraction: Int64(info.ts.tv_usec)) else {
+                throw PcapError(path: path, message: "record \(recordsRead + 1): its timestamp (\(info.ts.tv_sec) s) is "
+                                + "before 1970 or beyond what nanoseconds since 1970 can count in 64 bits")
+            }
+            recordsRead += 1
             return PcapRecord(
                 number: recordsRead,
-                timestampNanoseconds: Int64(info.ts.tv_sec) * 1_000_000_000 + Int64(info.ts.tv_usec),
+                timestampNanoseconds: timestamp,
                 originalLength: Int(info.len),
                 data: UnsafeRawBufferPointer(start: data, count: Int(info.caplen)))
         case PCAP_ERROR_BREAK:
@@ -98,6 +102,18 @@ public struct PcapError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(path): \(message)" }
+}
+
+extension PcapReader {
+    /// pcapng keeps 64-bit counts of its interface's time unit, so libpcap can hand over seconds that wrap
+    /// negative or overflow nanoseconds; those are refused rather than trapped on.
+    static func nanosecondsSinceEpoch(seconds: Int64, fraction nanoseconds: Int64) -> Int64? {
+        guard seconds >= 0, (0..<1_000_000_000).contains(nanoseconds) else { return nil }
+        let (whole, overflowed) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflowed else { return nil }
+        let (total, overflowedAgain) = whole.addingReportingOverflow(nanoseconds)
+        return overflowedAgain ? nil : total
+    }
 }
 
 func cString(_ pointer: UnsafePointer<CChar>?) -> String {

@@ -92,4 +92,56 @@ import Testing
         null.withUnsafeBytes { #expect(LinkLayer.ipPacket(in: $0, linkType: .null).map(Array.init) == [0x45, 3]) }
         null.withUnsafeBytes { #expect(LinkLayer.ipPacket(in: $0, linkType: LinkType(rawValue: 147)) == nil) }
     }
+
+    /// pcapng counts time in units of the interface's resolution in 64 bits, so a file can hold seconds that no
+    /// nanosecond count of Int64 reaches, or (past 2^63) seconds that wrap before 1970. Such a record is a typed
+    /// error naming it, after the records before it; it used to overflow and trap.
+    @Test(arguments: [UInt64(1) << 40, UInt64(1) << 63 + 5])
+    func timestampsBeyondNanosecondRangeAreTypedErrors(seconds: UInt64) throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let file = PcapngFile(secondsResolution: true)
+            .record(seconds: 1_700_000_000, bytes: [0x45, 0, 0, 20])
+            .record(seconds: seconds, bytes: [0x45, 0, 0, 21])
+        try Data(file.bytes).write(to: URL(fileURLWithPath: path))
+
+        let reader = try PcapReader(path: path)
+        #expect(try reader.next()?.timestampNanoseconds == 1_700_000_000_000_000_000)
+        let error = try #require(throws: PcapError.self) { try reader.next() }
+        #expect(error.description.hasPrefix(path), "\(error)")
+        #expect(error.message.contains("record 2"), "\(error)")
+        #expect(error.message.contains("timestamp"), "\(error)")
+    }
+}
+
+/// A pcapng file of raw IP records, for timestamps the classic format cannot hold.
+private struct PcapngFile {
+    private(set) var bytes: [UInt8] = []
+    private let secondsResolution: Bool
+
+    init(secondsResolution: Bool) {
+        self.secondsResolution = secondsResolution
+        bytes += block(type: 0x0A0D_0D0A, body: le32(0x1A2B_3C4D) + [1, 0, 0, 0] + [UInt8](repeating: 0xFF, count: 8))
+        var interface: [UInt8] = [12, 0, 0, 0] + le32(0)  // LINKTYPE_RAW, snap length 0 (none)
+        if secondsResolution { interface += [9, 0, 1, 0, 0, 0, 0, 0] + [0, 0, 0, 0] }  // if_tsresol = 10^0, end of options
+        bytes += block(type: 1, body: interface)
+    }
+
+    func record(seconds: UInt64, bytes packet: [UInt8]) -> PcapngFile {
+        let units = secondsResolution ? seconds : seconds &* 1_000_000
+        var copy = self
+        copy.bytes += block(type: 6, body: le32(0) + le32(UInt32(units >> 32)) + le32(UInt32(truncatingIfNeeded: units))
+                                + le32(UInt32(packet.count)) + le32(UInt32(packet.count)) + packet)
+        return copy
+    }
+
+    private func block(type: UInt32, body: [UInt8]) -> [UInt8] {
+        let padded = body + [UInt8](repeating: 0, count: (4 - body.count % 4) % 4)
+        let length = le32(UInt32(12 + padded.count))
+        return le32(type) + length + padded + length
+    }
+
+    private func le32(_ value: UInt32) -> [UInt8] {
+        withUnsafeBytes(of: value.littleEndian, Array.init)
+    }
 }
