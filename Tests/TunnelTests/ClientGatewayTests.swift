@@ -99,6 +99,17 @@ struct ClientGatewayTests {
         #expect(world.client.state.statistics.drops[.badSource] == 1)
     }
 
+    @Test("after sign-out closed the connection, a packet to the resource is dropped as not connected, not an error")
+    func packetAfterSignOut() throws {
+        let world = try ClientGatewayWorld()
+        world.client.fromTun(try world.ping(world.host, sequence: 1), in: world.simulation)
+        #expect(world.simulation.run(within: .seconds(5)) { world.client.toTun.count == 1 })
+        world.client.state.shutdown(now: world.simulation.now)
+        world.client.fromTun(try world.ping(world.host, sequence: 2), in: world.simulation)
+        #expect(world.client.errors.isEmpty, "\(world.client.errors)")
+        #expect(world.client.state.statistics.drops[.notConnected] == 1)
+    }
+
     @Test("a filtered port comes back to the client's TUN device as ICMP prohibited from the resource")
     func filteredPortSeenByClient() throws {
         let world = try ClientGatewayWorld()

@@ -206,6 +206,22 @@ struct GatewayStateTests {
         #expect(world.gateway.toTun.count == 2)
     }
 
+    @Test("a resource's reply after the client's connection failed is dropped as not connected, not an error (Firezone's NotConnected)")
+    func replyAfterTheConnectionFailed() throws {
+        let world = try world()
+        try world.send(IpPacket.udp(source: .v4(world.clientIpv4), destination: host, sourcePort: 5000, destinationPort: 53, payload: [1]))
+        world.simulation.dropRules.append { _ in true }
+        world.simulation.run(for: .seconds(120))
+        world.simulation.dropRules.removeAll()
+        #expect(world.gateway.state.node.connectionCount == 0, "the connection failed")
+        #expect(world.gateway.state.clientIds == [world.clientId], "the client's state outlives its connection")
+
+        var reply = try IpPacket.udp(source: host, destination: .v4(world.clientIpv4), sourcePort: 53, destinationPort: 5000, payload: [2])
+        world.gateway.fromTun(&reply, in: world.simulation)
+        #expect(world.gateway.errors.isEmpty, "\(world.gateway.errors)")
+        #expect(world.gateway.state.statistics.drops[.notConnected] == 1)
+    }
+
     @Test("shutdown sends every client a Goodbye")
     func shutdown() throws {
         let world = try world()

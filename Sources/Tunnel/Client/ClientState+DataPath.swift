@@ -150,6 +150,8 @@ extension ClientState {
             return try packet.withUnsafeBytes { bytes throws(NodeError) in
                 try node.encapsulate(gateway, packet: bytes, into: output, now: now)
             }
+        } catch .unknownConnection {
+            return drop(.notConnected)
         } catch {
             throw .node(error)
         }

@@ -71,6 +71,8 @@ public enum ClientDrop: Hashable, Sendable, CaseIterable {
     case bufferFull
     /// A packet to a DNS sentinel that is not a valid query.
     case badDnsQuery
+    /// The gateway is still a peer but its connection is gone: Firezone's `NotConnected` unroutable packet.
+    case notConnected
 }
 
 /// Counters for metrics.

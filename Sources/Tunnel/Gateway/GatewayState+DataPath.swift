@@ -66,6 +66,9 @@ extension GatewayState {
             datagram = try packet.withUnsafeBytes { bytes throws(NodeError) in
                 try node.encapsulate(clientId, packet: bytes, into: output, now: now)
             }
+        } catch .unknownConnection {
+            statistics.count(.notConnected)
+            return nil
         } catch {
             throw .node(error)
         }

@@ -50,6 +50,9 @@ public enum GatewayDrop: Hashable, Sendable, CaseIterable {
     case notAllowed
     /// No path to the client yet (the gateway never buffers).
     case noPath
+    /// The client is still authorised but its connection is gone (closed, or idle past WireGuard's expiry):
+    /// Firezone's `NotConnected` unroutable packet, not an error.
+    case notConnected
     /// A packet to the TUN DNS server that is not a valid query.
     case badDnsQuery
 }
