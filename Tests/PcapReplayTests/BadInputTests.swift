@@ -91,4 +91,40 @@ import Testing
                 "\(report.parser.byReason)")
         #expect(report.error == nil)
     }
+
+    /// A capture whose clock jumps ten years (editcap moves the second half): the pause is shortened to the
+    /// longest pause, so the replay does not run ten years of the tunnel's timers (hours of work, found by
+    /// Fuzz/PcapReplay), and every packet gets the verdict it gets without the jump.
+    @Test(.timeLimit(.minutes(1))) func aClockThatJumpsYearsIsShortenedAndChangesNoVerdict() async throws {
+        let directory = try ReplayFixtures.temporaryDirectory("jump")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (before, after, later, jumped) = (directory + "/before.pcap", directory + "/after.pcap", directory + "/later.pcap",
+                                              directory + "/jumped.pcap")
+        try await ReplayFixtures.shell(["editcap", "-r", ReplayFixtures.capture, before, "1-24"])
+        try await ReplayFixtures.shell(["editcap", "-r", ReplayFixtures.capture, after, "25-61"])
+        try await ReplayFixtures.shell(["editcap", "-t", "315360000", after, later])
+        try await ReplayFixtures.shell(["mergecap", "-a", "-F", "pcap", "-w", jumped, before, later])
+
+        let plain = try ReplayFixtures.replay(ReplayFixtures.capture)
+        let report = try ReplayFixtures.replay(jumped)
+        #expect(report.capture.frames == 61)
+        #expect(report.capture.shortenedPauses == 1)
+        #expect(plain.capture.shortenedPauses == 0)
+        #expect(report.clientToResource == plain.clientToResource)
+        #expect(report.resourceToClient == plain.resourceToClient)
+        #expect(report.pipelineErrors == 0, "\(report.pipelineErrorMessages)")
+    }
+
+    /// Fuzz/PcapReplay's find: a neighbour advertisement from an IPv6 resource, let through once the client's
+    /// ping to it had left the gateway, is a packet the gateway refuses (its NAT does not translate ICMPv6 type
+    /// 136). That is the packet's fault: a gateway drop with a reason, not a pipeline error, and not unaccounted.
+    @Test func aPacketTheGatewayRefusesIsADropNotAPipelineError() throws {
+        let path = ReplayFixtures.root + "/Fuzz/corpora/PcapReplay/regression-neighbour-advertisement-answering-a-routed-packet"
+        let report = try ReplayFixtures.replay(path)
+        #expect(report.pipelineErrors == 0, "\(report.pipelineErrorMessages)")
+        #expect(report.gatewayDrops == ["refused-packet": 1])
+        #expect(report.verdict(ResourceVerdict.droppedByGateway).packets == 1)
+        #expect(report.verdict(ResourceVerdict.unaccounted) == Tally())
+        #expect(report.verdict(ClientVerdict.routed).packets == 1)
+    }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import Replay
+@testable import Replay
 import TestSupport
 import Testing
 
@@ -88,5 +88,20 @@ import Testing
         #expect(report.verdict(.notAResource).packets == 0)
         #expect(report.verdict(.delivered).packets == 23)   // every reply but the neighbour advertisement
         #expect(report.verdict(ClientVerdict.unaccounted).packets == 0)
+    }
+}
+
+/// What a replay holds is gone once the replay is: the world's queue of pending actions used to capture the
+/// world, so every replay leaked its client, gateway and relay (Fuzz/PcapReplay's leak check found it).
+@Suite struct ReplayLifetimeTests {
+    @Test func aFinishedReplayFreesItsWorld() throws {
+        weak var world: ReplayWorld?
+        do {
+            let replay = try TunnelReplay(path: ReplayFixtures.capture, options: .init(scenario: ReplayFixtures.scenario))
+            _ = try replay.run()
+            world = replay.world
+            #expect(world != nil)
+        }
+        #expect(world == nil, "the replay's world outlived it")
     }
 }

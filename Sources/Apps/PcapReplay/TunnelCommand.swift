@@ -42,8 +42,14 @@ struct TunnelCommand: ParsableCommand {
     @Option(help: "Seconds the replay runs on after the last packet, so what is in flight arrives.")
     var drain: Int = 5
 
+    @Option(help: "Pauses in the capture longer than this many seconds are shortened to it.")
+    var longestPause: Int = 3600
+
     func validate() throws {
         guard drain >= 0, drain <= 3600 else { throw ValidationError("--drain must be between 0 and 3600 seconds") }
+        guard longestPause >= 1, longestPause <= 604_800 else {
+            throw ValidationError("--longest-pause must be between 1 and 604800 seconds (a week)")
+        }
         if actor != nil, resources == nil { throw ValidationError("--actor needs --resources") }
     }
 
@@ -57,6 +63,7 @@ struct TunnelCommand: ParsableCommand {
         }
         var options = TunnelReplay.Options(scenario: scenario, outputDirectory: noPcaps ? nil : output)
         options.drain = .seconds(drain)
+        options.longestPause = .seconds(longestPause)
         let report: TunnelReport
         do {
             let replay = try TunnelReplay(path: capture, options: options)

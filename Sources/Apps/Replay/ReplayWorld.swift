@@ -31,12 +31,15 @@ final class ReplayWorld {
     var onGatewayEvent: (GatewayEvent) -> Void = { _ in }
     /// The gateway dropped a packet from the client (`true`) or from a resource (`false`).
     var onGatewayDrop: (GatewayDrop, Bool) -> Void = { _, _ in }
+    /// The gateway refused a packet as malformed or unsupported; the flag says whether it came from the client.
+    var onGatewayRefusedPacket: (Bool) -> Void = { _ in }
     /// Set when a participant kept asking for its timer at one instant without progress.
     private(set) var stuckAt: Instant?
 
     private let latency = Duration.milliseconds(1)
     /// Actions due in time order: every delay is `latency`, so appending keeps the queue sorted.
-    private var queue: [(at: Instant, action: () -> Void)] = []
+    /// An action gets the world as its argument rather than capturing it, so the queue holds no cycle.
+    private var queue: [(at: Instant, action: (ReplayWorld) -> Void)] = []
     private var queueHead = 0
     private let clientId = ClientId(UUID(uuidString: "00000000-0000-4000-8000-00000000c001")!)
     private let gatewayId = GatewayId(UUID(uuidString: "00000000-0000-4000-8000-00000000d001")!)
@@ -95,8 +98,11 @@ final class ReplayWorld {
                 send(TurnDatagram(source: datagram.source ?? Self.clientSocket, destination: datagram.destination,
                                   payload: Array(output[0..<datagram.count])))
             }
+        } catch .packet {
+            clientRefusedPackets += 1
         } catch {
             clientErrors += 1
+            noteError("client", error)
         }
         flushClient()
     }
@@ -110,15 +116,28 @@ final class ReplayWorld {
                 send(TurnDatagram(source: datagram.source ?? Self.gatewaySocket, destination: datagram.destination,
                                   payload: Array(output[0..<datagram.count])))
             }
+        } catch .packet {
+            onGatewayRefusedPacket(false)
         } catch {
             gatewayErrors += 1
+            noteError("gateway", error)
         }
         flushGateway()
     }
 
-    /// Packets the client or gateway refused with a typed error (malformed after decryption, …).
+    /// Failures of the pipeline: the client or gateway raised a typed error that is not about the packet itself.
     private(set) var clientErrors = 0
     private(set) var gatewayErrors = 0
+    /// Packets from the client's TUN device that the client refused as malformed or unsupported (the packet's
+    /// fault, so a verdict rather than an error; the gateway's refusals go to ``onGatewayRefusedPacket``).
+    private(set) var clientRefusedPackets = 0
+    /// The first of those errors, each with the side that raised it and when.
+    private(set) var errorMessages: [String] = []
+
+    private func noteError(_ side: String, _ error: any Error) {
+        guard errorMessages.count < 20 else { return }
+        errorMessages.append("\(side) at +\(now - Self.start): \(error)")
+    }
 
     /// Runs everything due up to `deadline`: deliveries, portal messages and both sides' timers.
     func advance(to deadline: Instant) {
@@ -142,7 +161,7 @@ final class ReplayWorld {
                     queue.removeFirst(queueHead)
                     queueHead = 0
                 }
-                action()
+                action(self)
             } else if let clientTimer, clientTimer <= now {
                 client.handleTimeout(now: now)
                 flushClient()
@@ -188,13 +207,13 @@ final class ReplayWorld {
     // MARK: The network
 
     /// Runs `action` after the network's latency.
-    func later(_ action: @escaping () -> Void) {
+    func later(_ action: @escaping (ReplayWorld) -> Void) {
         queue.append((now + latency, action))
     }
 
     private func send(_ datagram: TurnDatagram) {
         onWire(datagram)
-        later { [self] in deliver(datagram) }
+        later { $0.deliver(datagram) }
     }
 
     private func deliver(_ datagram: TurnDatagram) {
@@ -217,6 +236,7 @@ final class ReplayWorld {
             }
         } catch {
             clientErrors += 1
+            noteError("client", error)
         }
         flushClient()
     }
@@ -231,8 +251,11 @@ final class ReplayWorld {
                                                        count: datagram.payload.count, now: now) {
                 onGatewayEgress(packet)
             }
+        } catch .packet {
+            onGatewayRefusedPacket(true)
         } catch {
             gatewayErrors += 1
+            noteError("gateway", error)
         }
         flushGateway()
     }
@@ -268,9 +291,9 @@ final class ReplayWorld {
         flushGateway()
     }
 
-    private func portal(_ action: @escaping () throws -> Void) {
-        later { [self] in
-            do { try action() } catch { portalErrors.append("\(error)") }
+    private func portal(_ action: @escaping (ReplayWorld) throws -> Void) {
+        later { world in
+            do { try action(world) } catch { world.portalErrors.append("\(error)") }
         }
     }
 
@@ -278,7 +301,7 @@ final class ReplayWorld {
         switch message {
         case .createFlow(let flow):
             guard let resource = scenario.gatewayResources[flow.resourceId] else {
-                portal { try self.toClient(.flowCreationFailed(FlowCreationFailed(resourceId: flow.resourceId, reason: .notFound))) }
+                portal { try $0.toClient(.flowCreationFailed(FlowCreationFailed(resourceId: flow.resourceId, reason: .notFound))) }
                 return
             }
             nextRef += 1
@@ -289,12 +312,12 @@ final class ReplayWorld {
                 client: FlowClient(id: clientId, publicKey: WireGuardKey(bytes: client.node.publicKey.bytes)!, presharedKey: presharedKey,
                                    ipv4: clientAddresses.ipv4, ipv6: clientAddresses.ipv6),
                 clientIceCredentials: iceCredentials.client, gatewayIceCredentials: iceCredentials.gateway)
-            portal { try self.toGateway(.authorizeFlow(authorize)) }
+            portal { try $0.toGateway(.authorizeFlow(authorize)) }
         case .broadcastIceCandidates(let broadcast):
-            portal { try self.toGateway(.iceCandidates(ClientCandidates(peer: self.clientId, candidates: broadcast.candidates))) }
+            portal { try $0.toGateway(.iceCandidates(ClientCandidates(peer: $0.clientId, candidates: broadcast.candidates))) }
         case .broadcastInvalidatedIceCandidates(let broadcast):
-            portal {
-                try self.toGateway(.invalidateIceCandidates(ClientCandidates(peer: self.clientId, candidates: broadcast.candidates)))
+            portal { world in
+                try world.toGateway(.invalidateIceCandidates(ClientCandidates(peer: world.clientId, candidates: broadcast.candidates)))
             }
         }
     }
@@ -307,12 +330,12 @@ final class ReplayWorld {
                 resourceId: resource, gatewayId: gatewayId, gatewayPublicKey: WireGuardKey(bytes: gateway.node.publicKey.bytes)!,
                 gatewayIpv4: Self.gatewayIpv4, gatewayIpv6: Self.gatewayIpv6, siteId: scenario.site.id, presharedKey: presharedKey,
                 clientIceCredentials: iceCredentials.client, gatewayIceCredentials: iceCredentials.gateway)
-            portal { try self.toClient(.flowCreated(created)) }
+            portal { try $0.toClient(.flowCreated(created)) }
         case .broadcastIceCandidates(let broadcast):
-            portal { try self.toClient(.iceCandidates(GatewayCandidates(peer: self.gatewayId, candidates: broadcast.candidates))) }
+            portal { try $0.toClient(.iceCandidates(GatewayCandidates(peer: $0.gatewayId, candidates: broadcast.candidates))) }
         case .broadcastInvalidatedIceCandidates(let broadcast):
-            portal {
-                try self.toClient(.invalidateIceCandidates(GatewayCandidates(peer: self.gatewayId, candidates: broadcast.candidates)))
+            portal { world in
+                try world.toClient(.invalidateIceCandidates(GatewayCandidates(peer: world.gatewayId, candidates: broadcast.candidates)))
             }
         }
     }

@@ -18,6 +18,10 @@ public final class TunnelReplay {
         public var outputDirectory: String?
         /// How long the replay runs on after the last packet, so what is in flight arrives.
         public var drain: Duration = .seconds(5)
+        /// A pause in the capture longer than this is shortened to it. The client's and gateway's timers run
+        /// through every simulated second, so a clock that jumps by years would take hours to replay; every
+        /// idle timeout of the tunnel (WireGuard, ICE, NAT sessions) is far shorter than the default hour.
+        public var longestPause: Duration = .seconds(3600)
         public var seed: UInt64 = 1
 
         public init(scenario: ReplayScenario, outputDirectory: String? = nil) {
@@ -31,12 +35,15 @@ public final class TunnelReplay {
     public private(set) var report = TunnelReport()
 
     private let reader: PcapReader
-    private var world: ReplayWorld!
+    private(set) var world: ReplayWorld!
     private var outputs: ReplayOutputs?
     private var dns = CapturedDns()
     private var resources = ResourceSide()
     private var addressPlan = ClientAddressPlan()
     private var firstTimestamp: Int64 = 0
+    /// The latest capture time seen, and how much of the capture's pauses the replay left out.
+    private var latestTimestamp: Int64 = 0
+    private var skippedNanoseconds: Int64 = 0
     private var routes: [IpNetwork] = []
 
     /// Opens the capture and finds the client's tunnel addresses in it.
@@ -88,6 +95,7 @@ public final class TunnelReplay {
 
     private func startWorld(at timestamp: Int64) throws(ReplayInputError) {
         firstTimestamp = timestamp
+        latestTimestamp = timestamp
         report.capture.firstTimestampNanoseconds = timestamp
         let world = ReplayWorld(scenario: options.scenario, clientIpv4: addressPlan.ipv4, clientIpv6: addressPlan.ipv6,
                                 unixTimeNanoseconds: timestamp, seed: options.seed)
@@ -97,7 +105,12 @@ public final class TunnelReplay {
         world.onClientTun = { [unowned self] packet in clientTun(packet) }
         world.onClientEvent = { [unowned self] event in clientEvent(event) }
         world.onGatewayEvent = { [unowned self] event in gatewayEvent(event) }
-        world.onGatewayDrop = { [unowned self] drop, fromClient in gatewayDrop(drop, fromClient: fromClient) }
+        world.onGatewayDrop = { [unowned self] drop, fromClient in
+            gatewayDropped(reason: "\(drop)", filtered: drop == .prohibited, fromClient: fromClient)
+        }
+        world.onGatewayRefusedPacket = { [unowned self] fromClient in
+            gatewayDropped(reason: Self.refusedPacket, filtered: false, fromClient: fromClient)
+        }
         do {
             try world.start()
         } catch {
@@ -107,12 +120,21 @@ public final class TunnelReplay {
 
     private var startInstant: Instant { ReplayWorld.start }
 
+    /// The replay's clock for a capture time (timestamps are 0 ... Int64.max, so differences cannot overflow).
     private func instant(of timestamp: Int64) -> Instant {
-        startInstant + .nanoseconds(max(0, timestamp - firstTimestamp))
+        let pause = timestamp - latestTimestamp
+        let longest = options.longestPause.totalNanoseconds
+        if pause > longest {
+            skippedNanoseconds += pause - longest
+            report.capture.shortenedPauses += 1
+        }
+        latestTimestamp = max(latestTimestamp, timestamp)
+        return startInstant + .nanoseconds(max(0, timestamp - firstTimestamp - skippedNanoseconds))
     }
 
     private var unixNow: Int64 {
-        firstTimestamp + (world.now - startInstant).totalNanoseconds
+        let (now, overflowed) = (firstTimestamp + skippedNanoseconds).addingReportingOverflow((world.now - startInstant).totalNanoseconds)
+        return overflowed ? .max : now
     }
 
     // MARK: Each record
@@ -155,11 +177,14 @@ public final class TunnelReplay {
             report.add(.notAResource, bytes: size)
             return
         }
-        let before = world.client.statistics.drops
+        let before = world.client.statistics.drops, refusedBefore = world.clientRefusedPackets
         world.fromClientTun(packet)
         if let drop = Self.newDrop(before, world.client.statistics.drops) {
             report.add(.droppedByClient, bytes: size)
             report.clientDrops["\(drop)", default: 0] += 1
+        } else if world.clientRefusedPackets > refusedBefore {
+            report.add(.droppedByClient, bytes: size)
+            report.clientDrops[Self.refusedPacket, default: 0] += 1
         } else if isDnsServer(packet.destination) {
             report.add(.stubResolver, bytes: size)
         } else {
@@ -251,11 +276,15 @@ public final class TunnelReplay {
         return header[0] >> 4 == 4 ? field : field + 40
     }
 
-    private func gatewayDrop(_ drop: GatewayDrop, fromClient: Bool) {
-        report.gatewayDrops["\(drop)", default: 0] += 1
+    /// The drop reason of a packet a side refused as malformed or unsupported (the parser accepted it, but the
+    /// tunnel cannot carry it: an ICMP type the NAT does not translate, …).
+    static let refusedPacket = "refused-packet"
+
+    private func gatewayDropped(reason: String, filtered: Bool, fromClient: Bool) {
+        report.gatewayDrops[reason, default: 0] += 1
         if fromClient {
             gatewayOutcomes += 1
-            if drop == .prohibited {
+            if filtered {
                 report.clientToResource[ClientVerdict.filtered.rawValue, default: Tally()].packets += 1
             } else {
                 report.clientToResource[ClientVerdict.droppedByGateway.rawValue, default: Tally()].packets += 1
@@ -281,7 +310,7 @@ public final class TunnelReplay {
         switch event {
         case .tunInterfaceUpdated(let config): routes = config.routes
         case .recurseDns(let pending, _): dns.waitForRecursion(pending)
-        case .refused: report.pipelineErrors += 1
+        case .refused(let message): refused("client refused: " + message)
         default: break
         }
     }
@@ -289,12 +318,17 @@ public final class TunnelReplay {
     private func gatewayEvent(_ event: GatewayEvent) {
         switch event {
         case .resolve(let request):
-            if let known = dns.resolve(request) { world.later { [world] in world?.answerResolution(request, with: known) } }
+            if let known = dns.resolve(request) { world.later { $0.answerResolution(request, with: known) } }
         case .forwardDns(let query):
-            if let answer = dns.forward(query) { world.later { [world] in world?.answerForwardedDns(query, with: answer) } }
-        case .refused: report.pipelineErrors += 1
+            if let answer = dns.forward(query) { world.later { $0.answerForwardedDns(query, with: answer) } }
+        case .refused(let message): refused("gateway refused: " + message)
         default: break
         }
+    }
+
+    private func refused(_ message: String) {
+        report.pipelineErrors += 1
+        report.addPipelineError(message)
     }
 
     // MARK: The end
@@ -308,6 +342,7 @@ public final class TunnelReplay {
         report.clientToResource[ClientVerdict.unaccounted.rawValue] = Tally(packets: max(0, sentToGateway - gatewayOutcomes))
         report.resourceToClient[ResourceVerdict.unaccounted.rawValue] = Tally(packets: max(0, injected - resourceOutcomes))
         report.pipelineErrors += world.clientErrors + world.gatewayErrors + world.portalErrors.count
+        for message in world.errorMessages + world.portalErrors.map({ "portal: " + $0 }) { report.addPipelineError(message) }
         report.wire.path = world.pathDescription
     }
 

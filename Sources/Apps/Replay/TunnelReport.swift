@@ -20,6 +20,8 @@ public struct TunnelReport: Codable, Sendable {
     public var outputs: [String: String] = [:]
     /// Packets the client or gateway refused with an error after decryption, and portal messages refused.
     public var pipelineErrors = 0
+    /// The first 20 pipeline errors, each with the side that raised it.
+    public var pipelineErrorMessages: [String] = []
     /// Set when the capture could not be read to its end: what went wrong, after how many records.
     public var error: String?
 
@@ -29,6 +31,8 @@ public struct TunnelReport: Codable, Sendable {
         public var frames = 0
         public var framesWithoutIp = 0
         public var truncatedFrames = 0
+        /// Pauses longer than ``TunnelReplay/Options/longestPause`` that the replay shortened to it.
+        public var shortenedPauses = 0
         public var firstTimestampNanoseconds: Int64?
         public var lastTimestampNanoseconds: Int64?
     }
@@ -59,6 +63,11 @@ public struct TunnelReport: Codable, Sendable {
     public func verdict(_ verdict: ClientVerdict) -> Tally { clientToResource[verdict.rawValue] ?? Tally() }
     public func verdict(_ verdict: ResourceVerdict) -> Tally { resourceToClient[verdict.rawValue] ?? Tally() }
 
+    mutating func addPipelineError(_ message: String) {
+        guard pipelineErrorMessages.count < 20 else { return }
+        pipelineErrorMessages.append(message)
+    }
+
     mutating func add(_ verdict: ClientVerdict, bytes: Int) { clientToResource[verdict.rawValue, default: Tally()].add(bytes: bytes) }
     mutating func add(_ verdict: ResourceVerdict, bytes: Int) { resourceToClient[verdict.rawValue, default: Tally()].add(bytes: bytes) }
 }
@@ -69,6 +78,7 @@ extension TunnelReport {
         var lines = ["Capture \(capture.path) (\(capture.linkType)): \(capture.frames) frames, \(parser.parsed) IP packets parsed, " +
                      "\(parser.rejected) rejected by the parser, \(capture.framesWithoutIp) frames without IP"]
         if capture.truncatedFrames > 0 { lines.append("  \(capture.truncatedFrames) frames truncated by the snap length") }
+        if capture.shortenedPauses > 0 { lines.append("  \(capture.shortenedPauses) pauses shortened to the longest pause") }
         for (reason, count) in parser.byReason.sorted(by: { $0.key < $1.key }) {
             let first = parser.rejections.first { $0.reason == reason }.map { " (first: #\($0.packet): \($0.message))" } ?? ""
             lines.append("  rejected \(reason): \(count)\(first)")
@@ -85,6 +95,7 @@ extension TunnelReport {
         lines.append("Wire: \(wire.datagrams) datagrams, \(wire.bytes) bytes (WireGuard \(wire.wireGuard), STUN \(wire.stun), " +
                      "ChannelData \(wire.channelData)); path \(wire.path)")
         if pipelineErrors > 0 { lines.append("Pipeline errors: \(pipelineErrors)") }
+        for message in pipelineErrorMessages { lines.append("  " + message) }
         for (name, path) in outputs.sorted(by: { $0.key < $1.key }) { lines.append("Wrote \(name): \(path)") }
         if let error { lines.append("Capture ended early: \(error)") }
         return lines.joined(separator: "\n")
