@@ -209,7 +209,12 @@ final class ModelWorld {
                                           destinationPort: 80, sequenceNumber: 7, flags: [.syn], payload: [UInt8]())
             return expectDelivery(packet, resource: resource, model: &model)
         case let .restart(keepingProxyIps, signOut):
-            if signOut, client.state.node.connectionCount > 0 { model.gatewayAuthorized = [] }
+            // The Goodbye goes only on a session that can still send (e981e6a); without it the gateway keeps the
+            // client's authorisations, and the new connection after the restart finds them still there.
+            let saysGoodbye = signOut && client.state.node.connections.values.contains {
+                $0.socket != nil && $0.tunnel.canSendWithoutHandshake(at: simulation.now)
+            }
+            if saysGoodbye { model.gatewayAuthorized = [] }
             model.clientForgetsGateway()
             if !keepingProxyIps { proxyIps = [:] }
             client.restart(keepingProxyIps: keepingProxyIps, signOut: signOut, in: simulation)
