@@ -175,6 +175,7 @@ let package = Package(
         .executableTarget(name: "FuzzTunnelProto", dependencies: ["TunnelSimulation"], path: "Fuzz/TunnelProto"),
         .executableTarget(name: "FuzzNodeIngress", dependencies: ["TunnelSimulation", "Tunnel", "SansIO"], path: "Fuzz/NodeIngress"),
         .executableTarget(name: "FuzzTunOffload", dependencies: ["TunOffload", "IpPacket"], path: "Fuzz/TunOffload"),
+        .executableTarget(name: "FuzzPcapReplay", dependencies: ["Replay", "PcapFile"], path: "Fuzz/PcapReplay"),
         .executableTarget(name: "FuzzPortalMessage", dependencies: ["PhoenixChannel", "PortalMessages"], path: "Fuzz/PortalMessage"),
 
         // Tests.
