@@ -67,6 +67,9 @@ import Testing
     @Test func badUsageAndABadResourcesFileAreToldApart() async throws {
         let usage = try await ReplayFixtures.runTool([ReplayFixtures.capture, "--drain", "-5"])
         #expect(usage.status == 64)
+        let noPause = try await ReplayFixtures.runTool([ReplayFixtures.capture, "--longest-pause", "0"])
+        #expect(noPause.status == 64)
+        #expect(noPause.errors.contains("--longest-pause"), "\(noPause.errors)")
         let missing = try await ReplayFixtures.runTool([])
         #expect(missing.status == 64)
         let directory = try ReplayFixtures.temporaryDirectory("yaml")
@@ -113,6 +116,18 @@ import Testing
         #expect(report.clientToResource == plain.clientToResource)
         #expect(report.resourceToClient == plain.resourceToClient)
         #expect(report.pipelineErrors == 0, "\(report.pipelineErrorMessages)")
+
+        // A pause of 5,000 s is over the default hour but within the two hours the tool's flag allows.
+        let (later5000, paused) = (directory + "/later-5000.pcap", directory + "/paused.pcap")
+        try await ReplayFixtures.shell(["editcap", "-t", "5000", after, later5000])
+        try await ReplayFixtures.shell(["mergecap", "-a", "-F", "pcap", "-w", paused, before, later5000])
+        #expect(try ReplayFixtures.replay(paused).capture.shortenedPauses == 1)
+        let tool = try await ReplayFixtures.runTool([paused, "--resources", ReplayFixtures.resources, "--no-pcaps", "--json",
+                                                     "--longest-pause", "7200"])
+        #expect(tool.status == 0, "\(tool.errors)")
+        let printed = try JSONDecoder().decode(TunnelReport.self, from: Data(tool.output.utf8))
+        #expect(printed.capture.shortenedPauses == 0)
+        #expect(printed.pipelineErrors == 0, "\(printed.pipelineErrorMessages)")
     }
 
     /// Fuzz/PcapReplay's find: a neighbour advertisement from an IPv6 resource, let through once the client's
