@@ -190,15 +190,20 @@ struct GatewayStateTests {
         #expect(world.gateway.state.statistics.drops[.outboundIcmpError] == 1)
     }
 
-    @Test("the client's state outlives a failed connection: a new ICE session reaches the resource without a new authorisation")
-    func stateAcrossIceSessions() throws {
-        let world = try world()
+    /// A packet connects the client; then the network drops everything for 120 s, so ICE fails on both sides.
+    private func connectThenFail(_ world: GatewayWorld) throws {
         try world.send(IpPacket.udp(source: .v4(world.clientIpv4), destination: host, sourcePort: 5000, destinationPort: 53, payload: [1]))
         world.simulation.dropRules.append { _ in true }
         world.simulation.run(for: .seconds(120))
+        world.simulation.dropRules.removeAll()
+    }
+
+    @Test("the client's state outlives a failed connection: a new ICE session reaches the resource without a new authorisation")
+    func stateAcrossIceSessions() throws {
+        let world = try world()
+        try connectThenFail(world)
         #expect(world.client.node.connectionCount == 0)
         #expect(world.gateway.state.clientIds == [world.clientId])
-        world.simulation.dropRules.removeAll()
         // Only the transport is set up again (as after `flow_created` for another resource of the site).
         try world.authorize(Self.cidr, ref: "ref-2")
         try world.send(IpPacket.udp(source: .v4(world.clientIpv4), destination: host, sourcePort: 5001, destinationPort: 53, payload: [2]),
@@ -209,10 +214,7 @@ struct GatewayStateTests {
     @Test("a resource's reply after the client's connection failed is dropped as not connected, not an error (Firezone's NotConnected)")
     func replyAfterTheConnectionFailed() throws {
         let world = try world()
-        try world.send(IpPacket.udp(source: .v4(world.clientIpv4), destination: host, sourcePort: 5000, destinationPort: 53, payload: [1]))
-        world.simulation.dropRules.append { _ in true }
-        world.simulation.run(for: .seconds(120))
-        world.simulation.dropRules.removeAll()
+        try connectThenFail(world)
         #expect(world.gateway.state.node.connectionCount == 0, "the connection failed")
         #expect(world.gateway.state.clientIds == [world.clientId], "the client's state outlives its connection")
 
