@@ -14,17 +14,21 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import PcapFile
 import Replay
 
 enum Fixture {
     /// The capture's bytes go to a memory file the reader opens by path, as the tool opens a file.
     static let captureFile = CaptureFile()
+    /// Fixtures/captures/replay-demo.yaml: CIDR resources with and without filters, IPv4 and IPv6, a DNS wildcard.
     static let scenario: ReplayScenario = {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Fixtures/captures/replay-demo.yaml").standardized.path
         do {
-            return try ReplayScenario(yaml: demoResources)
+            return try ReplayScenario(yaml: String(contentsOfFile: path, encoding: .utf8))
         } catch {
-            fatalError("the demo scenario does not load: \(error)")
+            fatalError("the demo scenario \(path) does not load: \(error)")
         }
     }()
     /// Pauses over 10 minutes are shortened to 10 (the tool's default is an hour) so that an input of a hundred
@@ -132,36 +136,3 @@ final class CaptureFile: Sendable {
         }
     }
 }
-
-/// Fixtures/captures/replay-demo.yaml: CIDR resources with and without filters, IPv4 and IPv6, a DNS wildcard.
-let demoResources = """
-    account_slug: demo
-    upstream_dns: [192.0.2.53]
-    sites:
-      - name: hq
-        gateway_tokens: [gateway-token-hq]
-    actors:
-      - name: alice
-        tokens: [client-token-alice]
-    resources:
-      - name: intranet
-        type: cidr
-        address: 10.20.0.0/16
-        sites: [hq]
-        filters: [tcp/80, icmp]
-      - name: intranet-v6
-        type: cidr
-        address: fd20::/64
-        sites: [hq]
-      - name: wiki
-        type: dns
-        address: "*.wiki.example"
-        sites: [hq]
-    policies:
-      - actor: alice
-        resource: intranet
-      - actor: alice
-        resource: intranet-v6
-      - actor: alice
-        resource: wiki
-    """

@@ -105,3 +105,15 @@ import Testing
         #expect(world == nil, "the replay's world outlived it")
     }
 }
+
+@Suite struct TunnelReportTests {
+    /// Every pipeline error is counted; the report lists the first 20 so a broken replay stays readable.
+    @Test func pipelineErrorsAreAllCountedAndTheFirstTwentyListed() {
+        var report = TunnelReport()
+        for index in 1...25 { report.addPipelineError("gateway at +\(index) s: unknown connection") }
+        #expect(report.pipelineErrors == 25)
+        #expect(report.pipelineErrorMessages.count == 20)
+        #expect(report.pipelineErrorMessages.last == "gateway at +20 s: unknown connection")
+        #expect(report.text.contains("Pipeline errors: 25\n  gateway at +1 s: unknown connection"))
+    }
+}

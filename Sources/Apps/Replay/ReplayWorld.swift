@@ -33,6 +33,8 @@ final class ReplayWorld {
     var onGatewayDrop: (GatewayDrop, Bool) -> Void = { _, _ in }
     /// The gateway refused a packet as malformed or unsupported; the flag says whether it came from the client.
     var onGatewayRefusedPacket: (Bool) -> Void = { _ in }
+    /// A failure of the pipeline, described.
+    var onPipelineError: (String) -> Void = { _ in }
     /// Set when a participant kept asking for its timer at one instant without progress.
     private(set) var stuckAt: Instant?
 
@@ -101,8 +103,7 @@ final class ReplayWorld {
         } catch .packet {
             clientRefusedPackets += 1
         } catch {
-            clientErrors += 1
-            noteError("client", error)
+            pipelineError("client", error)
         }
         flushClient()
     }
@@ -119,24 +120,19 @@ final class ReplayWorld {
         } catch .packet {
             onGatewayRefusedPacket(false)
         } catch {
-            gatewayErrors += 1
-            noteError("gateway", error)
+            pipelineError("gateway", error)
         }
         flushGateway()
     }
 
-    /// Failures of the pipeline: the client or gateway raised a typed error that is not about the packet itself.
-    private(set) var clientErrors = 0
-    private(set) var gatewayErrors = 0
     /// Packets from the client's TUN device that the client refused as malformed or unsupported (the packet's
     /// fault, so a verdict rather than an error; the gateway's refusals go to ``onGatewayRefusedPacket``).
     private(set) var clientRefusedPackets = 0
-    /// The first of those errors, each with the side that raised it and when.
-    private(set) var errorMessages: [String] = []
 
-    private func noteError(_ side: String, _ error: any Error) {
-        guard errorMessages.count < 20 else { return }
-        errorMessages.append("\(side) at +\(now - Self.start): \(error)")
+    /// A failure of the pipeline (a typed error that is not about the packet itself, or a refused portal
+    /// message), with the side that raised it and when.
+    private func pipelineError(_ side: String, _ error: any Error) {
+        onPipelineError("\(side) at +\(now - Self.start): \(error)")
     }
 
     /// Runs everything due up to `deadline`: deliveries, portal messages and both sides' timers.
@@ -235,8 +231,7 @@ final class ReplayWorld {
                 onClientTun(packet)
             }
         } catch {
-            clientErrors += 1
-            noteError("client", error)
+            pipelineError("client", error)
         }
         flushClient()
     }
@@ -254,8 +249,7 @@ final class ReplayWorld {
         } catch .packet {
             onGatewayRefusedPacket(true)
         } catch {
-            gatewayErrors += 1
-            noteError("gateway", error)
+            pipelineError("gateway", error)
         }
         flushGateway()
     }
@@ -279,8 +273,6 @@ final class ReplayWorld {
 
     // MARK: The portal
 
-    private(set) var portalErrors: [String] = []
-
     private func toClient(_ message: ClientIngress) throws {
         client.handle(try ClientIngress(event: message.event, payload: message.payload), now: now)
         flushClient()
@@ -293,7 +285,7 @@ final class ReplayWorld {
 
     private func portal(_ action: @escaping (ReplayWorld) throws -> Void) {
         later { world in
-            do { try action(world) } catch { world.portalErrors.append("\(error)") }
+            do { try action(world) } catch { world.pipelineError("portal", error) }
         }
     }
 

@@ -111,6 +111,7 @@ public final class TunnelReplay {
         world.onGatewayRefusedPacket = { [unowned self] fromClient in
             gatewayDropped(reason: Self.refusedPacket, filtered: false, fromClient: fromClient)
         }
+        world.onPipelineError = { [unowned self] message in report.addPipelineError(message) }
         do {
             try world.start()
         } catch {
@@ -120,8 +121,9 @@ public final class TunnelReplay {
 
     private var startInstant: Instant { ReplayWorld.start }
 
-    /// The replay's clock for a capture time (timestamps are 0 ... Int64.max, so differences cannot overflow).
-    private func instant(of timestamp: Int64) -> Instant {
+    /// The replay's clock for a capture time, with every pause so far over `longestPause` shortened to it (and counted
+    /// when `timestamp` ends one). Timestamps are 0 ... Int64.max, so their differences cannot overflow.
+    private func instantShorteningPauses(_ timestamp: Int64) -> Instant {
         let pause = timestamp - latestTimestamp
         let longest = options.longestPause.totalNanoseconds
         if pause > longest {
@@ -159,7 +161,7 @@ public final class TunnelReplay {
             return
         }
         report.parser.parsed += 1
-        world.advance(to: instant(of: record.timestampNanoseconds))
+        world.advance(to: instantShorteningPauses(record.timestampNanoseconds))
         addressPlan.translate(&packet)
         if addressPlan.isClient(packet.source) {
             fromClient(&packet)
@@ -310,7 +312,7 @@ public final class TunnelReplay {
         switch event {
         case .tunInterfaceUpdated(let config): routes = config.routes
         case .recurseDns(let pending, _): dns.waitForRecursion(pending)
-        case .refused(let message): refused("client refused: " + message)
+        case .refused(let message): report.addPipelineError("client refused: " + message)
         default: break
         }
     }
@@ -321,14 +323,9 @@ public final class TunnelReplay {
             if let known = dns.resolve(request) { world.later { $0.answerResolution(request, with: known) } }
         case .forwardDns(let query):
             if let answer = dns.forward(query) { world.later { $0.answerForwardedDns(query, with: answer) } }
-        case .refused(let message): refused("gateway refused: " + message)
+        case .refused(let message): report.addPipelineError("gateway refused: " + message)
         default: break
         }
-    }
-
-    private func refused(_ message: String) {
-        report.pipelineErrors += 1
-        report.addPipelineError(message)
     }
 
     // MARK: The end
@@ -341,8 +338,6 @@ public final class TunnelReplay {
         for packet in resources.takeWaiting() { report.add(.noRequest, bytes: packet.count) }
         report.clientToResource[ClientVerdict.unaccounted.rawValue] = Tally(packets: max(0, sentToGateway - gatewayOutcomes))
         report.resourceToClient[ResourceVerdict.unaccounted.rawValue] = Tally(packets: max(0, injected - resourceOutcomes))
-        report.pipelineErrors += world.clientErrors + world.gatewayErrors + world.portalErrors.count
-        for message in world.errorMessages + world.portalErrors.map({ "portal: " + $0 }) { report.addPipelineError(message) }
         report.wire.path = world.pathDescription
     }
 

@@ -64,6 +64,7 @@ public struct TunnelReport: Codable, Sendable {
     public func verdict(_ verdict: ResourceVerdict) -> Tally { resourceToClient[verdict.rawValue] ?? Tally() }
 
     mutating func addPipelineError(_ message: String) {
+        pipelineErrors += 1
         guard pipelineErrorMessages.count < 20 else { return }
         pipelineErrorMessages.append(message)
     }
