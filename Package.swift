@@ -13,7 +13,9 @@ let package = Package(
         .library(name: "Stun", targets: ["Stun"]),
         .library(name: "Turn", targets: ["Turn"]),
         .library(name: "Ice", targets: ["Ice"]),
+        .library(name: "Dns", targets: ["Dns"]),
         .library(name: "DnsNat", targets: ["DnsNat"]),
+        .library(name: "P2pControl", targets: ["P2pControl"]),
         .library(name: "PhoenixChannel", targets: ["PhoenixChannel"]),
         .library(name: "PhoenixChannelTransport", targets: ["PhoenixChannelTransport"]),
         .library(name: "PortalMessages", targets: ["PortalMessages"]),
@@ -55,7 +57,9 @@ let package = Package(
         .target(name: "Stun", dependencies: ["SansIO", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Turn", dependencies: ["Stun", "SansIO"]),
         .target(name: "Ice", dependencies: ["Stun", "SansIO"]),
-        .target(name: "DnsNat", dependencies: ["IpPacket"]),
+        .target(name: "Dns", dependencies: ["IpPacket", "SansIO"]),
+        .target(name: "DnsNat", dependencies: ["Dns", "P2pControl", "IpPacket", "SansIO"]),
+        .target(name: "P2pControl", dependencies: ["Dns", "IpPacket", "SansIO"]),
         .target(name: "PhoenixChannel", dependencies: ["SansIO", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "PhoenixChannelTransport", dependencies: [
             "PhoenixChannel", "SansIO",
@@ -66,7 +70,9 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "PortalMessages", dependencies: ["SansIO", "Ice"]),
-        .target(name: "Tunnel", dependencies: ["SansIO", "Stun", "Turn", "Ice", "Noise", "IpPacket", "DnsNat", "PortalMessages"]),
+        .target(name: "Tunnel", dependencies: [
+            "SansIO", "Stun", "Turn", "Ice", "Noise", "IpPacket", "Dns", "DnsNat", "P2pControl", "PortalMessages",
+        ]),
 
         // The IO shell the tools share: TUN device, rtnetlink, sockets, event loop.
         // Frames of a TUN device with IFF_VNET_HDR: TCP super-packets cut and joined, partial checksums completed.
@@ -162,14 +168,14 @@ let package = Package(
 
         // libFuzzer harnesses: `scripts/fuzz <harness>` builds them with the sanitizer recipe;
         // a plain `swift build` compiles them as harmless executables.
-        .executableTarget(name: "FuzzIpPacket", dependencies: ["IpPacket"], path: "Fuzz/IpPacket"),
+        .executableTarget(name: "FuzzIpPacket", dependencies: ["IpPacket", "P2pControl"], path: "Fuzz/IpPacket"),
         .executableTarget(name: "FuzzNoise", dependencies: ["Noise", "SansIO"], path: "Fuzz/Noise"),
         .executableTarget(name: "FuzzStun", dependencies: ["Stun"], path: "Fuzz/Stun"),
         .executableTarget(name: "FuzzChannelData", dependencies: ["Turn"], path: "Fuzz/ChannelData"),
         .executableTarget(name: "FuzzIceCandidate", dependencies: ["Ice"], path: "Fuzz/IceCandidate"),
-        .executableTarget(name: "FuzzDns", dependencies: ["DnsNat"], path: "Fuzz/Dns"),
-        .executableTarget(name: "FuzzP2pControl", dependencies: ["DnsNat", "IpPacket"], path: "Fuzz/P2pControl"),
-        .executableTarget(name: "FuzzTcpDns", dependencies: ["DnsNat", "IpPacket", "SansIO"], path: "Fuzz/TcpDns"),
+        .executableTarget(name: "FuzzDns", dependencies: ["Dns", "DnsNat", "SansIO"], path: "Fuzz/Dns"),
+        .executableTarget(name: "FuzzP2pControl", dependencies: ["P2pControl", "IpPacket"], path: "Fuzz/P2pControl"),
+        .executableTarget(name: "FuzzTcpDns", dependencies: ["Dns", "DnsNat", "IpPacket", "SansIO"], path: "Fuzz/TcpDns"),
         .executableTarget(name: "FuzzDissect", dependencies: ["Replay", "Noise", "Stun"], path: "Fuzz/Dissect"),
         .executableTarget(name: "FuzzPortalInput", dependencies: ["PortalInput"], path: "Fuzz/PortalInput"),
         .executableTarget(name: "FuzzTunnelProto", dependencies: ["TunnelSimulation"], path: "Fuzz/TunnelProto"),
@@ -197,9 +203,11 @@ let package = Package(
         .testTarget(name: "PcapReplayTests", dependencies: ["Replay", "PcapFile", "IpPacket", "SansIO", "TestSupport"]),
         .testTarget(name: "StunTests", dependencies: ["Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport"]),
         .testTarget(name: "IceTests", dependencies: ["Ice", "Stun", "SansIO", "TestSupport"]),
+        .testTarget(name: "DnsTests", dependencies: ["Dns", "IpPacket", "SansIO", "TestSupport"]),
         .testTarget(name: "DnsNatTests", dependencies: [
-            "DnsNat", "IpPacket", "PcapFile", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+            "Dns", "DnsNat", "P2pControl", "IpPacket", "PcapFile", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
+        .testTarget(name: "P2pControlTests", dependencies: ["P2pControl", "Dns", "IpPacket", "SansIO"]),
         .testTarget(name: "PhoenixChannelTests", dependencies: [
             "PhoenixChannel", "PhoenixChannelTransport", "SansIO", "TestSupport", .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -213,8 +221,8 @@ let package = Package(
             "Turn", "Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "TunnelTests", dependencies: [
-            "Tunnel", "Turn", "Stun", "Ice", "Noise", "SansIO", "IpPacket", "DnsNat", "PortalMessages", "TestSupport", "CLinuxTun",
-            "TunnelSimulation",
+            "Tunnel", "Turn", "Stun", "Ice", "Noise", "SansIO", "IpPacket", "Dns", "DnsNat", "P2pControl", "PortalMessages", "TestSupport",
+            "CLinuxTun", "TunnelSimulation",
         ]),
         // Sockets, clocks and shell helpers the interop tests share.
         .target(name: "TestSupport", dependencies: ["SansIO", "CLinuxNetlink"], path: "Tests/Support/TestSupport"),
@@ -222,7 +230,7 @@ let package = Package(
         // into Tunnel's internals with `@testable`, so release builds of it need `-enable-testing` (scripts/fuzz).
         .target(
             name: "TunnelSimulation",
-            dependencies: ["Tunnel", "Turn", "Stun", "Ice", "Noise", "SansIO", "IpPacket", "DnsNat", "PortalMessages"],
+            dependencies: ["Tunnel", "Turn", "Stun", "Ice", "Noise", "SansIO", "IpPacket", "Dns", "DnsNat", "P2pControl", "PortalMessages"],
             path: "Tests/Support/TunnelSimulation"
         ),
         .testTarget(name: "NoiseTests", dependencies: ["Noise", "SansIO", "IpPacket", "PcapFile", "CSodium", "TestSupport", "WireGuardInteropPeer"]),

@@ -3,7 +3,9 @@
 // 1212-byte UDP limit always yields a decodable message of at most 1212 bytes (or the message itself). Every
 // decoded message is also put to the stub resolver as a query (patterns, reverse names, proxy-IP answers).
 // Build and run with `scripts/fuzz Dns [seconds]`.
+import Dns
 import DnsNat
+import SansIO
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzDns(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

@@ -5,6 +5,7 @@
 // value, an address selector); then 32 bytes of address material; the rest is the packet. Shorter inputs
 // are a packet alone. Build and run with `scripts/fuzz IpPacket [seconds]`.
 import IpPacket
+import P2pControl
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzIpPacket(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

@@ -1,8 +1,8 @@
 // libFuzzer harness for p2p control messages: byte 0 is the kind, the rest the JSON body. Decoding never
 // crashes; an event that decodes and can be encoded (4 or 8 proxy IPs) re-encodes into a packet that
 // decodes equal. Build and run with `scripts/fuzz P2pControl [seconds]`.
-import DnsNat
 import IpPacket
+import P2pControl
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzP2pControl(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

@@ -4,6 +4,7 @@
 // more server connections than peers; after handleTimeout(now) the next deadline lies after `now` (an event
 // loop never spins); the client never answers more queries than it was given.
 // Build and run with `scripts/fuzz TcpDns [seconds]`.
+import Dns
 import DnsNat
 import IpPacket
 import SansIO
@@ -59,14 +60,13 @@ public func fuzzTcpDns(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var now = Instant(nanoseconds: 1_000_000_000)
     var server = TcpDnsServer(random: SplitMix64(seed: 1))
     var peers = (0..<4).map { ScriptedPeer(socket: SocketAddress(ip: clientAddress, port: 40_000 + UInt16($0))) }
-    var client = TcpDnsClient(random: SplitMix64(seed: 2))
+    var client = TcpDnsClient<DnsMessage>(random: SplitMix64(seed: 2))
     var upstreamPeer = ScriptedPeer(socket: upstream)
     var clientSocket = SocketAddress(ip: clientAddress, port: 0)
     let question = DnsMessage(id: 1, flags: DnsFlags(), questions: [DnsQuestion(name: DnsName("_a._tcp.example.com")!, type: .srv)])
-    let pending = ClientDns.PendingQuery(query: question, asker: SocketAddress(ip: clientAddress, port: 5353), sentinel: sentinel.ip)
     var sent = 0, answered = 0
     func sendQuery() {
-        client.send(pending, from: clientAddress, to: upstream, now: now)
+        client.send(question, asker: question, from: clientAddress, to: upstream, now: now)
         sent += 1
     }
     func drainClient() {

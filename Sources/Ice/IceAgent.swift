@@ -160,14 +160,20 @@ public final class IceAgent {
     }
 }
 
-/// A ufrag and password, supplied by the portal for both sides.
-public struct IceCredentials: Hashable, Sendable {
+/// A ufrag and password, supplied by the portal for both sides. The portal's JSON names the ufrag
+/// `username` (spec `portal-phoenix.md` §2: 4 and 22 characters).
+public struct IceCredentials: Hashable, Sendable, Codable {
     public var ufrag: String
     public var password: String
 
     public init(ufrag: String, password: String) {
         self.ufrag = ufrag
         self.password = password
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case ufrag = "username"
+        case password
     }
 }
 

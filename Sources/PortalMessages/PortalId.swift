@@ -1,50 +1,19 @@
 import FoundationEssentials
 
-/// A portal-assigned UUID, typed by what it names so a gateway id cannot be passed where a resource id is
-/// meant. Encoded lowercase, as Firezone's Rust `uuid` crate writes it.
-public struct PortalId<Tag>: Hashable, Sendable, Comparable, Codable, CustomStringConvertible {
-    public let uuid: UUID
-
+extension PortalId {
+    /// The id of a Foundation `UUID`.
     public init(_ uuid: UUID) {
-        self.uuid = uuid
+        let bytes = withUnsafeBytes(of: uuid.uuid) { Array($0) }
+        self.init(high: bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }, low: bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) })
     }
 
-    /// Parses the hyphenated UUID text form (either case).
-    public init?(_ text: String) {
-        guard let uuid = UUID(uuidString: text) else { return nil }
-        self.uuid = uuid
-    }
-
-    /// A fresh random (version 4) id.
-    public static func random() -> Self { Self(UUID()) }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let text = try container.decode(String.self)
-        guard let uuid = UUID(uuidString: text) else {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not a UUID")
+    /// The id as a Foundation `UUID`.
+    public var uuid: UUID {
+        var bytes: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &bytes) { raw in
+            raw.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
+            raw.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
         }
-        self.uuid = uuid
+        return UUID(uuid: bytes)
     }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
-
-    public var description: String { uuid.uuidString.lowercased() }
-
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.description < rhs.description }
 }
-
-public enum ResourceTag {}
-public enum GatewayTag {}
-public enum ClientTag {}
-public enum RelayTag {}
-public enum SiteTag {}
-
-public typealias ResourceId = PortalId<ResourceTag>
-public typealias GatewayId = PortalId<GatewayTag>
-public typealias ClientId = PortalId<ClientTag>
-public typealias RelayId = PortalId<RelayTag>
-public typealias SiteId = PortalId<SiteTag>

@@ -1,5 +1,5 @@
-import DnsNat
 import IpPacket
+import P2pControl
 import SansIO
 
 /// Why the client or gateway refused a datagram or packet; each is counted, none aborts a batch.

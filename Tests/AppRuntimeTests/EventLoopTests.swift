@@ -259,7 +259,7 @@ final class LoopbackPortal: @unchecked Sendable {
     static let clientId = ClientId(UUID(uuidString: "00000000-0000-4000-8000-0000000000c1")!)
     static let gatewayId = GatewayId(UUID(uuidString: "00000000-0000-4000-8000-0000000000d1")!)
     static let site = Site(id: SiteId(UUID(uuidString: "00000000-0000-4000-8000-0000000000a1")!), name: "lab")
-    static let resourceId = PortalMessages.ResourceId("00000000-0000-4000-8000-0000000000b1")!
+    static let resourceId = ResourceId("00000000-0000-4000-8000-0000000000b1")!
     static let clientIpv4 = IPv4Address(100, 64, 0, 2)
     static let clientIpv6 = IPv6Address("fd00:2021:1111::2")!
     static let gatewayIpv4 = IPv4Address(100, 64, 0, 1)
@@ -267,8 +267,8 @@ final class LoopbackPortal: @unchecked Sendable {
     static let clientResource = ClientResource.cidr(.init(id: resourceId, address: IpNetwork("10.77.0.0/24")!, name: "lab", sites: [site]))
     static let gatewayResource = GatewayResource.cidr(id: resourceId, address: IpNetwork("10.77.0.0/24")!, name: "lab", filters: [])
     static let presharedKey = PresharedKey(WireGuardKey(bytes: [UInt8](repeating: 7, count: 32))!)
-    static let credentials = (client: PortalMessages.IceCredentials(username: "lcli", password: "loopback-client-ice-password"),
-                              gateway: PortalMessages.IceCredentials(username: "lgwy", password: "loopback-gateway-ice-password"))
+    static let credentials = (client: IceCredentials(ufrag: "lcli", password: "loopback-client-ice-password"),
+                              gateway: IceCredentials(ufrag: "lgwy", password: "loopback-gateway-ice-password"))
 
     private var clientLoop: EventLoop<ClientState>?
     private var gatewayLoop: EventLoop<GatewayState>?

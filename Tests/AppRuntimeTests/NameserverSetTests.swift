@@ -1,10 +1,10 @@
 import AppRuntime
-import DnsNat
+import Dns
 import Foundation
 import Glibc
 import SansIO
-import Testing
 import TestSupport
+import Testing
 
 /// The gateway's nameserver ranking (spec `tunnel-dns.md` §5.9) against real nameservers on loopback addresses:
 /// Python servers answering over UDP and TCP with a chosen delay and response code (port 53: root).

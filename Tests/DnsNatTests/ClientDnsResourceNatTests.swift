@@ -1,5 +1,7 @@
+import Dns
 import DnsNat
 import IpPacket
+import P2pControl
 import Testing
 
 @Suite struct ClientDnsResourceNatTests {

@@ -1,5 +1,7 @@
+import Dns
 import DnsNat
 import IpPacket
+import P2pControl
 import TestSupport
 import Testing
 

@@ -1,3 +1,4 @@
+import Dns
 import DnsNat
 import IpPacket
 import PropertyBased

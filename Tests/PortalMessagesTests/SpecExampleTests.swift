@@ -94,8 +94,8 @@ import Testing
             return
         }
         #expect(flow.siteId.description == "ef42a07f-87d0-40da-baa7-e881e619ea1c")
-        #expect(flow.clientIceCredentials == IceCredentials(username: "resc", password: "rqi3ibvfikfaxj3wgp7muh"))
-        #expect(flow.gatewayIceCredentials.username == "jbi4")
+        #expect(flow.clientIceCredentials == IceCredentials(ufrag: "resc", password: "rqi3ibvfikfaxj3wgp7muh"))
+        #expect(flow.gatewayIceCredentials.ufrag == "jbi4")
         #expect(flow.gatewayIpv6.description == "fd00:2021:1111::5:bcfd")
         #expect(flow.presharedKey.key.bytes.count == 32)
 

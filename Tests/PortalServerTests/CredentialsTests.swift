@@ -28,7 +28,7 @@ import Testing
         let python = try JSONSerialization.jsonObject(with: Data(output.utf8)) as! [String: Any]
 
         let ice = Credentials.ice(clientId: clientId, clientKey: clientKey, gatewayId: gatewayId, gatewayKey: gatewayKey)
-        #expect([ice.client.username, ice.client.password, ice.gateway.username, ice.gateway.password] == python["ice"] as? [String])
+        #expect([ice.client.ufrag, ice.client.password, ice.gateway.ufrag, ice.gateway.password] == python["ice"] as? [String])
         let psk = Credentials.presharedKey(clientId: clientId, clientKey: clientKey, clientPskBase: Array(0..<32),
                                            gatewayId: gatewayId, gatewayKey: gatewayKey, gatewayPskBase: Array(32..<64))
         #expect(psk.key.base64 == python["psk"] as? String)

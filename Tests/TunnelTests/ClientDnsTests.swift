@@ -1,6 +1,8 @@
+import Dns
 import DnsNat
 import Foundation
 import IpPacket
+import P2pControl
 import PortalMessages
 import SansIO
 import Testing
@@ -11,7 +13,7 @@ import Testing
 /// client sends AssignedIps, the gateway resolves, and the packet reaches the real address through NAT.
 @Suite("ClientState: DNS resources through the stub resolver and DNS-resource NAT")
 struct ClientDnsTests {
-    static let web = PortalMessages.ResourceId("bbbbbbbb-0000-4000-8000-000000000002")!
+    static let web = ResourceId("bbbbbbbb-0000-4000-8000-000000000002")!
     static let realIp = IpAddress("203.0.113.80")!
 
     func world() throws -> ClientGatewayWorld {

@@ -15,7 +15,7 @@ final class ClientGatewayWorld {
     let gateway: SimulatedGateway
     let portal: StubPortal
     let site: Site
-    static let lan = PortalMessages.ResourceId("aaaaaaaa-0000-4000-8000-000000000001")!
+    static let lan = ResourceId("aaaaaaaa-0000-4000-8000-000000000001")!
     let host = IpAddress("10.0.0.5")!
     /// The client's `init`, sent again when it rejoins.
     let clientInit: ClientInit
@@ -127,14 +127,14 @@ struct ClientGatewayTests {
     @Test("flow_created for a resource the client does not know is refused without a connection")
     func flowForUnknownResource() throws {
         let world = try ClientGatewayWorld()
-        let unknown = PortalMessages.ResourceId("dddddddd-0000-4000-8000-000000000004")!
+        let unknown = ResourceId("dddddddd-0000-4000-8000-000000000004")!
         let created = FlowCreated(
             resourceId: unknown, gatewayId: world.portal.gatewayId,
             gatewayPublicKey: WireGuardKey(bytes: world.gateway.state.node.publicKey.bytes)!, gatewayIpv4: world.portal.gatewayIpv4,
             gatewayIpv6: IPv6Address("fd00:2021:1111::1")!, siteId: world.portal.siteId,
             presharedKey: PresharedKey(WireGuardKey(bytes: [UInt8](repeating: 7, count: 32))!),
-            clientIceCredentials: .init(username: "cuf1", password: "client-password-1-xxxxxxxxxx"),
-            gatewayIceCredentials: .init(username: "guf1", password: "gateway-password-1-xxxxxxxxxx"))
+            clientIceCredentials: .init(ufrag: "cuf1", password: "client-password-1-xxxxxxxxxx"),
+            gatewayIceCredentials: .init(ufrag: "guf1", password: "gateway-password-1-xxxxxxxxxx"))
         try world.client.deliver(.flowCreated(created), in: world.simulation)
         #expect(world.client.events.contains { if case .refused(let reason) = $0 { reason.contains("unknown resource") } else { false } })
         #expect(world.client.state.node.connectionCount == 0)

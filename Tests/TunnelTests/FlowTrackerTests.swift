@@ -9,7 +9,7 @@ import Testing
 /// splits it, and what each record counts, from the client's view.
 @Suite struct FlowTrackerTests {
     let client = ClientId(UUID(uuidString: "11111111-2222-3333-4444-555555555555")!)
-    let resource = PortalMessages.ResourceId("aaaaaaaa-0000-4000-8000-000000000001")!
+    let resource = ResourceId("aaaaaaaa-0000-4000-8000-000000000001")!
     let clientIp = IpAddress("100.64.0.2")!, resourceIp = IpAddress("10.0.0.5")!
     let outer = (source: SocketAddress("192.0.2.7:51000")!, destination: SocketAddress("192.0.2.1:52625")!)
     let start = Instant(nanoseconds: 1_000_000_000)

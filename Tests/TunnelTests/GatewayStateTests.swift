@@ -1,6 +1,7 @@
-import DnsNat
+import Dns
 import Foundation
 import IpPacket
+import P2pControl
 import PortalMessages
 import SansIO
 import Testing
@@ -9,7 +10,7 @@ import Testing
 
 @Suite("GatewayState: authorisation, filters and ICMP answers in the simulation")
 struct GatewayStateTests {
-    static let resourceId = PortalMessages.ResourceId("aaaaaaaa-0000-4000-8000-000000000001")!
+    static let resourceId = ResourceId("aaaaaaaa-0000-4000-8000-000000000001")!
     static let cidr = GatewayResource.cidr(id: resourceId, address: IpNetwork("10.0.0.0/24")!, name: "lan",
                                            filters: [.udp(53...53), .icmp])
     let host = IpAddress("10.0.0.5")!
@@ -114,10 +115,10 @@ struct GatewayStateTests {
     func dnsResourceNat() throws {
         let world = try GatewayWorld()
         world.gateway.kernel = ResourceHost.echo
-        let dnsId = PortalMessages.ResourceId("bbbbbbbb-0000-4000-8000-000000000002")!
+        let dnsId = ResourceId("bbbbbbbb-0000-4000-8000-000000000002")!
         try world.authorize(.dns(id: dnsId, address: "*.example.com", name: "web", filters: []))
         let proxies = (1...4).map { IpAddress("100.96.0.\($0)")! }
-        let assigned = try P2pControlEvent.assignedIps(AssignedIps(resource: DnsNat.ResourceId(dnsId.description)!,
+        let assigned = try P2pControlEvent.assignedIps(AssignedIps(resource: dnsId,
                                                                     domain: DnsName("app.example.com")!, proxyIps: proxies)).packet()
         try world.send(assigned)
         guard case .resolve(let request)? = world.gateway.events.last(where: { if case .resolve = $0 { true } else { false } }) else {
@@ -145,7 +146,7 @@ struct GatewayStateTests {
     @Test("a proxy IP: without a translation it is prohibited; resolved to nothing it is unreachable (spec §5.6.3)")
     func proxyWithoutRealIp() throws {
         let world = try GatewayWorld()
-        let dnsId = PortalMessages.ResourceId("bbbbbbbb-0000-4000-8000-000000000002")!
+        let dnsId = ResourceId("bbbbbbbb-0000-4000-8000-000000000002")!
         try world.authorize(.dns(id: dnsId, address: "*.example.com", name: "web", filters: []))
         let proxy = IpAddress("100.96.0.1")!
         let packet = { try IpPacket.udp(source: .v4(world.clientIpv4), destination: proxy, sourcePort: 6000, destinationPort: 443,
@@ -154,7 +155,7 @@ struct GatewayStateTests {
         #expect(world.clientReceived().last?.icmp.map { ($0.type, $0.code) } ?? (0, 0) == (3, 13))
 
         let assigned = try P2pControlEvent.assignedIps(AssignedIps(
-            resource: DnsNat.ResourceId(dnsId.description)!, domain: DnsName("gone.example.com")!,
+            resource: dnsId, domain: DnsName("gone.example.com")!,
             proxyIps: (1...4).map { IpAddress("100.96.0.\($0)")! })).packet()
         try world.send(assigned)
         guard case .resolve(let request)? = world.gateway.events.last else {
@@ -174,7 +175,7 @@ struct GatewayStateTests {
     func internetResource() throws {
         let world = try GatewayWorld()
         world.gateway.kernel = ResourceHost.echo
-        try world.authorize(.internet(id: PortalMessages.ResourceId("cccccccc-0000-4000-8000-000000000003")!))
+        try world.authorize(.internet(id: ResourceId("cccccccc-0000-4000-8000-000000000003")!))
         try world.send(IpPacket.tcp(source: .v4(world.clientIpv4), destination: IpAddress("8.8.8.8")!, sourcePort: 40000,
                                     destinationPort: 25, flags: [.syn], payload: [UInt8]()))
         #expect(world.gateway.toTun.map(\.destination) == [IpAddress("8.8.8.8")!])

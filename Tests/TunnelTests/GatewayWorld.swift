@@ -59,8 +59,8 @@ final class GatewayWorld {
             client: FlowClient(id: clientId, publicKey: WireGuardKey(bytes: client.node.publicKey.bytes)!,
                                presharedKey: PresharedKey(WireGuardKey(bytes: [UInt8](repeating: 7, count: 32))!),
                                ipv4: clientIpv4, ipv6: clientIpv6),
-            clientIceCredentials: .init(username: pairing.clientCredentials.ufrag, password: pairing.clientCredentials.password),
-            gatewayIceCredentials: .init(username: pairing.gatewayCredentials.ufrag, password: pairing.gatewayCredentials.password),
+            clientIceCredentials: pairing.clientCredentials,
+            gatewayIceCredentials: pairing.gatewayCredentials,
             expiresAt: expiresAt)
         try gateway.deliver(.authorizeFlow(flow), in: simulation)
         try client.node.upsertConnection("gateway", remoteKey: gateway.state.node.publicKey, presharedKey: pairing.presharedKey,

@@ -10,7 +10,7 @@ import Testing
 /// is no more specific resource through its gateway, unfiltered; off again it closes that gateway.
 @Suite("ClientState: the Internet resource")
 struct InternetResourceTests {
-    static let internet = PortalMessages.ResourceId("cccccccc-0000-4000-8000-000000000003")!
+    static let internet = ResourceId("cccccccc-0000-4000-8000-000000000003")!
     static let outside = IpAddress("8.8.8.8")!
 
     func world() throws -> ClientGatewayWorld {

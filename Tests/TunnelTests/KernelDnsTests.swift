@@ -1,19 +1,19 @@
 import CLinuxTun
-import DnsNat
+import Dns
 import Foundation
 import IpPacket
 import Noise
 import PortalMessages
 import SansIO
-import Testing
 import TestSupport
+import Testing
 @testable import Tunnel
 
 /// The client's DNS answered to the Linux kernel's own UDP and TCP: `dig` in a network namespace asks the
 /// sentinel through a TUN device whose packets this test feeds to a real ``ClientState``.
 @Suite("ClientState: dig over UDP and TCP through a TUN device", .serialized, .offPool)
 struct KernelDnsTests {
-    static let web = PortalMessages.ResourceId("bbbbbbbb-0000-4000-8000-000000000002")!
+    static let web = ResourceId("bbbbbbbb-0000-4000-8000-000000000002")!
     /// What the "upstream" says for names outside every resource (the app's recursion, played by the pump).
     static let upstreamAnswer = IPv4Address(192, 0, 2, 44)
 

@@ -1,9 +1,9 @@
-import DnsNat
 import Ice
 import IpPacket
+import P2pControl
 import SansIO
-import Testing
 import TestSupport
+import Testing
 @testable import Tunnel
 @testable import TunnelSimulation
 

@@ -1,10 +1,9 @@
-import DnsNat
 import Foundation
 import IpPacket
 import PortalMessages
 import SansIO
-import Testing
 import TestSupport
+import Testing
 @testable import TunnelSimulation
 
 /// A state-machine property test in the manner of Firezone's `tunnel_test` (spec `tunnel-dns.md` §7.1): random

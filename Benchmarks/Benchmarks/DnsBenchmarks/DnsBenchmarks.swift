@@ -1,4 +1,5 @@
 import Benchmark
+import Dns
 import DnsNat
 import IpPacket
 

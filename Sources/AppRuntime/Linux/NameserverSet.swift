@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import DnsNat
+import Dns
 import Foundation
 import SansIO
 import Synchronization

@@ -1,7 +1,7 @@
 import AppMetrics
 import AppOptions
 import AppRuntime
-import DnsNat
+
 import Foundation
 import Logging
 import Noise

@@ -1,5 +1,5 @@
 import AppRuntime
-import DnsNat
+
 import Foundation
 import Logging
 import SansIO

@@ -12,8 +12,8 @@ public enum Credentials {
         let seed = "\(clientId):\(clientKey.base64):\(gatewayId):\(gatewayKey.base64)"
         let text = Array(base32(Array(SHA256.hash(data: Array(seed.utf8)))))
         func slice(_ range: Range<Int>) -> String { String(text[range]) }
-        return (IceCredentials(username: slice(0..<4), password: slice(4..<26)),
-                IceCredentials(username: slice(26..<30), password: slice(30..<52)))
+        return (IceCredentials(ufrag: slice(0..<4), password: slice(4..<26)),
+                IceCredentials(ufrag: slice(26..<30), password: slice(30..<52)))
     }
 
     /// The WireGuard preshared key of a pair: PBKDF2-HMAC-SHA256, one iteration, 32 bytes, with the two devices'

@@ -9,7 +9,7 @@ public struct ReplayScenario: Sendable {
     /// The client's view of each resource (what `init` carries).
     public var clientResources: [ClientResource]
     /// The gateway's view (what `authorize_flow` carries), by resource id.
-    public var gatewayResources: [PortalMessages.ResourceId: GatewayResource]
+    public var gatewayResources: [ResourceId: GatewayResource]
     /// The portal's upstream resolvers (the client's DNS sentinels map to them).
     public var upstreamDns: [IpAddress]
     public var site: Site
@@ -45,7 +45,7 @@ public struct ReplayScenario: Sendable {
                               upstreamDns: [], site: site, internetResourceEnabled: true)
     }
 
-    init(clientResources: [ClientResource], gatewayResources: [PortalMessages.ResourceId: GatewayResource], upstreamDns: [IpAddress],
+    init(clientResources: [ClientResource], gatewayResources: [ResourceId: GatewayResource], upstreamDns: [IpAddress],
          site: Site, internetResourceEnabled: Bool) {
         self.clientResources = clientResources
         self.gatewayResources = gatewayResources

@@ -1,3 +1,4 @@
+import Dns
 import DnsNat
 import FoundationEssentials
 import IpPacket
@@ -47,10 +48,10 @@ final class ReplayWorld {
     private let gatewayId = GatewayId(UUID(uuidString: "00000000-0000-4000-8000-00000000d001")!)
     private let scenario: ReplayScenario
     private let clientAddresses: (ipv4: IPv4Address, ipv6: IPv6Address)
-    private var pendingRefs: [String: PortalMessages.ResourceId] = [:]
+    private var pendingRefs: [String: ResourceId] = [:]
     private var nextRef = 0
     private let presharedKey: PresharedKey
-    private let iceCredentials: (client: PortalMessages.IceCredentials, gateway: PortalMessages.IceCredentials)
+    private let iceCredentials: (client: IceCredentials, gateway: IceCredentials)
     private let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
 
     init(scenario: ReplayScenario, clientIpv4: IPv4Address, clientIpv6: IPv6Address, unixTimeNanoseconds: Int64, seed: UInt64) {
@@ -66,8 +67,8 @@ final class ReplayWorld {
         relay = TurnServer(ip: Self.relayIp, username: "\(unixTimeNanoseconds / 1_000_000_000 + 86_400):replay",
                            password: "replay-relay-password")
         presharedKey = PresharedKey(WireGuardKey(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })!)
-        iceCredentials = (.init(username: "rcli", password: "replay-client-ice-password"),
-                          .init(username: "rgwy", password: "replay-gateway-ice-password"))
+        iceCredentials = (.init(ufrag: "rcli", password: "replay-client-ice-password"),
+                          .init(ufrag: "rgwy", password: "replay-gateway-ice-password"))
     }
 
     deinit {

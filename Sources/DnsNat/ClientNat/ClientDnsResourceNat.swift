@@ -1,4 +1,6 @@
+import Dns
 import IpPacket
+import P2pControl
 
 /// The Client's side of DNS-resource NAT (spec `tunnel-dns.md` §4.8, HEAD keying): per (Gateway, domain,
 /// resource) it sends AssignedIps, buffers the first packets until the Gateway answers DomainStatus, and

@@ -1,4 +1,6 @@
+import Dns
 import IpPacket
+import P2pControl
 
 /// Resolves a DNS resource's domain on the Gateway. The apps provide the real one (the system resolver, with
 /// Firezone's 30 s cache and 10 s timeout); the sans-IO state machine only asks and is told.

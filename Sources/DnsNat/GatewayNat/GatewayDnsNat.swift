@@ -1,3 +1,4 @@
+import Dns
 import IpPacket
 
 /// A Gateway's DNS-resource translation for one Client (spec `tunnel-dns.md` §5.6.3–§5.6.5): which real IP

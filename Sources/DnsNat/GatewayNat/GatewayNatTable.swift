@@ -1,3 +1,4 @@
+import Dns
 import IpPacket
 
 /// The Gateway's DNS-resource NAT for one Client (spec `tunnel-dns.md` §5.6.5): packets the Client sends to a

@@ -1,3 +1,4 @@
+import Dns
 import IpPacket
 
 /// The Client's DNS front door (spec `tunnel-dns.md` §4.6.2–§4.6.3): a UDP packet to a sentinel becomes a

@@ -1,3 +1,4 @@
+import Dns
 import IpPacket
 
 /// The Client's cache of upstream answers (spec `tunnel-dns.md` §4.6.9), keyed by (name, type). Only useful

@@ -1,3 +1,4 @@
+import Dns
 import IpPacket
 
 /// Where the client forwards queries it does not answer itself.

@@ -1,3 +1,4 @@
+import Dns
 import IpPacket
 
 /// Hands out proxy IPs for DNS-resource domains (spec `tunnel-dns.md` §4.6.4, HEAD semantics): 4 IPv4 from

@@ -1,3 +1,4 @@
+import Dns
 import IpPacket
 
 /// Reverse-lookup names (`d.c.b.a.in-addr.arpa`, 32 nibbles then `ip6.arpa`) back to addresses.

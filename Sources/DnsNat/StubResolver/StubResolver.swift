@@ -1,3 +1,4 @@
+import Dns
 import IpPacket
 
 /// The client's stub resolver for DNS resources (spec `tunnel-dns.md` §4.6.4, HEAD semantics): decides, per
@@ -113,12 +114,4 @@ public struct DnsResource: Hashable, Sendable {
         self.pattern = pattern
         self.stack = stack
     }
-}
-
-/// Which address families a DNS resource answers with.
-public enum IpStack: String, Hashable, Sendable {
-    case dual, ipv4Only = "ipv4_only", ipv6Only = "ipv6_only"
-
-    public var allowsIPv4: Bool { self != .ipv6Only }
-    public var allowsIPv6: Bool { self != .ipv4Only }
 }

@@ -105,7 +105,10 @@ extension IpPacket {
         }
     }
 
-    static func build(
+    /// A packet of any transport protocol: the IP header is written here, `writeTransport` fills the
+    /// `transportLength` bytes after it (zeroed first). Transport checksums are computed for TCP, UDP and ICMP;
+    /// the result is validated by the strict parser like every other builder's.
+    public static func build(
         source: IpAddress, destination: IpAddress, nextHeader: UInt8, ttl: UInt8 = 64, transportLength: Int,
         pool: PacketBufferPool, writeTransport: (UnsafeMutableRawBufferPointer) -> Void
     ) throws(IpPacketError) -> IpPacket {

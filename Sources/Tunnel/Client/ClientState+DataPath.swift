@@ -1,5 +1,7 @@
+import Dns
 import DnsNat
 import IpPacket
+import P2pControl
 import PortalMessages
 import SansIO
 
@@ -23,7 +25,7 @@ extension ClientState {
             return try encapsulate(packet, to: gateway, into: output, now: now)
         }
         if ProxyIpAllocator.isProxyIp(destination), let (domain, candidates) = dns.stub.resolveProxyIp(destination) {
-            guard let resource = candidates.lazy.compactMap({ ResourceId($0.id.description) }).first(where: { resources[$0] != nil })
+            guard let resource = candidates.lazy.map(\.id).first(where: { resources[$0] != nil })
             else { return drop(.unknownResource) }
             guard let gateway = authorized[resource], peers[gateway] != nil else {
                 requestFlow(for: resource, buffering: packet, now: now)
@@ -84,8 +86,7 @@ extension ClientState {
     private func throughDnsResourceNat(
         _ packet: IpPacket, domain: DnsName, resource: ResourceId, gateway: GatewayId, now: Instant
     ) throws(TunnelError) -> Bool {
-        guard let dnsId = DnsNat.ResourceId(resource.description) else { return false }
-        let key = ClientDnsResourceNat<GatewayId>.Key(gateway: gateway, domain: domain, resource: dnsId)
+        let key = ClientDnsResourceNat<GatewayId>.Key(gateway: gateway, domain: domain, resource: resource)
         let buffered = { (try? IpPacket(copying: packet.bytes)).map { [$0] } ?? [] }
         switch dnsNat.state(of: key) {
         case nil, .recreating(shouldBuffer: true)?:
@@ -106,10 +107,8 @@ extension ClientState {
     /// Sends AssignedIps for the domain's proxy IPs, which the gateway may then answer from.
     private func requestNat(_ key: ClientDnsResourceNat<GatewayId>.Key, buffering packets: [IpPacket], now: Instant) {
         let proxyIps = dns.stub.allocator.records[key.domain] ?? []
-        if let resource = ResourceId(key.resource.description) {
-            peers[key.gateway]?.allow(proxyIps.compactMap { IpNetwork(address: $0, prefixLength: $0.version == .v4 ? 32 : 128) },
-                                      for: resource)
-        }
+        peers[key.gateway]?.allow(proxyIps.compactMap { IpNetwork(address: $0, prefixLength: $0.version == .v4 ? 32 : 128) },
+                                  for: key.resource)
         guard let assigned = try? dnsNat.update(key, proxyIps: proxyIps, packets: packets, now: now) else { return }
         sendToGateway(assigned, gateway: key.gateway, now: now)
     }

@@ -1,3 +1,4 @@
+import Dns
 import DnsNat
 import IpPacket
 import PortalMessages
@@ -19,7 +20,7 @@ extension ClientState {
         case let .recurseLocally(pending, upstream):
             try recurseLocally(pending, upstream: upstream, now: now)
         case let .recurseInSite(pending, dnsResource):
-            try recurseInSite(pending, resource: ResourceId(dnsResource.description), query: packet, now: now)
+            try recurseInSite(pending, resource: dnsResource, query: packet, now: now)
         case .rejected:
             statistics.count(.badDnsQuery)
         case .notDns:
@@ -52,7 +53,7 @@ extension ClientState {
                 try recurseLocally(pending, upstream: upstream, overTcp: true, now: now)
             case let .recurseInSite(pending, dnsResource)?:
                 rememberTcpQuery(pending, on: query.connection)
-                try recurseInSite(pending, resource: ResourceId(dnsResource.description), query: nil, now: now)
+                try recurseInSite(pending, resource: dnsResource, query: nil, now: now)
             case nil:
                 tcpDns.respond(DnsMessage.response(to: query.message, rcode: .serverFailure), to: query.connection, now: now)
             }
@@ -121,9 +122,9 @@ extension ClientState {
     /// connection intent like any first packet. A TCP query (`query` nil) cannot wait in the packet buffer: it
     /// raises the intent and fails with SERVFAIL, and the asker's retry finds the gateway.
     private func recurseInSite(
-        _ pending: ClientDns.PendingQuery, resource: ResourceId?, query: IpPacket?, now: Instant
+        _ pending: ClientDns.PendingQuery, resource: ResourceId, query: IpPacket?, now: Instant
     ) throws(TunnelError) {
-        guard let resource, resources[resource] != nil else { return try answer(pending, with: nil, now: now) }
+        guard resources[resource] != nil else { return try answer(pending, with: nil, now: now) }
         guard let gateway = authorized[resource], let peer = peers[gateway] else {
             requestFlow(for: resource, buffering: query, now: now)
             if query == nil { try answer(pending, with: nil, now: now) }
@@ -142,7 +143,7 @@ extension ClientState {
         guard let config = tunConfig else { return try answer(pending, with: nil, now: now) }
         let local: IpAddress = server.ip.version == .v4 ? .v4(config.ipv4) : .v6(config.ipv6)
         if overTcp {
-            tcpDnsClient.send(pending, from: local, to: server, now: now)
+            tcpDnsClient.send(pending.query, asker: pending, from: local, to: server, now: now)
             drainTcpDnsClient(now: now)
             return
         }

@@ -1,6 +1,8 @@
+import Dns
 import DnsNat
 import IpPacket
 import Noise
+import P2pControl
 import PortalMessages
 import SansIO
 
@@ -13,7 +15,6 @@ import SansIO
 /// recursed through the tunnel (SRV/TXT to the resource's gateway, or to a portal upstream inside a resource),
 /// or handed to the app to recurse; packets to proxy IPs go through the client side of DNS-resource NAT.
 public final class ClientState {
-    public typealias ResourceId = PortalMessages.ResourceId
 
     /// A resource's pending connection intent: its buffered packets and when the last intent went out.
     struct PendingFlow {
@@ -43,7 +44,7 @@ public final class ClientState {
     var dnsNat = ClientDnsResourceNat<GatewayId>()
     var inTunnelDns: InTunnelDnsClient
     var tcpDns: TcpDnsServer
-    var tcpDnsClient: TcpDnsClient
+    var tcpDnsClient: TcpDnsClient<ClientDns.PendingQuery>
     /// Queries that came in over TCP and wait for a recursion, with the connection to answer on.
     var tcpQueries: [(pending: ClientDns.PendingQuery, connection: TcpConnectionId)] = []
     var systemResolvers: [IpAddress] = []
@@ -210,19 +211,16 @@ public final class ClientState {
             remove(resource.id, now: now)
         }
         resources[resource.id] = resource
-        if case .dns(let dnsResource) = resource, let id = DnsNat.ResourceId(resource.id.description) {
-            dns.stub.upsert(DnsNat.DnsResource(id: id, pattern: DomainPattern(dnsResource.address),
-                                               stack: DnsNat.IpStack(rawValue: dnsResource.ipStack.rawValue) ?? .dual))
+        if case .dns(let dnsResource) = resource {
+            dns.stub.upsert(DnsResource(id: resource.id, pattern: DomainPattern(dnsResource.address), stack: dnsResource.ipStack))
         }
         dns.cache.flush()
     }
 
     private func remove(_ id: ResourceId, now: Instant) {
         guard resources.removeValue(forKey: id) != nil else { return }
-        if let dnsId = DnsNat.ResourceId(id.description) {
-            dns.stub.remove(dnsId)
-            dnsNat.removeResource(dnsId)
-        }
+        dns.stub.remove(id)
+        dnsNat.removeResource(id)
         dns.cache.flush()
         disable(id, now: now)
     }
@@ -330,8 +328,7 @@ public final class ClientState {
         }
         do {
             try node.upsertConnection(flow.gatewayId, remoteKey: remoteKey, presharedKey: presharedKey,
-                                      local: GatewayState.iceCredentials(flow.clientIceCredentials),
-                                      remote: GatewayState.iceCredentials(flow.gatewayIceCredentials), now: now)
+                                      local: flow.clientIceCredentials, remote: flow.gatewayIceCredentials, now: now)
         } catch .noTurnServers {
             events.append(.noRelays)
             return

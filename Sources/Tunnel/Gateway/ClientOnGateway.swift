@@ -1,3 +1,4 @@
+import Dns
 import DnsNat
 import IpPacket
 import PortalMessages
@@ -16,13 +17,13 @@ final class ClientOnGateway {
     struct FilterEntry {
         var network: IpNetwork
         var engine: FilterEngine
-        var resource: PortalMessages.ResourceId
+        var resource: ResourceId
     }
 
     let id: ClientId
     var ipv4: IPv4Address
     var ipv6: IPv6Address
-    var authorizations: [PortalMessages.ResourceId: Authorization] = [:]
+    var authorizations: [ResourceId: Authorization] = [:]
     /// Longest prefix first.
     private(set) var filters: [FilterEntry] = []
     var dnsNat = GatewayDnsNat()
@@ -40,12 +41,9 @@ final class ClientOnGateway {
     }
 
     /// The authorised DNS resource with this id, in DnsNat's terms.
-    func dnsResource(_ id: DnsNat.ResourceId) -> DnsResource? {
-        for (resourceId, authorization) in authorizations where resourceId.description == id.description {
-            guard case .dns(_, let address, _, _) = authorization.resource else { return nil }
-            return DnsResource(id: id, pattern: DomainPattern(address))
-        }
-        return nil
+    func dnsResource(_ id: ResourceId) -> DnsResource? {
+        guard case .dns(_, let address, _, _)? = authorizations[id]?.resource else { return nil }
+        return DnsResource(id: id, pattern: DomainPattern(address))
     }
 
     /// Rebuilds the filter table (spec §5.3, the 2025 rule): each CIDR network gets the union of the filters
@@ -85,12 +83,12 @@ final class ClientOnGateway {
     }
 
     /// The resource whose network holds `address` (the most specific one).
-    func resource(for address: IpAddress) -> PortalMessages.ResourceId? {
+    func resource(for address: IpAddress) -> ResourceId? {
         filters.first { $0.network.contains(address) }?.resource
     }
 
     /// A new flow's details for its log record: the client's, the resource's, and the domain behind a proxy IP.
-    func flowContext(resource: PortalMessages.ResourceId?, destination: IpAddress) -> FlowContext {
+    func flowContext(resource: ResourceId?, destination: IpAddress) -> FlowContext {
         var context = flowContext
         switch resource.flatMap({ authorizations[$0]?.resource }) {
         case let .dns(_, address, name, _)?:

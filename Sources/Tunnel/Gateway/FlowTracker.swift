@@ -48,7 +48,7 @@ public struct FlowRecord: Hashable, Sendable {
     public var transport: Transport
     public var client: ClientId
     /// The resource whose filter let the first packet through; `nil` for the Internet resource.
-    public var resource: PortalMessages.ResourceId?
+    public var resource: ResourceId?
     /// The client's tunnel address and port, and the destination it addressed (a proxy IP for DNS resources).
     public var innerSource: SocketAddress
     public var innerDestination: SocketAddress
@@ -92,7 +92,7 @@ struct FlowTracker {
     var isEmpty: Bool { flows.isEmpty }
 
     /// A packet from the client, before NAT; `context` is asked for only when the packet starts a flow.
-    mutating func outbound(_ packet: IpPacket, client: ClientId, resource: PortalMessages.ResourceId?,
+    mutating func outbound(_ packet: IpPacket, client: ClientId, resource: ResourceId?,
                            outer: (source: SocketAddress, destination: SocketAddress), now: Instant, unixNanoseconds: Int64,
                            context: () -> FlowContext = { FlowContext() }) {
         guard let (transport, source, destination, flags) = Self.tuple(of: packet) else { return }

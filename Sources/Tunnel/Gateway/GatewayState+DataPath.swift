@@ -1,5 +1,6 @@
 import DnsNat
 import IpPacket
+import P2pControl
 import PortalMessages
 import SansIO
 

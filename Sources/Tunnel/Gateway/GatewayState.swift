@@ -1,7 +1,8 @@
-import DnsNat
+import Dns
 import Ice
 import IpPacket
 import Noise
+import P2pControl
 import PortalMessages
 import SansIO
 import Turn
@@ -51,7 +52,7 @@ public final class GatewayState {
     public var clientIds: [ClientId] { Array(clients.keys) }
 
     /// The resources a client is authorised for.
-    public func resources(of client: ClientId) -> [PortalMessages.ResourceId] {
+    public func resources(of client: ClientId) -> [ResourceId] {
         clients[client].map { Array($0.authorizations.keys) } ?? []
     }
 
@@ -157,8 +158,7 @@ public final class GatewayState {
         }
         do {
             try node.upsertConnection(flow.client.id, remoteKey: remoteKey, presharedKey: presharedKey,
-                                      local: Self.iceCredentials(flow.gatewayIceCredentials),
-                                      remote: Self.iceCredentials(flow.clientIceCredentials), now: now)
+                                      local: flow.gatewayIceCredentials, remote: flow.clientIceCredentials, now: now)
         } catch .noTurnServers {
             events.append(.noRelays)
             return
@@ -195,7 +195,7 @@ public final class GatewayState {
     }
 
     /// Removes resources; a client left with none is forgotten and sent a Goodbye (spec §5.2, §5.11).
-    func removeAccess(client id: ClientId, resources: [PortalMessages.ResourceId], now: Instant) {
+    func removeAccess(client id: ClientId, resources: [ResourceId], now: Instant) {
         guard let client = clients[id] else { return }
         for resource in resources { client.authorizations[resource] = nil }
         client.recomputeFilters()
@@ -227,10 +227,6 @@ public final class GatewayState {
     private func withGoodbye(_ body: (UnsafeRawBufferPointer) -> Void) {
         guard let goodbye = try? P2pControlEvent.goodbye.packet() else { return }
         goodbye.withUnsafeBytes { body($0) }
-    }
-
-    static func iceCredentials(_ credentials: PortalMessages.IceCredentials) -> Ice.IceCredentials {
-        Ice.IceCredentials(ufrag: credentials.username, password: credentials.password)
     }
 
     /// The portal lists a relay once per address; the node wants one entry per relay with both families.

@@ -1,4 +1,4 @@
-import DnsNat
+import Dns
 import Foundation
 import IpPacket
 import PortalMessages
@@ -22,8 +22,8 @@ final class ModelWorld {
     /// The relay that is silent, if any.
     private var downRelay: Int?
 
-    static func id(_ resource: Int) -> PortalMessages.ResourceId {
-        PortalMessages.ResourceId("aaaaaaaa-0000-4000-8000-00000000000\(resource)")!
+    static func id(_ resource: Int) -> ResourceId {
+        ResourceId("aaaaaaaa-0000-4000-8000-00000000000\(resource)")!
     }
 
     static func network(_ resource: Int, moved: Bool = false) -> IpNetwork? {

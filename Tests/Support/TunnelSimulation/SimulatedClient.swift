@@ -148,8 +148,8 @@ final class StubPortal {
 
     /// Like the real portal, the same credentials and key for every flow of one client–gateway pair, so a
     /// second resource on a gateway reuses the connection.
-    private func credentials(_ name: String) -> PortalMessages.IceCredentials {
-        .init(username: "\(name.prefix(1))uf1", password: "\(name)-password-1-xxxxxxxxxx")
+    private func credentials(_ name: String) -> IceCredentials {
+        .init(ufrag: "\(name.prefix(1))uf1", password: "\(name)-password-1-xxxxxxxxxx")
     }
 
     private func fromClient(_ message: ClientEgress) {
@@ -182,7 +182,7 @@ final class StubPortal {
         }
     }
 
-    private var flowDetails: [String: (PresharedKey, PortalMessages.IceCredentials, PortalMessages.IceCredentials)] = [:]
+    private var flowDetails: [String: (PresharedKey, IceCredentials, IceCredentials)] = [:]
 
     private func fromGateway(_ message: GatewayEgress) {
         switch message {

@@ -1,4 +1,4 @@
-import DnsNat
+import Dns
 import Foundation
 import IpPacket
 import Noise

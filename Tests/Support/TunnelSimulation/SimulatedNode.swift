@@ -1,7 +1,7 @@
-import DnsNat
 import Ice
 import IpPacket
 import Noise
+import P2pControl
 import SansIO
 @testable import Tunnel
 

@@ -1,4 +1,3 @@
-import DnsNat
 import IpPacket
 import PortalMessages
 import SansIO

@@ -1,3 +1,5 @@
+import IpPacket
+
 /// Firezone's p2p control packet (spec `tunnel-dns.md` §3.1): an IPv6 packet from `::` to `::` with next
 /// header 0xFF, hop limit 0, an 8-byte header whose first byte is the event kind, and a JSON body.
 public struct P2pControlMessage: Hashable, Sendable {
@@ -19,7 +21,7 @@ extension IpPacket {
               count - transportOffset >= P2pControlMessage.headerSize
         else { return nil }
         return P2pControlMessage(
-            kind: readUInt8(at: transportOffset),
+            kind: withUnsafeBytes { $0[transportOffset] },
             bodyRange: (transportOffset + P2pControlMessage.headerSize)..<count)
     }
 

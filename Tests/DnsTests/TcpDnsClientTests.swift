@@ -1,4 +1,4 @@
-import DnsNat
+import Dns
 import IpPacket
 import SansIO
 import Testing
@@ -10,14 +10,20 @@ import Testing
     let local = IpAddress("100.64.0.2")!
     let upstream = SocketAddress("100.64.0.1:53535")!
 
-    func pending(id: UInt16, name: String, port: UInt16 = 5353) -> ClientDns.PendingQuery {
-        ClientDns.PendingQuery(query: DnsMessage(id: id, flags: DnsFlags(), questions: [DnsQuestion(name: DnsName(name)!, type: .srv)]),
-                               asker: SocketAddress(ip: local, port: port), sentinel: IpAddress("100.100.111.1")!)
+    /// Who asked: the query as the asker sent it, and the asker's socket.
+    struct Asker: Equatable {
+        var query: DnsMessage
+        var socket: SocketAddress
+    }
+
+    func pending(id: UInt16, name: String, port: UInt16 = 5353) -> Asker {
+        Asker(query: DnsMessage(id: id, flags: DnsFlags(), questions: [DnsQuestion(name: DnsName(name)!, type: .srv)]),
+              socket: SocketAddress(ip: local, port: port))
     }
 
     /// Moves segments both ways until nothing moves; the server answers every query with its question's name
     /// in a TXT record. `drop` may discard server segments.
-    func exchange(_ client: inout TcpDnsClient, _ server: inout TcpDnsServer, now: Instant,
+    func exchange(_ client: inout TcpDnsClient<Asker>, _ server: inout TcpDnsServer, now: Instant,
                   drop: (IpPacket) -> Bool = { _ in false }) {
         var moved = true
         while moved {
@@ -38,18 +44,22 @@ import Testing
         }
     }
 
-    func answers(_ client: inout TcpDnsClient) -> [(ClientDns.PendingQuery, DnsMessage?)] {
-        var result: [(ClientDns.PendingQuery, DnsMessage?)] = []
+    func send(_ asker: Asker, with client: inout TcpDnsClient<Asker>) {
+        client.send(asker.query, asker: asker, from: local, to: upstream, now: start)
+    }
+
+    func answers(_ client: inout TcpDnsClient<Asker>) -> [(Asker, DnsMessage?)] {
+        var result: [(Asker, DnsMessage?)] = []
         while let answer = client.pollAnswer() { result.append(answer) }
         return result
     }
 
     @Test func pipelinedQueriesWithTheSameIdGetTheirOwnAnswers() throws {
-        var client = TcpDnsClient(random: SplitMix64(seed: 1))
+        var client = TcpDnsClient<Asker>(random: SplitMix64(seed: 1))
         var server = TcpDnsServer(random: SplitMix64(seed: 2))
         let first = pending(id: 7, name: "_a._tcp.example.com"), second = pending(id: 7, name: "_b._tcp.example.com", port: 5354)
-        client.send(first, from: local, to: upstream, now: start)
-        client.send(second, from: local, to: upstream, now: start)
+        send(first, with: &client)
+        send(second, with: &client)
         exchange(&client, &server, now: start)
         let got = answers(&client)
         #expect(got.count == 2)
@@ -60,9 +70,9 @@ import Testing
     }
 
     @Test func aLostAnswerArrivesAfterTheServersRetransmission() throws {
-        var client = TcpDnsClient(random: SplitMix64(seed: 3))
+        var client = TcpDnsClient<Asker>(random: SplitMix64(seed: 3))
         var server = TcpDnsServer(random: SplitMix64(seed: 4))
-        client.send(pending(id: 1, name: "_a._tcp.example.com"), from: local, to: upstream, now: start)
+        send(pending(id: 1, name: "_a._tcp.example.com"), with: &client)
         var dropped = false
         exchange(&client, &server, now: start) { packet in
             guard !dropped, let tcp = packet.tcp, !tcp.payloadRange.isEmpty else { return false }
@@ -77,25 +87,25 @@ import Testing
     }
 
     @Test func aResetFailsEveryQueryOnTheConnectionAndTheNextQueryReconnects() throws {
-        var client = TcpDnsClient(random: SplitMix64(seed: 5))
+        var client = TcpDnsClient<Asker>(random: SplitMix64(seed: 5))
         var server = TcpDnsServer(random: SplitMix64(seed: 6))
-        client.send(pending(id: 1, name: "_a._tcp.example.com"), from: local, to: upstream, now: start)
+        send(pending(id: 1, name: "_a._tcp.example.com"), with: &client)
         exchange(&client, &server, now: start)
         _ = answers(&client)
         server.reset()
-        client.send(pending(id: 2, name: "_b._tcp.example.com"), from: local, to: upstream, now: start)
+        send(pending(id: 2, name: "_b._tcp.example.com"), with: &client)
         // The query's segment meets a server without the connection: RST, and the query fails.
         exchange(&client, &server, now: start)
         #expect(answers(&client).map { $0.1 == nil } == [true])
-        client.send(pending(id: 3, name: "_c._tcp.example.com"), from: local, to: upstream, now: start)
+        send(pending(id: 3, name: "_c._tcp.example.com"), with: &client)
         exchange(&client, &server, now: start)
         #expect(answers(&client).map { $0.1?.answers.count } == [1])
         #expect(server.acceptedCount == 2)
     }
 
     @Test func anUnansweredQueryFailsAfterThirtySeconds() throws {
-        var client = TcpDnsClient(random: SplitMix64(seed: 7))
-        client.send(pending(id: 1, name: "_a._tcp.example.com"), from: local, to: upstream, now: start)
+        var client = TcpDnsClient<Asker>(random: SplitMix64(seed: 7))
+        send(pending(id: 1, name: "_a._tcp.example.com"), with: &client)
         _ = client.pollPacket()
         var now = start
         while let deadline = client.pollTimeout(), deadline <= start + .seconds(30) {

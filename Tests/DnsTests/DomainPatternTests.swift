@@ -1,4 +1,4 @@
-import DnsNat
+import Dns
 import Testing
 
 /// Spec `tunnel-dns.md` §4.6.4: every example of the pattern table and the normative precedence order.

@@ -1,6 +1,7 @@
-import DnsNat
+import Dns
 import Foundation
 import IpPacket
+import P2pControl
 import Testing
 
 /// Spec `tunnel-dns.md` §3: the JSON bodies byte for byte, validation on receipt, forward compatibility.

@@ -1,4 +1,4 @@
-import DnsNat
+import Dns
 import IpPacket
 import SansIO
 import Testing

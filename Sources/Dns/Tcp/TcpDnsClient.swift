@@ -2,25 +2,26 @@ import IpPacket
 
 /// DNS over TCP *through the tunnel* (spec `tunnel-dns.md` §4.6.8, TCP client): one connection per upstream
 /// from our TUN address and a random port in 49152–65535, queries pipelined on it, each with a wire ID unique
-/// on the connection (the asker's ID comes back with ``ClientDns/answerMessage(_:response:now:)``). Sans-IO
+/// on the connection (the caller restores the asker's ID). `Asker` is whatever the caller needs to answer the
+/// one who asked; it comes back with the answer. Sans-IO
 /// like ``TcpDnsServer``: segments out of ``pollPacket()`` go into the tunnel, segments from the upstream go
 /// into ``handle(_:now:)``, answers come out of ``pollAnswer()``.
 ///
 /// A connection that is reset, or whose segments go unacknowledged, fails every query on it; a query
 /// unanswered for ``timeout`` fails alone. A failure is an answer of `nil` (SERVFAIL for the asker).
-public struct TcpDnsClient {
-    public static let timeout: Duration = .seconds(30)
+public struct TcpDnsClient<Asker> {
+    public static var timeout: Duration { .seconds(30) }
 
     struct Upstream {
         var local: SocketAddress
         var connection: TcpDnsConnection
         /// By wire ID.
-        var queries: [UInt16: (pending: ClientDns.PendingQuery, deadline: Instant)] = [:]
+        var queries: [UInt16: (asker: Asker, deadline: Instant)] = [:]
         var nextId: UInt16
     }
 
     private var upstreams: [SocketAddress: Upstream] = [:]
-    private var answers: [(ClientDns.PendingQuery, DnsMessage?)] = []
+    private var answers: [(Asker, DnsMessage?)] = []
     private var packets: [IpPacket] = []
     private var random: any RandomNumberGenerator
 
@@ -30,16 +31,17 @@ public struct TcpDnsClient {
 
     public var isEmpty: Bool { upstreams.isEmpty }
 
-    /// Sends `pending`'s query to `server` from `local`, opening the connection if there is none.
-    public mutating func send(_ pending: ClientDns.PendingQuery, from local: IpAddress, to server: SocketAddress, now: Instant) {
+    /// Sends `query` to `server` from `local`, opening the connection if there is none; its answer comes
+    /// back with `asker`.
+    public mutating func send(_ query: DnsMessage, asker: Asker, from local: IpAddress, to server: SocketAddress, now: Instant) {
         var upstream = upstreams[server] ?? open(from: local, to: server, now: now)
         var wireId = upstream.nextId
         while upstream.queries[wireId] != nil { wireId &+= 1 }
         upstream.nextId = wireId &+ 1
-        var query = pending.query
-        query.id = wireId
-        upstream.queries[wireId] = (pending, now + Self.timeout)
-        upstream.connection.queue(DnsTcpFraming.frame(query.encode()))
+        var wireQuery = query
+        wireQuery.id = wireId
+        upstream.queries[wireId] = (asker, now + Self.timeout)
+        upstream.connection.queue(DnsTcpFraming.frame(wireQuery.encode()))
         upstream.connection.lastActivity = now
         flush(&upstream, server: server, now: now)
         upstreams[server] = upstream
@@ -72,9 +74,9 @@ public struct TcpDnsClient {
             }
             for bytes in messages {
                 guard let response = try? DnsMessage(decoding: bytes), response.flags.isResponse,
-                      let (pending, _) = upstream.queries.removeValue(forKey: response.id)
+                      let (asker, _) = upstream.queries.removeValue(forKey: response.id)
                 else { continue }
-                answers.append((pending, response))
+                answers.append((asker, response))
             }
         }
         if upstream.connection.peerFinished {
@@ -87,7 +89,7 @@ public struct TcpDnsClient {
         return true
     }
 
-    public mutating func pollAnswer() -> (ClientDns.PendingQuery, DnsMessage?)? {
+    public mutating func pollAnswer() -> (Asker, DnsMessage?)? {
         answers.isEmpty ? nil : answers.removeFirst()
     }
 
@@ -99,7 +101,7 @@ public struct TcpDnsClient {
         for (server, var upstream) in upstreams {
             for (id, query) in upstream.queries where query.deadline <= now {
                 upstream.queries[id] = nil
-                answers.append((query.pending, nil))
+                answers.append((query.asker, nil))
             }
             if upstream.queries.isEmpty, now - upstream.connection.lastActivity >= TcpDnsServer.idleTimeout {
                 emit(upstream.connection.reset(), upstream: upstream, server: server)
@@ -149,7 +151,7 @@ public struct TcpDnsClient {
     }
 
     private mutating func fail(_ upstream: Upstream, server: SocketAddress) {
-        for (pending, _) in upstream.queries.values { answers.append((pending, nil)) }
+        for (asker, _) in upstream.queries.values { answers.append((asker, nil)) }
         upstreams[server] = nil
     }
 

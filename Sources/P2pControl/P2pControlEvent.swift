@@ -1,3 +1,4 @@
+import Dns
 import FoundationEssentials
 import IpPacket
 
@@ -62,19 +63,6 @@ public enum P2pControlEvent: Hashable, Sendable {
         case 2: self = .goodbye
         default: return nil
         }
-    }
-}
-
-/// A resource's id: a UUID in lowercase hyphenated form.
-public struct ResourceId: Hashable, Sendable, CustomStringConvertible {
-    public let description: String
-
-    /// Accepts any case and stores lowercase; `nil` for anything that is not 8-4-4-4-12 hex digits.
-    public init?(_ text: String) {
-        let lowered = text.lowercased()
-        let groups = lowered.split(separator: "-", omittingEmptySubsequences: false)
-        guard groups.map(\.count) == [8, 4, 4, 4, 12], groups.allSatisfy({ $0.allSatisfy(\.isHexDigit) }) else { return nil }
-        description = lowered
     }
 }
 
