@@ -118,6 +118,13 @@ final class TunnelLab: @unchecked Sendable {
             }
             // The resource: an address of the gateway's own namespace (this kernel has no dummy devices).
             _ = try gateway.ip("addr", "add", "10.77.0.5/32", "dev", "lo")
+            if offloads {
+                // TSO autosizing gives a slow flow (a busy machine) super-packets of as few as 2 segments; the offload
+                // test is about cutting and joining many, so each kernel is asked for at least 16 per super-packet.
+                for namespace in [client, gateway] {
+                    try Shell.run("ip", "netns", "exec", namespace.name, "sysctl", "-qw", "net.ipv4.tcp_min_tso_segs=16")
+                }
+            }
             try startCoturn()
         } catch {
             tearDown()
