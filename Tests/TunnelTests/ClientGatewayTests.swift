@@ -74,6 +74,16 @@ struct ClientGatewayTests {
         #expect(world.client.errors.isEmpty && world.gateway.errors.isEmpty)
     }
 
+    @Test("packets wait in the client alone while the flow and connection are set up: 128 of them, the oldest overwritten")
+    func packetsWaitInOnePlace() throws {
+        let world = try ClientGatewayWorld()
+        for sequence: UInt16 in 1...130 { world.client.fromTun(try world.ping(world.host, sequence: sequence), in: world.simulation) }
+        #expect(world.client.state.statistics.drops[.bufferFull] == 2)
+        #expect(world.simulation.run(within: .seconds(5)) { world.gateway.toTun.count == 128 })
+        #expect(world.gateway.toTun.compactMap { $0.icmp.map { UInt16(truncatingIfNeeded: $0.restOfHeader) } } == Array(3...130))
+        #expect(world.client.errors.isEmpty && world.gateway.errors.isEmpty)
+    }
+
     @Test("while a flow is pending, a new intent goes out only after 2 s and only with a new packet")
     func intentRateLimit() throws {
         let world = try ClientGatewayWorld()
@@ -130,7 +140,7 @@ struct ClientGatewayTests {
         let unknown = ResourceId("dddddddd-0000-4000-8000-000000000004")!
         let created = FlowCreated(
             resourceId: unknown, gatewayId: world.portal.gatewayId,
-            gatewayPublicKey: WireGuardKey(bytes: world.gateway.state.node.publicKey.bytes)!, gatewayIpv4: world.portal.gatewayIpv4,
+            gatewayPublicKey: WireGuardKey(bytes: world.gateway.state.publicKey.bytes)!, gatewayIpv4: world.portal.gatewayIpv4,
             gatewayIpv6: IPv6Address("fd00:2021:1111::1")!, siteId: world.portal.siteId,
             presharedKey: PresharedKey(WireGuardKey(bytes: [UInt8](repeating: 7, count: 32))!),
             clientIceCredentials: .init(ufrag: "cuf1", password: "client-password-1-xxxxxxxxxx"),
@@ -195,10 +205,10 @@ struct ClientRoamingTests {
         let world = try ClientGatewayWorld()
         world.client.fromTun(try world.ping(world.host, sequence: 1), in: world.simulation)
         #expect(world.simulation.run(within: .seconds(5)) { world.client.toTun.count == 1 })
-        let oldKey = world.client.state.node.publicKey
+        let oldKey = world.client.state.publicKey
         world.client.state.reset(now: world.simulation.now)
         world.client.flush(in: world.simulation)
-        #expect(world.client.state.node.publicKey != oldKey)
+        #expect(world.client.state.publicKey != oldKey)
         #expect(world.client.state.node.connectionCount == 0)
         #expect(world.client.state.gateway(for: ClientGatewayWorld.lan) == nil)
         #expect(world.client.state.tunConfig?.routes.contains(IpNetwork("10.0.0.0/24")!) == true, "resources survive")

@@ -63,7 +63,7 @@ final class GatewayWorld {
             gatewayIceCredentials: pairing.gatewayCredentials,
             expiresAt: expiresAt)
         try gateway.deliver(.authorizeFlow(flow), in: simulation)
-        try client.node.upsertConnection("gateway", remoteKey: gateway.state.node.publicKey, presharedKey: pairing.presharedKey,
+        try client.node.upsertConnection("gateway", remoteKey: gateway.state.publicKey, presharedKey: pairing.presharedKey,
                                          local: pairing.clientCredentials, remote: pairing.gatewayCredentials, now: simulation.now)
         client.flush(in: simulation)
     }

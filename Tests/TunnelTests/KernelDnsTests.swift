@@ -137,7 +137,7 @@ final class TunPump: @unchecked Sendable {
     func recursions() -> Int { lock.withLock { recursionCount } }
 
     func tcpStatistics() -> (connections: Int, accepted: Int, aborted: Int) {
-        lock.withLock { (state.tcpDns.connectionCount, state.tcpDns.acceptedCount, state.tcpDns.abortedCount) }
+        lock.withLock { (state.dns.tcpServer.connectionCount, state.dns.tcpServer.acceptedCount, state.dns.tcpServer.abortedCount) }
     }
 
     private func run() {

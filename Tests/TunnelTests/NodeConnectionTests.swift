@@ -108,17 +108,19 @@ struct NodeConnectionTests {
         #expect(world.relay.relayedWireGuard > 20)
     }
 
-    @Test("a gateway drops packets until ICE nominates; a client buffers up to 128 of them")
-    func connectingBuffers() throws {
+    @Test("a gateway drops packets until ICE nominates; a client's node holds none and refuses them until its first session")
+    func connectingRefuses() throws {
         let world = TwoPeers()
         try world.signalling.upsertGateway(world.gateway, for: world.client, StubSignalling.pairing(1))
         #expect(try world.gateway.send([1, 2, 3], to: "client", in: world.simulation) == false)
         #expect(world.gateway.node.statistics.droppedWithoutPath == 1)
         try world.signalling.upsertClient(world.client, for: world.gateway, StubSignalling.pairing(1))
         for index in 0..<130 { try world.client.send(world.ping(index), to: "gateway", in: world.simulation) }
+        #expect(world.client.heldWhileConnecting == 130, "every packet is refused with stillConnecting, none buffered in the node")
         world.simulation.run(for: .seconds(3))
-        // The oldest two were overwritten in the 128-entry buffer.
-        #expect(world.gateway.packets(from: "client") == (2..<130).map(world.ping))
+        // What the layer above kept arrives once the session exists, in order.
+        #expect(world.gateway.packets(from: "client") == (0..<130).map(world.ping))
+        #expect(try world.client.send(world.ping(130), to: "gateway", in: world.simulation), "established: sent at once")
     }
 
     @Test("a peer behind a NAT that maps to port 3478 still gets a direct path (seed 000)")

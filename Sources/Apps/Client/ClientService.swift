@@ -83,7 +83,7 @@ struct ClientService {
             }
             loop.execute { state, now in
                 state.reset(now: now)
-                channel.reconnect(reason: reason, publicKey: state.node.publicKey.base64)
+                channel.reconnect(reason: reason, publicKey: state.publicKey.base64)
             }
         }
         let networkChanges = try? NetworkChangeMonitor(ignoring: tun.index) {

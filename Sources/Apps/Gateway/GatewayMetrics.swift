@@ -26,8 +26,8 @@ enum GatewayMetrics {
     static func sample(_ loop: EventLoop<GatewayState>) async -> Sample {
         await withCheckedContinuation { continuation in
             loop.execute { state, _ in
-                continuation.resume(returning: Sample(loop: loop.statistics, gateway: state.statistics, node: state.node.statistics,
-                                                      connections: state.node.connectionCount))
+                continuation.resume(returning: Sample(loop: loop.statistics, gateway: state.statistics, node: state.nodeStatistics,
+                                                      connections: state.connectionCount))
             }
         }
     }

@@ -197,7 +197,7 @@ final class ReplayWorld {
 
     /// How the client reaches the gateway now: `direct`, `relayed` or `none`.
     var pathDescription: String {
-        guard let path = client.node.path(to: gatewayId) else { return "none" }
+        guard let path = client.connections(now: now).first(where: { $0.peer == gatewayId })?.path else { return "none" }
         return path.isRelayed ? "relayed" : "direct"
     }
 
@@ -302,7 +302,7 @@ final class ReplayWorld {
             pendingRefs[ref] = flow.resourceId
             let authorize = AuthorizeFlow(
                 ref: ref, resource: resource,
-                client: FlowClient(id: clientId, publicKey: WireGuardKey(bytes: client.node.publicKey.bytes)!, presharedKey: presharedKey,
+                client: FlowClient(id: clientId, publicKey: WireGuardKey(bytes: client.publicKey.bytes)!, presharedKey: presharedKey,
                                    ipv4: clientAddresses.ipv4, ipv6: clientAddresses.ipv6),
                 clientIceCredentials: iceCredentials.client, gatewayIceCredentials: iceCredentials.gateway)
             portal { try $0.toGateway(.authorizeFlow(authorize)) }
@@ -320,7 +320,7 @@ final class ReplayWorld {
         case .flowAuthorized(let ref):
             guard let resource = pendingRefs.removeValue(forKey: ref) else { return }
             let created = FlowCreated(
-                resourceId: resource, gatewayId: gatewayId, gatewayPublicKey: WireGuardKey(bytes: gateway.node.publicKey.bytes)!,
+                resourceId: resource, gatewayId: gatewayId, gatewayPublicKey: WireGuardKey(bytes: gateway.publicKey.bytes)!,
                 gatewayIpv4: Self.gatewayIpv4, gatewayIpv6: Self.gatewayIpv6, siteId: scenario.site.id, presharedKey: presharedKey,
                 clientIceCredentials: iceCredentials.client, gatewayIceCredentials: iceCredentials.gateway)
             portal { try $0.toClient(.flowCreated(created)) }

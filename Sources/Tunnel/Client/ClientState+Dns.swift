@@ -11,9 +11,9 @@ extension ClientState {
     /// A UDP packet to a sentinel (spec §4.6.3): answered locally, recursed through the tunnel, handed to the
     /// app to recurse, or — when the sentinel has no upstream — routed as ordinary traffic (`false`).
     func handleDnsQuery(_ packet: IpPacket, now: Instant) throws(TunnelError) -> Bool {
-        let knownDomains = dns.stub.allocator.records.count
+        let knownDomains = dns.knownDomainCount
         defer { reportNewProxyIps(knownDomains) }
-        switch dns.handleQueryPacket(packet, now: now) {
+        switch dns.resolver.handleQueryPacket(packet, now: now) {
         case .reply(let answer, let domain):
             if let domain { dnsNat.recreate(domain: domain) }
             tunOutbox.append(answer)
@@ -33,29 +33,29 @@ extension ClientState {
     /// whose complete queries are handled like UDP ones and answered on their connection. Anything else is
     /// routed as ordinary traffic (`false`).
     func handleTcpDnsSegment(_ packet: IpPacket, now: Instant) throws(TunnelError) -> Bool {
-        guard packet.tcp?.destinationPort == 53, dns.sentinels.upstream(for: packet.destination) != nil else { return false }
-        tcpDns.handle(packet, now: now)
-        let knownDomains = dns.stub.allocator.records.count
+        guard packet.tcp?.destinationPort == 53, dns.resolver.sentinels.upstream(for: packet.destination) != nil else { return false }
+        dns.tcpServer.handle(packet, now: now)
+        let knownDomains = dns.knownDomainCount
         defer { reportNewProxyIps(knownDomains) }
-        while let query = tcpDns.pollQuery() {
+        while let query = dns.tcpServer.pollQuery() {
             let pending = ClientDns.PendingQuery(query: query.message, asker: query.connection.remote, sentinel: query.connection.local.ip)
             guard query.message.questions.count == 1 else {
                 statistics.count(.badDnsQuery)
-                tcpDns.respond(DnsMessage.response(to: query.message, rcode: .formatError), to: query.connection, now: now)
+                dns.tcpServer.respond(DnsMessage.response(to: query.message, rcode: .formatError), to: query.connection, now: now)
                 continue
             }
-            switch dns.decide(pending, now: now) {
+            switch dns.resolver.decide(pending, now: now) {
             case let .answer(answer, domain)?:
                 if let domain { dnsNat.recreate(domain: domain) }
-                tcpDns.respond(answer, to: query.connection, now: now)
+                dns.tcpServer.respond(answer, to: query.connection, now: now)
             case let .recurseLocally(pending, upstream)?:
-                rememberTcpQuery(pending, on: query.connection)
+                dns.rememberTcpAsker(pending, on: query.connection)
                 try recurseLocally(pending, upstream: upstream, overTcp: true, now: now)
             case let .recurseInSite(pending, dnsResource)?:
-                rememberTcpQuery(pending, on: query.connection)
+                dns.rememberTcpAsker(pending, on: query.connection)
                 try recurseInSite(pending, resource: dnsResource, query: nil, now: now)
             case nil:
-                tcpDns.respond(DnsMessage.response(to: query.message, rcode: .serverFailure), to: query.connection, now: now)
+                dns.tcpServer.respond(DnsMessage.response(to: query.message, rcode: .serverFailure), to: query.connection, now: now)
             }
         }
         return true
@@ -63,31 +63,21 @@ extension ClientState {
 
     /// Whether a decrypted packet answers one of our in-tunnel queries; if so the asker gets the answer.
     func consumeInTunnelDnsAnswer(_ packet: IpPacket, now: Instant) throws(TunnelError) -> Bool {
-        guard !inTunnelDns.isEmpty, packet.isUdp, let (pending, response) = inTunnelDns.answer(in: packet) else { return false }
+        guard !dns.udpClient.isEmpty, packet.isUdp, let (pending, response) = dns.udpClient.answer(in: packet) else { return false }
         try answer(pending, with: response, now: now)
         return true
     }
 
     /// Hands the in-tunnel TCP client's answers to their askers and its segments to the tunnel.
     func drainTcpDnsClient(now: Instant) {
-        while let (pending, response) = tcpDnsClient.pollAnswer() { try? answer(pending, with: response, now: now) }
-        while let packet = tcpDnsClient.pollPacket() { resend(packet, now: now) }
-    }
-
-    /// Fails the in-tunnel queries whose time is up with SERVFAIL.
-    func expireInTunnelDnsQueries(now: Instant) {
-        for pending in inTunnelDns.expire(now: now) { try? answer(pending, with: nil, now: now) }
+        while let (pending, response) = dns.tcpClient.pollAnswer() { try? answer(pending, with: response, now: now) }
+        while let packet = dns.tcpClient.pollPacket() { resend(packet, now: now) }
     }
 
     /// Answers the asker on the transport its query came in on.
     func answer(_ pending: ClientDns.PendingQuery, with response: DnsMessage?, now: Instant) throws(TunnelError) {
-        if let index = tcpQueries.firstIndex(where: { $0.pending == pending }) {
-            let connection = tcpQueries.remove(at: index).connection
-            tcpDns.respond(dns.answerMessage(pending, response: response, now: now), to: connection, now: now)
-            return
-        }
         do {
-            tunOutbox.append(try dns.answer(pending, response: response, now: now))
+            if let packet = try dns.answer(pending, with: response, now: now) { tunOutbox.append(packet) }
         } catch {
             throw .packet(error)
         }
@@ -95,22 +85,15 @@ extension ClientState {
 
     // MARK: Details
 
-    /// The oldest is forgotten beyond 1024, so an app that never answers its recursions cannot grow this
-    /// without bound (its connection times out anyway).
-    private func rememberTcpQuery(_ pending: ClientDns.PendingQuery, on connection: TcpConnectionId) {
-        if tcpQueries.count >= 1_024 { tcpQueries.removeFirst() }
-        tcpQueries.append((pending, connection))
-    }
-
     private func reportNewProxyIps(_ knownDomains: Int) {
-        if dns.stub.allocator.records.count != knownDomains { events.append(.proxyIpRecordsChanged(proxyIpRecords)) }
+        if dns.knownDomainCount != knownDomains { events.append(.proxyIpRecordsChanged(proxyIpRecords)) }
     }
 
     /// Through the tunnel when the portal's Do53 upstream lies inside a resource, otherwise by the app.
     private func recurseLocally(
         _ pending: ClientDns.PendingQuery, upstream: DnsUpstream, overTcp: Bool = false, now: Instant
     ) throws(TunnelError) {
-        guard case .do53(let server) = upstream, interface?.effectiveDo53.isEmpty == false, resource(for: server) != nil else {
+        guard case .do53(let server) = upstream, interface?.effectiveDo53.isEmpty == false, resources.resource(for: server) != nil else {
             events.append(.recurseDns(pending, upstream: upstream))
             return
         }
@@ -125,8 +108,8 @@ extension ClientState {
         _ pending: ClientDns.PendingQuery, resource: ResourceId, query: IpPacket?, now: Instant
     ) throws(TunnelError) {
         guard resources[resource] != nil else { return try answer(pending, with: nil, now: now) }
-        guard let gateway = authorized[resource], let peer = peers[gateway] else {
-            requestFlow(for: resource, buffering: query, now: now)
+        guard let gateway = gateways.gateway(for: resource), let peer = gateways.peers[gateway] else {
+            requestFlow(for: resource, holding: query, now: now)
             if query == nil { try answer(pending, with: nil, now: now) }
             return
         }
@@ -143,11 +126,11 @@ extension ClientState {
         guard let config = tunConfig else { return try answer(pending, with: nil, now: now) }
         let local: IpAddress = server.ip.version == .v4 ? .v4(config.ipv4) : .v6(config.ipv6)
         if overTcp {
-            tcpDnsClient.send(pending.query, asker: pending, from: local, to: server, now: now)
+            dns.tcpClient.send(pending.query, asker: pending, from: local, to: server, now: now)
             drainTcpDnsClient(now: now)
             return
         }
-        guard let packet = inTunnelDns.packet(for: pending, from: local, to: server, now: now) else {
+        guard let packet = dns.udpClient.packet(for: pending, from: local, to: server, now: now) else {
             return try answer(pending, with: nil, now: now)
         }
         resend(packet, now: now)

@@ -178,11 +178,6 @@ extension GatewayState {
 
     /// Encrypts a packet the gateway originates and queues it; dropped while the client has no path.
     func send(_ packet: IpPacket, to client: ClientId, now: Instant) {
-        let sent = packet.withUnsafeBytes { bytes -> EncryptedDatagram? in
-            (try? node.encapsulate(client, packet: bytes, into: scratch, now: now)) ?? nil
-        }
-        guard let datagram = sent else { return }
-        node.transmits.append(NodeTransmit(source: datagram.source, destination: datagram.destination,
-                                           payload: Array(scratch[0..<datagram.count])))
+        packet.withUnsafeBytes { bytes in try? node.encapsulateAndQueue(client, packet: bytes, now: now) }
     }
 }

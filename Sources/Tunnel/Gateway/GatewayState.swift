@@ -12,11 +12,11 @@ import Turn
 /// originates. Sans-IO like the node: the app feeds portal messages, datagrams, TUN packets and time, and
 /// drains ``pollPortalMessage()``, ``pollTransmit()`` and ``pollEvent()``.
 public final class GatewayState {
-    public let node: Node<ClientId>
     /// The gateway's own tunnel addresses, from `init`.
     public private(set) var interface: GatewayInterface?
     public internal(set) var statistics = GatewayStatistics()
 
+    let node: Node<ClientId>
     var clients: [ClientId: ClientOnGateway] = [:]
     var clientByTunnelIp: [IpAddress: ClientId] = [:]
     var portalOutbox: [GatewayEgress] = []
@@ -28,8 +28,6 @@ public final class GatewayState {
     public var tracksFlows = false
     let timeAnchor: Instant
     let unixNanosecondsAtAnchor: Int64
-    /// Room for encrypting control packets (ICMP errors, DomainStatus, Goodbye) to a client.
-    let scratch: UnsafeMutableRawBufferPointer
 
     static var tick: Duration { .seconds(1) }
 
@@ -41,11 +39,20 @@ public final class GatewayState {
                     random: random)
         timeAnchor = now
         unixNanosecondsAtAnchor = unixTimeNanoseconds
-        scratch = .allocate(byteCount: 2048, alignment: 16)
     }
 
-    deinit {
-        scratch.deallocate()
+    /// The WireGuard public key the portal announces to clients.
+    public var publicKey: Noise.PublicKey { node.publicKey }
+
+    /// What the node dropped or refused.
+    public var nodeStatistics: NodeStatistics { node.statistics }
+
+    /// How many peers have a connection.
+    public var connectionCount: Int { node.connectionCount }
+
+    /// Every client connection as it is at `now`.
+    public func connections(now: Instant) -> [PeerView<ClientId>] {
+        node.peerViews(now: now)
     }
 
     /// The clients with state on this gateway.
@@ -70,8 +77,7 @@ public final class GatewayState {
         case .invalidateIceCandidates(let candidates):
             for candidate in candidates.candidates { node.removeRemoteCandidate(candidates.peer, candidate, now: now) }
         case .relaysPresence(let presence):
-            node.updateRelays(removing: presence.disconnectedIds.map(\.description),
-                              adding: Self.relayDescriptions(presence.connected), now: now)
+            node.applyRelaysPresence(presence, now: now)
         case .resourceUpdated(let resource):
             updateResource(resource)
         case .rejectAccess(let key):
@@ -120,7 +126,7 @@ public final class GatewayState {
 
     /// Graceful shutdown: a Goodbye to every client; flows in progress end.
     public func shutdown(now: Instant) {
-        withGoodbye { node.closeAll(goodbye: $0, now: now) }
+        node.closeAllSayingGoodbye(now: now)
         flows.finishAll(unixNanoseconds: unixNanoseconds(now))
     }
 
@@ -136,9 +142,7 @@ public final class GatewayState {
     // MARK: Details
 
     private func initialize(_ message: GatewayInit, now: Instant) {
-        let listed = Set(message.relays.map(\.id.description))
-        let stale = node.allocations.entries.map(\.id).filter { !listed.contains($0) }
-        node.updateRelays(removing: stale, adding: Self.relayDescriptions(message.relays), now: now)
+        node.replaceRelays(with: message.relays, now: now)
         interface = message.interface
         events.append(.interfaceConfigured(ipv4: message.interface.ipv4, ipv6: message.interface.ipv6))
         for (id, client) in clients {
@@ -201,7 +205,7 @@ public final class GatewayState {
         client.recomputeFilters()
         guard client.authorizations.isEmpty else { return }
         forgetClient(id)
-        withGoodbye { node.closeConnection(id, goodbye: $0, now: now) }
+        node.closeSayingGoodbye(id, now: now)
     }
 
     func forgetClient(_ id: ClientId) {
@@ -222,27 +226,6 @@ public final class GatewayState {
                 break
             }
         }
-    }
-
-    private func withGoodbye(_ body: (UnsafeRawBufferPointer) -> Void) {
-        guard let goodbye = try? P2pControlEvent.goodbye.packet() else { return }
-        goodbye.withUnsafeBytes { body($0) }
-    }
-
-    /// The portal lists a relay once per address; the node wants one entry per relay with both families.
-    static func relayDescriptions(_ relays: [Relay]) -> [RelayDescription] {
-        var byId: [String: RelayDescription] = [:]
-        var order: [String] = []
-        for case .turn(let relay) in relays {
-            let id = relay.id.description
-            var description = byId[id] ?? RelayDescription(
-                id: id, server: RelayServer(),
-                credentials: TurnCredentials(username: relay.username, password: relay.password, realm: "firezone"))
-            if relay.address.ip.version == .v4 { description.server.ipv4 = relay.address } else { description.server.ipv6 = relay.address }
-            if byId[id] == nil { order.append(id) }
-            byId[id] = description
-        }
-        return order.compactMap { byId[$0] }
     }
 
     private static func sameType(_ a: GatewayResource, _ b: GatewayResource) -> Bool {

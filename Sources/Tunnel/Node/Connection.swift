@@ -6,8 +6,9 @@ import SansIO
 /// spec `snownet.md` §1.4.
 final class Connection<PeerId: Hashable & Sendable> {
     enum State {
-        /// No nominated path yet: WireGuard datagrams and IP packets wait here (128 each, oldest dropped).
-        case connecting(wireGuard: [[UInt8]], packets: [[UInt8]])
+        /// No nominated path yet: WireGuard's handshake messages wait here (128, oldest dropped). IP packets
+        /// wait above the node, in the client, until the first session (``Node/encapsulate(_:packet:into:now:)``).
+        case connecting(wireGuard: [[UInt8]])
         case connected(PeerSocket, lastActivity: Instant)
         case idle(PeerSocket)
         case failed(ConnectionFailure, at: Instant)
@@ -27,7 +28,7 @@ final class Connection<PeerId: Hashable & Sendable> {
     let createdAt: Instant
     let role: NodeRole
     var relay: String?
-    var state: State = .connecting(wireGuard: [], packets: [])
+    var state: State = .connecting(wireGuard: [])
     var hasRemoteCandidates = false
     var disconnectedSince: Instant?
     var lastProactiveHandshake: Instant?
@@ -83,19 +84,11 @@ final class Connection<PeerId: Hashable & Sendable> {
     }
 
     func bufferWireGuard(_ datagram: [UInt8]) {
-        guard case .connecting(var wireGuard, let packets) = state else { return }
-        state = .connecting(wireGuard: [], packets: [])
+        guard case .connecting(var wireGuard) = state else { return }
+        state = .connecting(wireGuard: [])
         if wireGuard.count == Self.bufferCapacity { wireGuard.removeFirst() }
         wireGuard.append(datagram)
-        state = .connecting(wireGuard: wireGuard, packets: packets)
-    }
-
-    func bufferPacket(_ packet: [UInt8]) {
-        guard case .connecting(let wireGuard, var packets) = state else { return }
-        state = .connecting(wireGuard: [], packets: [])
-        if packets.count == Self.bufferCapacity { packets.removeFirst() }
-        packets.append(packet)
-        state = .connecting(wireGuard: wireGuard, packets: packets)
+        state = .connecting(wireGuard: wireGuard)
     }
 
     /// Starts a handshake unless one ran within the last 20 s or is in progress (spec §5.4).

@@ -6,8 +6,12 @@ import Turn
 
 extension Node {
     /// Encrypts one IP packet for a peer into `output` (at least the packet plus 36 bytes): the datagram's
-    /// bytes start at offset 0. Returns `nil` when the packet was buffered (client, still connecting),
-    /// dropped (gateway without a path, relay without a channel yet) or queued behind a handshake.
+    /// bytes start at offset 0. Returns `nil` when the packet was dropped (gateway without a path, relay without
+    /// a channel yet) or queued behind a rekeying handshake.
+    ///
+    /// A client's connection refuses packets with ``NodeError/stillConnecting`` until its first WireGuard
+    /// session (``NodeEvent/connectionEstablished(_:)``): the caller keeps them and sends them then, so a packet
+    /// waits in one place while a connection is set up.
     ///
     /// Allocation-free once a session exists: the packet is encrypted straight into `output`, leaving room
     /// for the ChannelData header when a relay carries it.
@@ -24,9 +28,9 @@ extension Node {
                 statistics.droppedWithoutPath += 1
                 return nil
             }
-            connection.bufferPacket(Array(packet))
-            return nil
+            throw .stillConnecting
         case .connected(let path, _), .idle(let path):
+            guard role == .gateway || connection.announcedEstablished else { throw .stillConnecting }
             socket = path
         }
         connection.markActivity(now: now)
@@ -221,5 +225,16 @@ extension Node {
                 return EndpointKey(UnsafeRawBufferPointer(rebasing: raw[0..<18]))
             }
         }
+    }
+}
+
+extension Node {
+    /// Encrypts a packet the layer above originates (a control message, an ICMP answer, a DNS message, a packet
+    /// that waited for the connection) and queues the datagram for ``pollTransmit()``. Throws and drops like
+    /// ``encapsulate(_:packet:into:now:)``.
+    public func encapsulateAndQueue(_ peer: PeerId, packet: UnsafeRawBufferPointer, now: Instant) throws(NodeError) {
+        guard let datagram = try encapsulate(peer, packet: packet, into: scratch, now: now) else { return }
+        transmits.append(NodeTransmit(source: datagram.source, destination: datagram.destination,
+                                      payload: Array(scratch[0..<datagram.count])))
     }
 }

@@ -68,10 +68,9 @@ extension Node {
     /// paths; a client then starts a (debounced) handshake.
     func nominate(_ socket: PeerSocket, for connection: Connection<PeerId>, now: Instant) {
         switch connection.state {
-        case let .connecting(wireGuard, packets):
+        case .connecting(let wireGuard):
             connection.state = .connected(socket, lastActivity: now)
             for datagram in wireGuard { datagram.withUnsafeBytes { send($0, on: socket, now: now) } }
-            for packet in packets { packet.withUnsafeBytes { sendEncrypted($0, via: connection, on: socket, now: now) } }
         case let .connected(current, lastActivity):
             guard current != socket else { return }
             connection.state = .connected(socket, lastActivity: lastActivity)
@@ -82,16 +81,6 @@ extension Node {
         }
         connection.initiateDebouncedHandshake(now: now)
         drainTunnel(connection, now: now)
-    }
-
-    /// Encrypts a buffered packet on the control path (through the scratch buffer).
-    private func sendEncrypted(_ packet: UnsafeRawBufferPointer, via connection: Connection<PeerId>,
-                               on socket: PeerSocket, now: Instant) {
-        let body = UnsafeMutableRawBufferPointer(rebasing: scratch[4...])
-        guard packet.count + 32 <= body.count,
-              case .writeToNetwork(let count) = connection.tunnel.encapsulate(packet, into: body, now: now)
-        else { return }
-        send(UnsafeRawBufferPointer(rebasing: body[0..<count]), on: socket, now: now)
     }
 
     /// Acts on the tunnel's events and sends what its timers and queue produced: on the path, or into the

@@ -63,6 +63,8 @@ public final class Node<PeerId: Hashable & Sendable> {
 
     public var publicKey: PublicKey { identity.publicKey }
     public var connectionCount: Int { connections.count }
+    /// The peers with a connection.
+    public var peerIds: [PeerId] { Array(connections.keys) }
 
     /// The nominated path of a connection, or `nil` while it is connecting (or unknown).
     public func path(to peer: PeerId) -> PeerSocket? {

@@ -134,6 +134,9 @@ public enum NodeError: Error, Hashable, Sendable, CustomStringConvertible {
     case tooManyPeers
     /// The connection failed and waits to be removed.
     case connectionFailed
+    /// A client's connection has no WireGuard session yet: keep the packet until
+    /// ``NodeEvent/connectionEstablished(_:)``.
+    case stillConnecting
     /// A datagram that is neither STUN, ChannelData from a relay, nor WireGuard.
     case notWireGuard(length: Int, from: SocketAddress)
     /// A handshake initiation from a key no connection expects.
@@ -149,6 +152,7 @@ public enum NodeError: Error, Hashable, Sendable, CustomStringConvertible {
         case .noTurnServers: "no TURN servers known"
         case .tooManyPeers: "too many peers: connection indices exhausted"
         case .connectionFailed: "the connection failed"
+        case .stillConnecting: "the connection is still being set up"
         case let .notWireGuard(length, from): "not a WireGuard packet (\(length) bytes from \(from))"
         case .unknownPeerKey(let from): "handshake initiation from \(from) with an unknown public key"
         case let .unknownSessionIndex(index, from): "no connection for session index \(index) (from \(from))"

@@ -164,7 +164,7 @@ final class StubPortal {
             let clientCredentials = credentials("client"), gatewayCredentials = credentials("gateway")
             let authorize = AuthorizeFlow(
                 ref: ref, resource: resource,
-                client: FlowClient(id: clientId, publicKey: WireGuardKey(bytes: client.state.node.publicKey.bytes)!,
+                client: FlowClient(id: clientId, publicKey: WireGuardKey(bytes: client.state.publicKey.bytes)!,
                                    presharedKey: psk, ipv4: clientIpv4, ipv6: IPv6Address("fd00:2021:1111::2")!),
                 clientIceCredentials: clientCredentials, gatewayIceCredentials: gatewayCredentials)
             flowDetails[ref] = (psk, clientCredentials, gatewayCredentials)
@@ -191,7 +191,7 @@ final class StubPortal {
             else { return }
             let created = FlowCreated(
                 resourceId: resource, gatewayId: gatewayId,
-                gatewayPublicKey: WireGuardKey(bytes: gateway.state.node.publicKey.bytes)!, gatewayIpv4: gatewayIpv4,
+                gatewayPublicKey: WireGuardKey(bytes: gateway.state.publicKey.bytes)!, gatewayIpv4: gatewayIpv4,
                 gatewayIpv6: IPv6Address("fd00:2021:1111::1")!, siteId: siteId, presharedKey: psk,
                 clientIceCredentials: clientCredentials, gatewayIceCredentials: gatewayCredentials)
             later { try self.client.deliver(.flowCreated(created), in: self.simulation) }

@@ -74,11 +74,24 @@ final class SimulatedNode: SimulatedHost {
         flush(in: simulation)
     }
 
-    /// Sends an IP packet to a peer; returns whether it went out at once (rather than buffered or dropped).
+    /// Packets the node refused with `stillConnecting`, sent when the connection is established (the layer
+    /// above the node keeps them, as ClientState does).
+    private var waiting: [String: [[UInt8]]] = [:]
+    /// How many packets the node refused while the connection was set up.
+    private(set) var heldWhileConnecting = 0
+
+    /// Sends an IP packet to a peer; returns whether it went out at once (rather than held, buffered or dropped).
     @discardableResult
     func send(_ packet: [UInt8], to peer: String, in simulation: Simulation) throws -> Bool {
-        let datagram = try packet.withUnsafeBytes { bytes in
-            try node.encapsulate(peer, packet: bytes, into: buffer, now: simulation.now)
+        let datagram: EncryptedDatagram?
+        do {
+            datagram = try packet.withUnsafeBytes { bytes throws(NodeError) in
+                try node.encapsulate(peer, packet: bytes, into: buffer, now: simulation.now)
+            }
+        } catch NodeError.stillConnecting {
+            waiting[peer, default: []].append(packet)
+            heldWhileConnecting += 1
+            return false
         }
         if let datagram {
             transmit(Datagram(source: datagram.source ?? socket, destination: datagram.destination,
@@ -97,6 +110,9 @@ final class SimulatedNode: SimulatedHost {
         while let event = node.pollEvent() {
             events.append(event)
             onEvent(event)
+            if case .connectionEstablished(let peer) = event, let packets = waiting.removeValue(forKey: peer) {
+                for packet in packets { try? send(packet, to: peer, in: simulation) }
+            }
         }
     }
 
