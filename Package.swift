@@ -192,6 +192,7 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
+        .testTarget(name: "SansIOTests", dependencies: ["SansIO"]),
         .testTarget(name: "AppOptionsTests", dependencies: ["AppOptions", "AppRuntime", "SansIO", "TestSupport"]),
         .testTarget(name: "AppRuntimeTests", dependencies: [
             "AppRuntime", "CLinuxNetlink", "CLinuxIO", "IpPacket", "SansIO", "TestSupport", "Tunnel", "PortalMessages", "Noise",
