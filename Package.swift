@@ -19,7 +19,9 @@ let package = Package(
         .library(name: "PhoenixChannel", targets: ["PhoenixChannel"]),
         .library(name: "PhoenixChannelTransport", targets: ["PhoenixChannelTransport"]),
         .library(name: "PortalMessages", targets: ["PortalMessages"]),
+        .library(name: "FlowBroker", targets: ["FlowBroker"]),
         .library(name: "Tunnel", targets: ["Tunnel"]),
+        .library(name: "SimulatedNetwork", targets: ["SimulatedNetwork"]),
         .executable(name: "firezone-pcap-replay", targets: ["PcapReplay"]),
         .executable(name: "firezone-portal", targets: ["Portal"]),
         .executable(name: "firezone-gateway", targets: ["Gateway"]),
@@ -39,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         // System libraries, bound through pkg-config and a one-line shim header each.
@@ -70,8 +73,15 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "PortalMessages", dependencies: ["SansIO", "Ice"]),
+        // The portal's flow rule (create_flow → authorize_flow → flow_authorized → flow_created), written once.
+        .target(name: "FlowBroker", dependencies: ["PortalMessages", "SansIO"]),
         .target(name: "Tunnel", dependencies: [
             "SansIO", "Stun", "Turn", "Ice", "Noise", "IpPacket", "Dns", "DnsNat", "P2pControl", "PortalMessages",
+        ]),
+
+        // An in-memory network on a virtual clock, with NATs and relays: simulations, fuzzing and the replay.
+        .target(name: "SimulatedNetwork", dependencies: [
+            "SansIO", "Turn", .product(name: "HeapModule", package: "swift-collections"),
         ]),
 
         // The IO shell the tools share: TUN device, rtnetlink, sockets, event loop.
@@ -227,11 +237,13 @@ let package = Package(
         ]),
         // Sockets, clocks and shell helpers the interop tests share.
         .target(name: "TestSupport", dependencies: ["SansIO", "CLinuxNetlink"], path: "Tests/Support/TestSupport"),
-        // The tunnel simulation and its reference model: shared by TunnelTests and Fuzz/TunnelProto. It reaches
-        // into Tunnel's internals with `@testable`, so release builds of it need `-enable-testing` (scripts/fuzz).
+        // The tunnel simulation and its reference model: shared by TunnelTests and Fuzz/TunnelProto, on public API.
         .target(
             name: "TunnelSimulation",
-            dependencies: ["Tunnel", "Turn", "Stun", "Ice", "Noise", "SansIO", "IpPacket", "Dns", "DnsNat", "P2pControl", "PortalMessages"],
+            dependencies: [
+                "Tunnel", "Turn", "Stun", "Ice", "Noise", "SansIO", "IpPacket", "Dns", "DnsNat", "P2pControl", "PortalMessages",
+                "FlowBroker", "SimulatedNetwork",
+            ],
             path: "Tests/Support/TunnelSimulation"
         ),
         .testTarget(name: "NoiseTests", dependencies: ["Noise", "SansIO", "IpPacket", "PcapFile", "CSodium", "TestSupport", "WireGuardInteropPeer"]),

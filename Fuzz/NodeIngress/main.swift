@@ -9,13 +9,13 @@
 // is an attack ICE itself cannot tell apart), bits 2–3 pick the source of raw bytes: the peer, the relay,
 // a stranger on port 3478, or an IPv6 stranger.
 import SansIO
-@testable import TunnelSimulation
-@testable import Tunnel
+import Tunnel
+import TunnelSimulation
 
 /// The connected pair and every datagram seen while connecting; built afresh for each input so a crash replays.
 final class ConnectedPair {
     let simulation = Simulation(seed: 3) { problem in fatalError("simulation problem: \(problem)") }
-    let relay = TestRelay(id: "relay-1", ip: IpAddress("192.0.2.1")!)
+    let relay = RelayHost(id: "relay-1", ip: IpAddress("192.0.2.1")!)
     let client: SimulatedNode
     let gateway: SimulatedNode
     private(set) var wire: [Datagram] = []
@@ -25,10 +25,7 @@ final class ConnectedPair {
         let signalling = StubSignalling(simulation: simulation)
         client = SimulatedNode(name: "client", role: .client, socket: SocketAddress("203.0.113.10:41000")!, in: simulation)
         gateway = SimulatedNode(name: "gateway", role: .gateway, socket: SocketAddress("198.51.100.20:51820")!, in: simulation)
-        simulation.dropRules.append { [unowned self] datagram in
-            wire.append(datagram)
-            return false
-        }
+        simulation.onSend = { [unowned self] datagram in wire.append(datagram) }
         for peer in [client, gateway] {
             signalling.register(peer)
             peer.node.updateRelays(removing: [], adding: [relay.announcement], now: simulation.now)

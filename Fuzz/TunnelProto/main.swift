@@ -1,4 +1,4 @@
-@testable import TunnelSimulation
+import TunnelSimulation
 
 /// The tunnel state machine in the manner of Firezone's `tunnel-proto` target: the input bytes are played back
 /// as the choices of ``TunnelModel/transitions(using:maxSteps:)``: an initial topology (the client's resources,

@@ -10,7 +10,7 @@ import Testing
 /// authorisation on both sides, and the packet at the resource behind the gateway.
 final class ClientGatewayWorld {
     let simulation = Simulation(seed: 21)
-    let relay: TestRelay
+    let relay: RelayHost
     let client: SimulatedClient
     let gateway: SimulatedGateway
     let portal: StubPortal
@@ -21,7 +21,7 @@ final class ClientGatewayWorld {
     let clientInit: ClientInit
 
     init(upstreams: [IpAddress] = []) throws {
-        relay = TestRelay(id: "2b1a4f7e-0000-4000-8000-000000000001", ip: IpAddress("192.0.2.1")!)
+        relay = RelayHost(id: "2b1a4f7e-0000-4000-8000-000000000001", ip: IpAddress("192.0.2.1")!)
         simulation.attach(relay, at: relay.ip)
         client = SimulatedClient(socket: SocketAddress("203.0.113.10:41000")!, in: simulation)
         gateway = SimulatedGateway(socket: SocketAddress("198.51.100.20:51820")!, in: simulation)
@@ -87,7 +87,7 @@ struct ClientGatewayTests {
     @Test("while a flow is pending, a new intent goes out only after 2 s and only with a new packet")
     func intentRateLimit() throws {
         let world = try ClientGatewayWorld()
-        world.portal.gatewayResources = [:]  // the portal never answers
+        world.portal.answersFlows = false
         world.client.fromTun(try world.ping(world.host, sequence: 1), in: world.simulation)
         world.simulation.run(for: .milliseconds(1500))
         world.client.fromTun(try world.ping(world.host, sequence: 2), in: world.simulation)

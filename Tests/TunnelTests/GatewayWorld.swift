@@ -9,7 +9,7 @@ import SansIO
 /// A client node, a gateway and a relay, wired through a stub portal that speaks the gateway's messages.
 final class GatewayWorld {
     let simulation = Simulation(seed: 11)
-    let relay: TestRelay
+    let relay: RelayHost
     let client: SimulatedNode
     let gateway: SimulatedGateway
     let clientId = ClientId(UUID(uuidString: "11111111-2222-3333-4444-555555555555")!)
@@ -20,7 +20,7 @@ final class GatewayWorld {
     private(set) var portalReplies: [GatewayEgress] = []
 
     init() throws {
-        relay = TestRelay(id: "2b1a4f7e-0000-4000-8000-000000000001", ip: IpAddress("192.0.2.1")!)
+        relay = RelayHost(id: "2b1a4f7e-0000-4000-8000-000000000001", ip: IpAddress("192.0.2.1")!)
         simulation.attach(relay, at: relay.ip)
         client = SimulatedNode(name: "client", role: .client, socket: SocketAddress("203.0.113.10:41000")!, in: simulation)
         gateway = SimulatedGateway(socket: SocketAddress("198.51.100.20:51820")!, in: simulation)
@@ -30,7 +30,7 @@ final class GatewayWorld {
         client.onEvent = { [unowned self] event in
             guard case .newIceCandidate(_, let candidate) = event else { return }
             let simulation = self.simulation
-            simulation.schedule(after: .milliseconds(30)) {
+            simulation.schedule(after: .milliseconds(30)) { _ in
                 try? self.gateway.deliver(.iceCandidates(ClientCandidates(peer: clientId, candidates: [candidate])), in: simulation)
             }
         }
@@ -38,7 +38,7 @@ final class GatewayWorld {
             self.portalReplies.append(message)
             guard case .broadcastIceCandidates(let broadcast) = message else { return }
             let simulation = self.simulation
-            simulation.schedule(after: .milliseconds(30)) {
+            simulation.schedule(after: .milliseconds(30)) { _ in
                 for candidate in broadcast.candidates {
                     self.client.node.addRemoteCandidate("gateway", candidate, now: simulation.now)
                 }

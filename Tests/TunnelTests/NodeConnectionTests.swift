@@ -8,9 +8,9 @@ import TestSupport
 /// A client and a gateway on the simulated network with one relay between them.
 final class TwoPeers {
     let simulation: Simulation
-    let relay: TestRelay
+    let relay: RelayHost
     /// A second relay, when asked for.
-    let spareRelay: TestRelay?
+    let spareRelay: RelayHost?
     let signalling: StubSignalling
     let client: SimulatedNode
     let gateway: SimulatedNode
@@ -20,9 +20,9 @@ final class TwoPeers {
     init(seed: UInt64 = 1, clientNat: SimulatedNat.Behaviour? = nil, gatewayPort: UInt16 = 51820,
          gatewayNat: SimulatedNat.Behaviour? = nil, forwardGatewayPort: Bool = false, twoRelays: Bool = false) {
         simulation = Simulation(seed: seed)
-        relay = TestRelay(id: "relay-1", ip: IpAddress("192.0.2.1")!)
+        relay = RelayHost(id: "relay-1", ip: IpAddress("192.0.2.1")!)
         simulation.attach(relay, at: relay.ip)
-        spareRelay = twoRelays ? TestRelay(id: "relay-2", ip: IpAddress("192.0.2.2")!) : nil
+        spareRelay = twoRelays ? RelayHost(id: "relay-2", ip: IpAddress("192.0.2.2")!) : nil
         if let spareRelay { simulation.attach(spareRelay, at: spareRelay.ip) }
         signalling = StubSignalling(simulation: simulation)
         var nat: SimulatedNat?
@@ -161,7 +161,7 @@ struct NodeConnectionTests {
           arguments: [false, true])
     func ipv6(blockDirect: Bool) throws {
         let simulation = Simulation(seed: 6)
-        let relay = TestRelay(id: "relay-6", ip: IpAddress("2001:db8::1")!)
+        let relay = RelayHost(id: "relay-6", ip: IpAddress("2001:db8::1")!)
         simulation.attach(relay, at: relay.ip)
         let signalling = StubSignalling(simulation: simulation)
         let client = SimulatedNode(name: "client", role: .client, socket: SocketAddress("[2001:db8:1::10]:41000")!, in: simulation)

@@ -86,20 +86,23 @@ public struct ClientStatistics: Hashable, Sendable {
     }
 }
 
-/// Firezone's fixed address plan (spec §1, §4.3).
-enum AddressPlan {
-    static let tunnelV4 = IpNetwork("100.64.0.0/11")!
-    static let tunnelV6 = IpNetwork("fd00:2021:1111::/107")!
-    static let proxyV4 = IpNetwork("100.96.0.0/11")!
-    static let proxyV6 = IpNetwork("fd00:2021:1111:8000::/107")!
-    static let sentinelV4 = IpNetwork("100.100.111.0/24")!
-    static let sentinelV6 = IpNetwork("fd00:2021:1111:8000:100:100:111:0/120")!
-    static let everythingV4 = IpNetwork("0.0.0.0/0")!
-    static let everythingV6 = IpNetwork("::/0")!
+/// Firezone's fixed address plan (spec `tunnel-dns.md` §1, §4.3): tunnel addresses, proxy IPs for DNS
+/// resources, and the DNS sentinels, each in both families.
+public enum AddressPlan {
+    public static let tunnelV4 = IpNetwork("100.64.0.0/11")!
+    public static let tunnelV6 = IpNetwork("fd00:2021:1111::/107")!
+    public static let proxyV4 = IpNetwork("100.96.0.0/11")!
+    public static let proxyV6 = IpNetwork("fd00:2021:1111:8000::/107")!
+    public static let sentinelV4 = IpNetwork("100.100.111.0/24")!
+    public static let sentinelV6 = IpNetwork("fd00:2021:1111:8000:100:100:111:0/120")!
+    public static let everythingV4 = IpNetwork("0.0.0.0/0")!
+    public static let everythingV6 = IpNetwork("::/0")!
 
-    static var fixedRoutes: [IpNetwork] { [tunnelV4, tunnelV6, proxyV4, proxyV6, sentinelV4, sentinelV6] }
+    /// The routes every client's TUN device has, whatever its resources.
+    public static var fixedRoutes: [IpNetwork] { [tunnelV4, tunnelV6, proxyV4, proxyV6, sentinelV4, sentinelV6] }
 
-    static func isTunnel(_ address: IpAddress) -> Bool {
+    /// Whether `address` is a client's or gateway's tunnel address.
+    public static func isTunnel(_ address: IpAddress) -> Bool {
         tunnelV4.contains(address) || tunnelV6.contains(address)
     }
 }

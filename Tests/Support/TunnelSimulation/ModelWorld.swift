@@ -3,7 +3,8 @@ import Foundation
 import IpPacket
 import PortalMessages
 import SansIO
-@testable import Tunnel
+import SimulatedNetwork
+import Tunnel
 
 /// The simulation the property test drives: a client, a gateway and a relay, three CIDR resources
 /// (10.0.r.0/24, filters UDP 53 and ICMP) in one site.
@@ -13,7 +14,7 @@ final class ModelWorld {
     let gateway: SimulatedGateway
     let portal: StubPortal
     let site: Site
-    let relays: [TestRelay]
+    let relays: [RelayHost]
     let turns: [Relay]
     let interface: ClientInterface
     let gatewayInterface: GatewayInterface
@@ -59,7 +60,7 @@ final class ModelWorld {
         self.problems = problems
         simulation = Simulation(seed: 5) { problems.entries.append($0) }
         lastTraffic = simulation.now
-        relays = (1...2).map { TestRelay(id: "2b1a4f7e-0000-4000-8000-00000000000\($0)", ip: IpAddress("192.0.2.\($0)")!) }
+        relays = (1...2).map { RelayHost(id: "2b1a4f7e-0000-4000-8000-00000000000\($0)", ip: IpAddress("192.0.2.\($0)")!) }
         for relay in relays { simulation.attach(relay, at: relay.ip) }
         client = SimulatedClient(socket: SocketAddress("203.0.113.10:41000")!, in: simulation)
         gateway = SimulatedGateway(socket: SocketAddress("198.51.100.20:51820")!, in: simulation)
@@ -116,14 +117,14 @@ final class ModelWorld {
 
     /// After a relay outage, which may end the connection: the model follows.
     private func followConnectionLoss(_ model: inout TunnelModel.Model) {
-        if client.state.node.connectionCount == 0 { model.clientForgetsGateway() }
+        if client.state.connectionCount == 0 { model.clientForgetsGateway() }
     }
 
     /// After every step: a connection the model expects may only have ended by WireGuard's expiry (540 s
     /// without a new session; traffic keeps sessions younger than 170 s, so at least 370 s of silence come
     /// first). ICE keepalives hold an idle connection otherwise. The model follows an expiry.
     func checkConnectionLoss(_ model: inout TunnelModel.Model) -> String? {
-        guard client.state.node.connectionCount == 0, !model.clientAuthorized.isEmpty else { return nil }
+        guard client.state.connectionCount == 0, !model.clientAuthorized.isEmpty else { return nil }
         let silence = simulation.now - lastTraffic
         guard silence >= .seconds(370) else { return "the connection ended \(silence) after the last traffic" }
         model.clientForgetsGateway()
@@ -174,7 +175,7 @@ final class ModelWorld {
             try client.deliver(.resourceDeleted(Self.id(resource)), in: simulation)
             simulation.run(for: .milliseconds(100))
         case .rejectAccess(let resource):
-            let gatewayHasSession = gateway.state.node.connections[portal.clientId]?.tunnel.currentSessionIndex != nil
+            let gatewayHasSession = gateway.state.connections(now: simulation.now).contains { $0.peer == portal.clientId && $0.hasSession }
             let lastOne = model.gatewayAuthorized.remove(resource) != nil && model.gatewayAuthorized.isEmpty
             if lastOne { model.clientForgetsGateway() }  // the gateway's Goodbye ends the client's authorisations
             try gateway.deliver(.rejectAccess(AccessKey(clientId: portal.clientId, resourceId: Self.id(resource))), in: simulation)
@@ -193,7 +194,7 @@ final class ModelWorld {
                     default: break
                     }
                 }
-                if client.state.node.connectionCount > 0 { return "the client never noticed the gateway closed" }
+                if client.state.connectionCount > 0 { return "the client never noticed the gateway closed" }
             }
         case .idle(let seconds):
             simulation.run(for: .seconds(Int64(seconds)))
@@ -211,9 +212,7 @@ final class ModelWorld {
         case let .restart(keepingProxyIps, signOut):
             // The Goodbye goes only on a session that can still send (e981e6a); without it the gateway keeps the
             // client's authorisations, and the new connection after the restart finds them still there.
-            let saysGoodbye = signOut && client.state.node.connections.values.contains {
-                $0.socket != nil && $0.tunnel.canSendWithoutHandshake(at: simulation.now)
-            }
+            let saysGoodbye = signOut && client.state.connections(now: simulation.now).contains(where: \.canSendWithoutHandshake)
             if saysGoodbye { model.gatewayAuthorized = [] }
             model.clientForgetsGateway()
             if !keepingProxyIps { proxyIps = [:] }

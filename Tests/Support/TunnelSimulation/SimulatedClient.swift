@@ -1,9 +1,11 @@
+import FlowBroker
 import Foundation
 import IpPacket
 import Noise
 import PortalMessages
 import SansIO
-@testable import Tunnel
+import SimulatedNetwork
+import Tunnel
 
 /// A ``ClientState`` on the simulated network; what it writes to its TUN device is recorded.
 final class SimulatedClient: SimulatedHost {
@@ -114,22 +116,24 @@ final class SimulatedClient: SimulatedHost {
     }
 }
 
-/// The portal between one client and one gateway: `create_flow` becomes `authorize_flow`, the gateway's
-/// `flow_authorized` becomes `flow_created`, candidates are relayed; every message in its wire form.
-final class StubPortal {
+/// The portal between one client and one gateway, on the toolkit's ``FlowBroker``: `create_flow` becomes
+/// `authorize_flow`, `flow_authorized` becomes `flow_created`, candidates pass between them; every message in
+/// its wire form, 20 ms after it was sent.
+final class StubPortal: FlowPolicy {
     let simulation: Simulation
     let client: SimulatedClient
     let gateway: SimulatedGateway
-    let clientId = ClientId(UUID(uuidString: "11111111-2222-3333-4444-555555555555")!)
-    let gatewayId = GatewayId(UUID(uuidString: "99999999-2222-3333-4444-555555555555")!)
-    let siteId = SiteId(UUID(uuidString: "77777777-2222-3333-4444-555555555555")!)
+    let clientId = ClientId("11111111-2222-3333-4444-555555555555")!
+    let gatewayId = GatewayId("99999999-2222-3333-4444-555555555555")!
+    let siteId = SiteId("77777777-2222-3333-4444-555555555555")!
     let clientIpv4 = IPv4Address(100, 64, 0, 2)
     let gatewayIpv4 = IPv4Address(100, 64, 0, 1)
-    /// The gateway's view of each resource.
+    /// The gateway's view of each resource; one that is missing is not found.
     var gatewayResources: [ResourceId: GatewayResource] = [:]
+    /// `false`: the portal takes `create_flow` and never answers it.
+    var answersFlows = true
     private(set) var createFlows: [CreateFlow] = []
-    private var pendingRefs: [String: ResourceId] = [:]
-    private var nextRef = 0
+    private var broker = FlowBroker(random: SplitMix64(seed: 77))
     let delay: Duration = .milliseconds(20)
 
     init(simulation: Simulation, client: SimulatedClient, gateway: SimulatedGateway) {
@@ -140,70 +144,59 @@ final class StubPortal {
         gateway.onPortalMessage = { [unowned self] message in self.fromGateway(message) }
     }
 
-    func later(_ action: @escaping () throws -> Void) {
-        simulation.schedule(after: delay) {
-            do { try action() } catch { self.simulation.reportProblem("portal message failed: \(error)") }
-        }
+    // MARK: FlowPolicy
+
+    func resource(_ id: ResourceId, for client: FlowBroker.Client) -> BrokeredResource? {
+        gatewayResources[id].map { BrokeredResource(sites: [siteId], gatewayView: $0) }
     }
 
     /// Like the real portal, the same credentials and key for every flow of one client–gateway pair, so a
     /// second resource on a gateway reuses the connection.
-    private func credentials(_ name: String) -> IceCredentials {
-        .init(ufrag: "\(name.prefix(1))uf1", password: "\(name)-password-1-xxxxxxxxxx")
+    func secrets(client: FlowBroker.Client, gateway: FlowBroker.Gateway) -> FlowSecrets {
+        FlowSecrets(presharedKey: PresharedKey(WireGuardKey(bytes: [UInt8](repeating: 7, count: 32))!),
+                    client: IceCredentials(ufrag: "cuf1", password: "client-password-1-xxxxxxxxxx"),
+                    gateway: IceCredentials(ufrag: "guf1", password: "gateway-password-1-xxxxxxxxxx"))
     }
+
+    var accessLifetime: Duration? { nil }
+
+    // MARK: Messages
 
     private func fromClient(_ message: ClientEgress) {
-        switch message {
-        case .createFlow(let flow):
+        if case .createFlow(let flow) = message {
             createFlows.append(flow)
-            guard let resource = gatewayResources[flow.resourceId] else { return }
-            nextRef += 1
-            let ref = "ref-\(nextRef)"
-            pendingRefs[ref] = flow.resourceId
-            let psk = PresharedKey(WireGuardKey(bytes: [UInt8](repeating: 7, count: 32))!)
-            let clientCredentials = credentials("client"), gatewayCredentials = credentials("gateway")
-            let authorize = AuthorizeFlow(
-                ref: ref, resource: resource,
-                client: FlowClient(id: clientId, publicKey: WireGuardKey(bytes: client.state.publicKey.bytes)!,
-                                   presharedKey: psk, ipv4: clientIpv4, ipv6: IPv6Address("fd00:2021:1111::2")!),
-                clientIceCredentials: clientCredentials, gatewayIceCredentials: gatewayCredentials)
-            flowDetails[ref] = (psk, clientCredentials, gatewayCredentials)
-            later { try self.gateway.deliver(.authorizeFlow(authorize), in: self.simulation) }
-        case .broadcastIceCandidates(let broadcast):
-            later {
-                try self.gateway.deliver(.iceCandidates(ClientCandidates(peer: self.clientId, candidates: broadcast.candidates)),
-                                         in: self.simulation)
-            }
-        case .broadcastInvalidatedIceCandidates(let broadcast):
-            later {
-                try self.gateway.deliver(.invalidateIceCandidates(ClientCandidates(peer: self.clientId, candidates: broadcast.candidates)),
-                                         in: self.simulation)
-            }
+            guard answersFlows else { return }
         }
+        refreshPeers()
+        broker.handle(message, from: clientId, policy: self, unixTime: simulation.unixAnchor / 1_000_000_000)
+        deliverOutputs()
     }
 
-    private var flowDetails: [String: (PresharedKey, IceCredentials, IceCredentials)] = [:]
-
     private func fromGateway(_ message: GatewayEgress) {
-        switch message {
-        case .flowAuthorized(let ref):
-            guard let resource = pendingRefs.removeValue(forKey: ref), let (psk, clientCredentials, gatewayCredentials) = flowDetails[ref]
-            else { return }
-            let created = FlowCreated(
-                resourceId: resource, gatewayId: gatewayId,
-                gatewayPublicKey: WireGuardKey(bytes: gateway.state.publicKey.bytes)!, gatewayIpv4: gatewayIpv4,
-                gatewayIpv6: IPv6Address("fd00:2021:1111::1")!, siteId: siteId, presharedKey: psk,
-                clientIceCredentials: clientCredentials, gatewayIceCredentials: gatewayCredentials)
-            later { try self.client.deliver(.flowCreated(created), in: self.simulation) }
-        case .broadcastIceCandidates(let broadcast):
-            later {
-                try self.client.deliver(.iceCandidates(GatewayCandidates(peer: self.gatewayId, candidates: broadcast.candidates)),
-                                        in: self.simulation)
-            }
-        case .broadcastInvalidatedIceCandidates(let broadcast):
-            later {
-                try self.client.deliver(.invalidateIceCandidates(GatewayCandidates(peer: self.gatewayId, candidates: broadcast.candidates)),
-                                        in: self.simulation)
+        refreshPeers()
+        _ = broker.handle(message, from: gatewayId)
+        deliverOutputs()
+    }
+
+    /// The client and the gateway as they are now: a restarted client has a new key.
+    private func refreshPeers() {
+        broker.clientJoined(FlowBroker.Client(id: clientId, actor: "actor", publicKey: WireGuardKey(bytes: client.state.publicKey.bytes)!,
+                                              ipv4: clientIpv4, ipv6: IPv6Address("fd00:2021:1111::2")!))
+        broker.gatewayJoined(FlowBroker.Gateway(id: gatewayId, publicKey: WireGuardKey(bytes: gateway.state.publicKey.bytes)!,
+                                                site: siteId, ipv4: gatewayIpv4, ipv6: IPv6Address("fd00:2021:1111::1")!))
+    }
+
+    private func deliverOutputs() {
+        while let output = broker.pollOutput() {
+            simulation.schedule(after: delay) { [unowned self] simulation in
+                do {
+                    switch output {
+                    case .toClient(_, let message): try client.deliver(message, in: simulation)
+                    case .toGateway(_, let message): try gateway.deliver(message, in: simulation)
+                    }
+                } catch {
+                    simulation.reportProblem("portal message failed: \(error)")
+                }
             }
         }
     }

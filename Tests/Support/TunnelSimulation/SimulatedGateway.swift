@@ -4,7 +4,8 @@ import IpPacket
 import Noise
 import PortalMessages
 import SansIO
-@testable import Tunnel
+import SimulatedNetwork
+import Tunnel
 
 /// A ``GatewayState`` on the simulated network. Packets it writes to its TUN device go to `kernel`, which
 /// plays the resources behind the gateway and may answer; answers go back through ``GatewayState/handleTunPacket``.
@@ -98,13 +99,13 @@ final class SimulatedGateway: SimulatedHost {
         while let event = state.pollEvent() {
             events.append(event)
             if case .forwardDns(let query) = event, let nameserver, let response = nameserver(query.query) {
-                simulation.schedule(after: .milliseconds(10)) { [weak self] in
+                simulation.schedule(after: .milliseconds(10)) { [weak self] _ in
                     self?.state.dnsAnswered(query, response: response, now: simulation.now)
                     self?.flush(in: simulation)
                 }
             }
             guard case .resolve(let request) = event, let resolver else { continue }
-            simulation.schedule(after: .milliseconds(10)) { [weak self] in
+            simulation.schedule(after: .milliseconds(10)) { [weak self] _ in
                 guard let self else { return }
                 let result: Result<[IpAddress], any Error> = resolver(request.request.domain).map { .success($0) }
                     ?? .failure(ResolutionFailed())

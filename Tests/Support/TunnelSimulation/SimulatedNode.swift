@@ -3,23 +3,24 @@ import IpPacket
 import Noise
 import P2pControl
 import SansIO
-@testable import Tunnel
+import SimulatedNetwork
+import Tunnel
 
 /// A ``Node`` on the simulated network: one UDP socket, optionally behind a NAT; it records what it
 /// decrypted, what it was told, and every refused datagram.
-final class SimulatedNode: SimulatedHost {
-    let name: String
-    let node: Node<String>
-    let socket: SocketAddress
+public final class SimulatedNode: SimulatedHost {
+    public let name: String
+    public let node: Node<String>
+    public let socket: SocketAddress
     let nat: SimulatedNat?
     private(set) var events: [NodeEvent<String>] = []
-    private(set) var received: [(peer: String, packet: [UInt8])] = []
+    public private(set) var received: [(peer: String, packet: [UInt8])] = []
     private(set) var refusals: [NodeError] = []
     /// Called for every node event, e.g. to relay candidates through the stub portal.
     var onEvent: (NodeEvent<String>) -> Void = { _ in }
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
 
-    init(name: String, role: NodeRole, socket: SocketAddress, nat: SimulatedNat? = nil, in simulation: Simulation) {
+    public init(name: String, role: NodeRole, socket: SocketAddress, nat: SimulatedNat? = nil, in simulation: Simulation) {
         self.name = name
         self.socket = socket
         self.nat = nat
@@ -39,7 +40,7 @@ final class SimulatedNode: SimulatedHost {
         buffer.deallocate()
     }
 
-    func receive(_ datagram: Datagram, in simulation: Simulation) {
+    public func receive(_ datagram: Datagram, in simulation: Simulation) {
         buffer.copyBytes(from: datagram.payload)
         do {
             if let (peer, range) = try node.decapsulate(local: socket, from: datagram.source, buffer: buffer,
@@ -57,19 +58,14 @@ final class SimulatedNode: SimulatedHost {
         flush(in: simulation)
     }
 
-    func nextDeadline() -> Instant? { node.pollTimeout() }
+    public func nextDeadline() -> Instant? { node.pollTimeout() }
 
     /// The node's timers by component, for a stuck simulation's report.
-    var description: String {
-        var parts = ["node \(name)"]
-        for (id, allocation) in node.allocations.entries { parts.append("allocation \(id): \(String(describing: allocation.pollTimeout()))") }
-        for (peer, connection) in node.connections {
-            parts.append("connection \(peer): own \(String(describing: connection.nextDeadline())) agent \(String(describing: connection.agent.pollTimeout())) wg \(String(describing: connection.tunnel.pollTimeout()))")
-        }
-        return parts.joined(separator: "; ")
+    public var description: String {
+        "node \(name): \(node.timerReport())"
     }
 
-    func advance(in simulation: Simulation) {
+    public func advance(in simulation: Simulation) {
         node.handleTimeout(now: simulation.now)
         flush(in: simulation)
     }
@@ -82,7 +78,7 @@ final class SimulatedNode: SimulatedHost {
 
     /// Sends an IP packet to a peer; returns whether it went out at once (rather than held, buffered or dropped).
     @discardableResult
-    func send(_ packet: [UInt8], to peer: String, in simulation: Simulation) throws -> Bool {
+    public func send(_ packet: [UInt8], to peer: String, in simulation: Simulation) throws -> Bool {
         let datagram: EncryptedDatagram?
         do {
             datagram = try packet.withUnsafeBytes { bytes throws(NodeError) in
@@ -102,7 +98,7 @@ final class SimulatedNode: SimulatedHost {
     }
 
     /// Drains the node's transmits onto the network and its events into ``events``.
-    func flush(in simulation: Simulation) {
+    public func flush(in simulation: Simulation) {
         while let transmit = node.pollTransmit() {
             self.transmit(Datagram(source: transmit.source ?? socket, destination: transmit.destination,
                                    payload: transmit.payload), in: simulation)
@@ -120,7 +116,7 @@ final class SimulatedNode: SimulatedHost {
         simulation.send(nat?.outbound(datagram) ?? datagram)
     }
 
-    func packets(from peer: String) -> [[UInt8]] {
+    public func packets(from peer: String) -> [[UInt8]] {
         received.filter { $0.peer == peer }.map(\.packet)
     }
 

@@ -1,21 +1,22 @@
 import Ice
 import Noise
 import SansIO
+import SimulatedNetwork
 import Tunnel
 
 /// The portal's part for two nodes: ICE credentials and a preshared key per pair, `upsert` on both sides
 /// (the gateway first, as `authorize_flow` precedes `flow_created`), and candidates relayed as the strings
 /// the portal carries, after a signalling delay.
-final class StubSignalling {
+public final class StubSignalling {
     let simulation: Simulation
     var delay: Duration = .milliseconds(30)
     private var nodes: [String: SimulatedNode] = [:]
 
-    init(simulation: Simulation) {
+    public init(simulation: Simulation) {
         self.simulation = simulation
     }
 
-    func register(_ node: SimulatedNode) {
+    public func register(_ node: SimulatedNode) {
         nodes[node.name] = node
         node.onEvent = { [weak self, weak node] event in
             guard let self, let node else { return }
@@ -23,13 +24,13 @@ final class StubSignalling {
         }
     }
 
-    struct Pairing {
+    public struct Pairing {
         var clientCredentials: IceCredentials
         var gatewayCredentials: IceCredentials
         var presharedKey: SecretKey
     }
 
-    static func pairing(_ index: Int, presharedKeyByte: UInt8 = 7) -> Pairing {
+    public static func pairing(_ index: Int, presharedKeyByte: UInt8 = 7) -> Pairing {
         Pairing(clientCredentials: IceCredentials(ufrag: "c\(index)uf", password: "client-password-\(index)-xxxxxxxx"),
                 gatewayCredentials: IceCredentials(ufrag: "g\(index)uf", password: "gateway-password-\(index)-xxxxxxx"),
                 presharedKey: SecretKey(bytes: [UInt8](repeating: presharedKeyByte, count: 32))!)
@@ -49,7 +50,7 @@ final class StubSignalling {
         client.flush(in: simulation)
     }
 
-    func connect(_ client: SimulatedNode, _ gateway: SimulatedNode, _ pairing: Pairing = pairing(1)) throws {
+    public func connect(_ client: SimulatedNode, _ gateway: SimulatedNode, _ pairing: Pairing = pairing(1)) throws {
         try upsertGateway(gateway, for: client, pairing)
         try upsertClient(client, for: gateway, pairing)
     }
@@ -72,7 +73,7 @@ final class StubSignalling {
     private func deliver(_ candidate: IceCandidate, from sender: SimulatedNode, to peer: String,
                          _ apply: @escaping (SimulatedNode, IceCandidate) -> Void) {
         let text = IceCandidateString.format(candidate)
-        simulation.schedule(after: delay) { [weak self] in
+        simulation.schedule(after: delay) { [weak self] _ in
             guard let self, let receiver = self.nodes[peer],
                   let parsed = try? IceCandidateString.parse(text) else { return }
             apply(receiver, parsed)

@@ -1,13 +1,13 @@
 import IpPacket
 import PortalMessages
 import SansIO
-@testable import Tunnel
+import Tunnel
 
 /// The reference model of the tunnel state-machine test (Firezone's `tunnel_test`, spec `tunnel-dns.md` §7.1)
 /// and of the `TunnelProto` fuzz harness: transitions applied to the real ClientState, GatewayState and Node in
 /// the simulation (``ModelWorld``) and to a small model of what they should know, checked after every step.
-enum TunnelModel {
-    enum Transition: Hashable, CustomStringConvertible {
+public enum TunnelModel {
+    public enum Transition: Hashable, CustomStringConvertible {
         case ping(resource: Int)
         case udpDns(resource: Int)
         case filteredTcp(resource: Int)
@@ -35,7 +35,7 @@ enum TunnelModel {
         /// `host<n>.svc.test` now resolves to a new address; the next query makes the gateway resolve again.
         case updateDnsRecords(name: Int)
 
-        var description: String {
+        public var description: String {
             switch self {
             case .ping(let r): "ping(\(r))"
             case .udpDns(let r): "udpDns(\(r))"
@@ -84,16 +84,16 @@ enum TunnelModel {
 
     /// The starting point of a case: the client's resources, and whether direct UDP between client and
     /// gateway is blocked so that everything goes through the relays.
-    struct Topology: CustomStringConvertible {
+    public struct Topology: CustomStringConvertible {
         var resources: Set<Int>
         var relayedOnly: Bool
 
-        var description: String { "resources \(resources.sorted())\(relayedOnly ? ", relayed only" : "")" }
+        public var description: String { "resources \(resources.sorted())\(relayedOnly ? ", relayed only" : "")" }
     }
 
     /// A case drawn from `random`: the unit test draws from a seeded generator, the fuzz harness from its input
     /// bytes (``FuzzedChoices``), so both explore the same space of topologies and transitions.
-    static func transitions(using random: inout some RandomNumberGenerator, maxSteps: Int) -> (initial: Topology, steps: [Transition]) {
+    public static func transitions(using random: inout some RandomNumberGenerator, maxSteps: Int) -> (initial: Topology, steps: [Transition]) {
         let resources = Set((0..<resourceCount).filter { _ in Bool.random(using: &random) })
         let initial = Topology(resources: resources, relayedOnly: Int.random(in: 0..<3, using: &random) == 0)
         let count = Int.random(in: 1...maxSteps, using: &random)
@@ -143,7 +143,7 @@ enum TunnelModel {
     }
 
     /// Runs one case; returns the first broken expectation, or `nil`.
-    static func run(initial: Topology, steps: [Transition]) throws -> String? {
+    public static func run(initial: Topology, steps: [Transition]) throws -> String? {
         let world = try ModelWorld(initial: initial.resources, relayedOnly: initial.relayedOnly)
         var model = Model(clientKnows: initial.resources)
         for (number, step) in steps.enumerated() {

@@ -8,32 +8,32 @@ import SansIO
 /// A port forward sends everything arriving on a public port to one private socket, and that socket's
 /// replies to those remotes leave from the forwarded port (connection tracking); its other traffic is
 /// mapped as usual.
-final class SimulatedNat: SimulatedHost {
-    enum Behaviour { case endpointIndependent, symmetric }
+public final class SimulatedNat: SimulatedHost {
+    public enum Behaviour: Sendable { case endpointIndependent, symmetric }
 
-    let publicIp: IpAddress
-    let behaviour: Behaviour
+    public let publicIp: IpAddress
+    public let behaviour: Behaviour
     private var inside: [IpAddress: SimulatedHost] = [:]
     private var mappings: [(inner: SocketAddress, remote: SocketAddress?, port: UInt16)] = []
     private var nextPort: UInt16 = 40_000
     private var forwards: [UInt16: SocketAddress] = [:]
     private var forwardedRemotes: Set<SocketAddress> = []
 
-    init(publicIp: IpAddress, behaviour: Behaviour) {
+    public init(publicIp: IpAddress, behaviour: Behaviour) {
         self.publicIp = publicIp
         self.behaviour = behaviour
     }
 
-    func connect(_ host: SimulatedHost, at privateIp: IpAddress) {
+    public func connect(_ host: SimulatedHost, at privateIp: IpAddress) {
         inside[privateIp] = host
     }
 
-    func forward(port: UInt16, to inner: SocketAddress) {
+    public func forward(port: UInt16, to inner: SocketAddress) {
         forwards[port] = inner
     }
 
     /// Translates an outgoing datagram's source.
-    func outbound(_ datagram: Datagram) -> Datagram {
+    public func outbound(_ datagram: Datagram) -> Datagram {
         if let (port, _) = forwards.first(where: { $0.value == datagram.source }),
            forwardedRemotes.contains(datagram.destination) {
             var translated = datagram
@@ -54,7 +54,7 @@ final class SimulatedNat: SimulatedHost {
         return translated
     }
 
-    func receive(_ datagram: Datagram, in simulation: Simulation) {
+    public func receive(_ datagram: Datagram, in simulation: Simulation) {
         if let inner = forwards[datagram.destination.port], let host = inside[inner.ip] {
             forwardedRemotes.insert(datagram.source)
             var translated = datagram
@@ -70,7 +70,7 @@ final class SimulatedNat: SimulatedHost {
         host.receive(translated, in: simulation)
     }
 
-    var description: String { "NAT \(publicIp)" }
-    func nextDeadline() -> Instant? { nil }
-    func advance(in simulation: Simulation) {}
+    public var description: String { "NAT \(publicIp)" }
+    public func nextDeadline() -> Instant? { nil }
+    public func advance(in simulation: Simulation) {}
 }
