@@ -107,7 +107,10 @@ let package = Package(
         ),
         .target(
             name: "Replay",
-            dependencies: ["IpPacket", "PcapFile", "SansIO", "Stun", "Turn", "Noise", "DnsNat", "PortalMessages", "Tunnel", "PortalInput"],
+            dependencies: [
+                "IpPacket", "PcapFile", "SansIO", "Stun", "Turn", "Noise", "Dns", "DnsNat", "PortalMessages", "Tunnel", "PortalInput",
+                "FlowBroker", "SimulatedNetwork",
+            ],
             path: "Sources/Apps/Replay"
         ),
         .executableTarget(
@@ -150,7 +153,7 @@ let package = Package(
         .target(
             name: "PortalServer",
             dependencies: [
-                "PortalInput", "PortalMessages", "PhoenixChannel", "SansIO",
+                "FlowBroker", "PortalInput", "PortalMessages", "PhoenixChannel", "SansIO",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -203,9 +206,11 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SansIOTests", dependencies: ["SansIO"]),
+        .testTarget(name: "SimulatedNetworkTests", dependencies: ["SimulatedNetwork", "SansIO"]),
+        .testTarget(name: "FlowBrokerTests", dependencies: ["FlowBroker", "PortalMessages", "Ice", "SansIO"]),
         .testTarget(name: "AppOptionsTests", dependencies: ["AppOptions", "AppRuntime", "SansIO", "TestSupport"]),
         .testTarget(name: "AppRuntimeTests", dependencies: [
-            "AppRuntime", "CLinuxNetlink", "CLinuxIO", "IpPacket", "SansIO", "TestSupport", "Tunnel", "PortalMessages", "Noise",
+            "AppRuntime", "CLinuxNetlink", "CLinuxIO", "IpPacket", "SansIO", "TestSupport", "Tunnel", "PortalMessages", "Noise", "FlowBroker",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TunOffloadTests", dependencies: ["TunOffload", "IpPacket", "SansIO"]),

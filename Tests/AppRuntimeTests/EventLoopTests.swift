@@ -1,4 +1,5 @@
 import AppRuntime
+import FlowBroker
 import Foundation
 import IpPacket
 import Noise
@@ -279,50 +280,66 @@ final class LoopbackPortal: @unchecked Sendable {
 
     private var clientLoop: EventLoop<ClientState>?
     private var gatewayLoop: EventLoop<GatewayState>?
-    private let counter = NSLock()
+    /// The loops' threads call in; the broker is theirs in turn.
+    private let lock = NSLock()
+    private var broker = FlowBroker(random: SplitMix64(seed: 5))
     private var authorized = 0
 
-    var flowsAuthorized: Int { counter.withLock { authorized } }
+    var flowsAuthorized: Int { lock.withLock { authorized } }
 
     func connect(client: EventLoop<ClientState>, gateway: EventLoop<GatewayState>) {
         clientLoop = client
         gatewayLoop = gateway
+        lock.withLock {
+            broker.clientJoined(FlowBroker.Client(id: Self.clientId, actor: "lab", publicKey: WireGuardKey(bytes: Self.clientKey.publicKey.bytes)!,
+                                                  ipv4: Self.clientIpv4, ipv6: Self.clientIpv6))
+            broker.gatewayJoined(FlowBroker.Gateway(id: Self.gatewayId, publicKey: WireGuardKey(bytes: Self.gatewayKey.publicKey.bytes)!,
+                                                    site: Self.site.id, ipv4: Self.gatewayIpv4, ipv6: Self.gatewayIpv6))
+        }
     }
 
     func fromClient(_ message: ClientEgress) {
-        switch message {
-        case .createFlow(let flow):
-            let authorize = AuthorizeFlow(
-                ref: "ref-1", resource: Self.gatewayResource,
-                client: FlowClient(id: Self.clientId, publicKey: WireGuardKey(bytes: Self.clientKey.publicKey.bytes)!,
-                                   presharedKey: Self.presharedKey, ipv4: Self.clientIpv4, ipv6: Self.clientIpv6),
-                clientIceCredentials: Self.credentials.client, gatewayIceCredentials: Self.credentials.gateway)
-            _ = flow
-            gatewayLoop?.execute { state, now in state.handle(.authorizeFlow(authorize), now: now) }
-        case .broadcastIceCandidates(let broadcast):
-            let candidates = ClientCandidates(peer: Self.clientId, candidates: broadcast.candidates)
-            gatewayLoop?.execute { state, now in state.handle(.iceCandidates(candidates), now: now) }
-        case .broadcastInvalidatedIceCandidates(let broadcast):
-            let candidates = ClientCandidates(peer: Self.clientId, candidates: broadcast.candidates)
-            gatewayLoop?.execute { state, now in state.handle(.invalidateIceCandidates(candidates), now: now) }
+        let outputs = lock.withLock {
+            broker.handle(message, from: Self.clientId, policy: Policy(), unixTime: 0)
+            return drainBroker()
         }
+        deliver(outputs)
     }
 
     func fromGateway(_ message: GatewayEgress) {
-        switch message {
-        case .flowAuthorized:
-            counter.withLock { authorized += 1 }
-            let created = FlowCreated(
-                resourceId: Self.resourceId, gatewayId: Self.gatewayId, gatewayPublicKey: WireGuardKey(bytes: Self.gatewayKey.publicKey.bytes)!,
-                gatewayIpv4: Self.gatewayIpv4, gatewayIpv6: Self.gatewayIpv6, siteId: Self.site.id, presharedKey: Self.presharedKey,
-                clientIceCredentials: Self.credentials.client, gatewayIceCredentials: Self.credentials.gateway)
-            clientLoop?.execute { state, now in state.handle(.flowCreated(created), now: now) }
-        case .broadcastIceCandidates(let broadcast):
-            let candidates = GatewayCandidates(peer: Self.gatewayId, candidates: broadcast.candidates)
-            clientLoop?.execute { state, now in state.handle(.iceCandidates(candidates), now: now) }
-        case .broadcastInvalidatedIceCandidates(let broadcast):
-            let candidates = GatewayCandidates(peer: Self.gatewayId, candidates: broadcast.candidates)
-            clientLoop?.execute { state, now in state.handle(.invalidateIceCandidates(candidates), now: now) }
+        let outputs = lock.withLock {
+            if broker.handle(message, from: Self.gatewayId) == .ok { authorized += 1 }
+            return drainBroker()
         }
+        deliver(outputs)
+    }
+
+    private func drainBroker() -> [FlowBroker.Output] {
+        var outputs: [FlowBroker.Output] = []
+        while let output = broker.pollOutput() { outputs.append(output) }
+        return outputs
+    }
+
+    private func deliver(_ outputs: [FlowBroker.Output]) {
+        for output in outputs {
+            switch output {
+            case .toClient(_, let message): clientLoop?.execute { state, now in state.handle(message, now: now) }
+            case .toGateway(_, let message): gatewayLoop?.execute { state, now in state.handle(message, now: now) }
+            }
+        }
+    }
+
+    /// The lab's one resource and one pair of secrets.
+    private struct Policy: FlowPolicy {
+        func resource(_ id: ResourceId, for client: FlowBroker.Client) -> BrokeredResource? {
+            id == LoopbackPortal.resourceId ? BrokeredResource(sites: [LoopbackPortal.site.id], gatewayView: LoopbackPortal.gatewayResource) : nil
+        }
+
+        func secrets(client: FlowBroker.Client, gateway: FlowBroker.Gateway) -> FlowSecrets {
+            FlowSecrets(presharedKey: LoopbackPortal.presharedKey, client: LoopbackPortal.credentials.client,
+                        gateway: LoopbackPortal.credentials.gateway)
+        }
+
+        var accessLifetime: Duration? { nil }
     }
 }

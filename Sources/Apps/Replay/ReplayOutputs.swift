@@ -4,6 +4,7 @@ import Glibc
 import IpPacket
 import PcapFile
 import SansIO
+import SimulatedNetwork
 import Turn
 
 /// The pcaps of what crossed each boundary, raw IP link type, nanosecond timestamps.
@@ -47,7 +48,7 @@ final class ReplayOutputs {
     }
 
     /// A datagram as an IP/UDP packet with valid checksums.
-    func write(_ datagram: TurnDatagram, at unixNanoseconds: Int64) {
+    func write(_ datagram: Datagram, at unixNanoseconds: Int64) {
         guard let packet = try? IpPacket.udp(source: datagram.source.ip, destination: datagram.destination.ip,
                                              sourcePort: datagram.source.port, destinationPort: datagram.destination.port,
                                              payload: datagram.payload)

@@ -1,16 +1,17 @@
 import Dns
 import DnsNat
-import FoundationEssentials
+import FlowBroker
 import IpPacket
 import Noise
 import PortalMessages
 import SansIO
+import SimulatedNetwork
 import Tunnel
 import Turn
 
-/// A client, a gateway, a TURN relay and a minimal portal in one process, on an in-memory network with a
-/// fixed 1 ms latency, on a clock the capture drives. The client and gateway are the real `ClientState` and
-/// `GatewayState`; every portal message goes through its wire form.
+/// A client, a gateway, a TURN relay and the portal's flow broker in one process, on the toolkit's simulated
+/// network with a fixed 1 ms latency, on a clock the capture drives. The client and gateway are the real
+/// `ClientState` and `GatewayState`; every portal message goes through its wire form.
 final class ReplayWorld {
     static let clientSocket = SocketAddress("192.0.2.2:40000")!
     static let gatewaySocket = SocketAddress("198.51.100.1:51820")!
@@ -22,10 +23,10 @@ final class ReplayWorld {
 
     let client: ClientState
     let gateway: GatewayState
-    let relay: TurnServer
-    private(set) var now: Instant
+    let relay: RelayHost
+    let simulation: Simulation
     /// Called for everything that crosses a boundary, in time order.
-    var onWire: (TurnDatagram) -> Void = { _ in }
+    var onWire: (Datagram) -> Void = { _ in }
     var onClientTun: (IpPacket) -> Void = { _ in }
     var onGatewayEgress: (IpPacket) -> Void = { _ in }
     var onClientEvent: (ClientEvent) -> Void = { _ in }
@@ -36,39 +37,45 @@ final class ReplayWorld {
     var onGatewayRefusedPacket: (Bool) -> Void = { _ in }
     /// A failure of the pipeline, described.
     var onPipelineError: (String) -> Void = { _ in }
-    /// Set when a participant kept asking for its timer at one instant without progress.
-    private(set) var stuckAt: Instant?
+    /// Packets from the client's TUN device that the client refused as malformed or unsupported (the packet's
+    /// fault, so a verdict rather than an error; the gateway's refusals go to ``onGatewayRefusedPacket``).
+    private(set) var clientRefusedPackets = 0
 
-    private let latency = Duration.milliseconds(1)
-    /// Actions due in time order: every delay is `latency`, so appending keeps the queue sorted.
-    /// An action gets the world as its argument rather than capturing it, so the queue holds no cycle.
-    private var queue: [(at: Instant, action: (ReplayWorld) -> Void)] = []
-    private var queueHead = 0
-    private let clientId = ClientId(UUID(uuidString: "00000000-0000-4000-8000-00000000c001")!)
-    private let gatewayId = GatewayId(UUID(uuidString: "00000000-0000-4000-8000-00000000d001")!)
+    private let clientId = ClientId("00000000-0000-4000-8000-00000000c001")!
+    private let gatewayId = GatewayId("00000000-0000-4000-8000-00000000d001")!
     private let scenario: ReplayScenario
     private let clientAddresses: (ipv4: IPv4Address, ipv6: IPv6Address)
-    private var pendingRefs: [String: ResourceId] = [:]
-    private var nextRef = 0
-    private let presharedKey: PresharedKey
-    private let iceCredentials: (client: IceCredentials, gateway: IceCredentials)
+    private var broker: FlowBroker
+    private let policy: ReplayPolicy
+    private var hosts: [SideHost] = []
     private let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
 
     init(scenario: ReplayScenario, clientIpv4: IPv4Address, clientIpv6: IPv6Address, unixTimeNanoseconds: Int64, seed: UInt64) {
         var random = SplitMix64(seed: seed)
         let start = Self.start
-        now = start
+        var onProblem: (String) -> Void = { _ in }
+        simulation = Simulation(seed: random.next(), unixAnchor: unixTimeNanoseconds) { onProblem($0) }
+        simulation.latency = .milliseconds(1)
         self.scenario = scenario
         clientAddresses = (clientIpv4, clientIpv6)
         client = ClientState(privateKey: Self.key(&random), now: start, unixTimeNanoseconds: unixTimeNanoseconds,
                              internetResourceEnabled: scenario.internetResourceEnabled, random: random.split())
         gateway = GatewayState(privateKey: Self.key(&random), now: start, unixTimeNanoseconds: unixTimeNanoseconds,
                                random: random.split())
-        relay = TurnServer(ip: Self.relayIp, username: "\(unixTimeNanoseconds / 1_000_000_000 + 86_400):replay",
-                           password: "replay-relay-password")
-        presharedKey = PresharedKey(WireGuardKey(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })!)
-        iceCredentials = (.init(ufrag: "rcli", password: "replay-client-ice-password"),
-                          .init(ufrag: "rgwy", password: "replay-gateway-ice-password"))
+        relay = RelayHost(id: "00000000-0000-4000-8000-00000000e001", ip: Self.relayIp,
+                          username: "\(unixTimeNanoseconds / 1_000_000_000 + 86_400):replay", password: "replay-relay-password")
+        let presharedKey = PresharedKey(WireGuardKey(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })!)
+        policy = ReplayPolicy(scenario: scenario, secrets: FlowSecrets(
+            presharedKey: presharedKey, client: IceCredentials(ufrag: "rcli", password: "replay-client-ice-password"),
+            gateway: IceCredentials(ufrag: "rgwy", password: "replay-gateway-ice-password")))
+        broker = FlowBroker(random: random.split())
+        onProblem = { [unowned self] problem in pipelineError("simulation", problem) }
+        simulation.onSend = { [unowned self] datagram in onWire(datagram) }
+        let clientHost = SideHost(world: self, side: .client), gatewayHost = SideHost(world: self, side: .gateway)
+        hosts = [clientHost, gatewayHost]
+        simulation.attach(clientHost, at: Self.clientSocket.ip)
+        simulation.attach(gatewayHost, at: Self.gatewaySocket.ip)
+        simulation.attach(relay, at: relay.ip)
     }
 
     deinit {
@@ -79,10 +86,15 @@ final class ReplayWorld {
         SecretKey(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })!
     }
 
+    var now: Instant { simulation.now }
+
     /// Sends both sides their `init` (the gateway first, as a portal does when the gateway is up first).
     func start() throws {
-        let relays = [Relay.turn(TurnRelay(id: RelayId(UUID(uuidString: "00000000-0000-4000-8000-00000000e001")!),
-                                           address: relay.address, username: relay.credentials.username,
+        broker.gatewayJoined(FlowBroker.Gateway(id: gatewayId, publicKey: WireGuardKey(bytes: gateway.publicKey.bytes)!,
+                                                site: scenario.site.id, ipv4: Self.gatewayIpv4, ipv6: Self.gatewayIpv6))
+        broker.clientJoined(FlowBroker.Client(id: clientId, actor: "replay", publicKey: WireGuardKey(bytes: client.publicKey.bytes)!,
+                                              ipv4: clientAddresses.ipv4, ipv6: clientAddresses.ipv6))
+        let relays = [Relay.turn(TurnRelay(id: RelayId(relay.id)!, address: relay.address, username: relay.credentials.username,
                                            password: relay.credentials.password, expiresAt: Int64.max / 2))]
         try toGateway(.initialize(GatewayInit(interface: GatewayInterface(ipv4: Self.gatewayIpv4, ipv6: Self.gatewayIpv6),
                                               relays: relays)))
@@ -93,13 +105,12 @@ final class ReplayWorld {
 
     // MARK: Inputs
 
-    /// A packet the client's OS writes into its TUN device: sent, buffered behind a connection intent,
-    /// consumed by the client's DNS server, or dropped (the reason in the client's statistics).
+    /// A packet the client's OS writes into its TUN device: sent, kept until its flow exists, consumed by the
+    /// client's DNS server, or dropped (the reason in the client's statistics).
     func fromClientTun(_ packet: IpPacket) {
         do {
             if let datagram = try client.handleTunPacket(packet, into: output, now: now) {
-                send(TurnDatagram(source: datagram.source ?? Self.clientSocket, destination: datagram.destination,
-                                  payload: Array(output[0..<datagram.count])))
+                send(from: Self.clientSocket, datagram)
             }
         } catch .packet {
             clientRefusedPackets += 1
@@ -115,8 +126,7 @@ final class ReplayWorld {
         defer { reportGatewayDrop(since: before, fromClient: false) }
         do {
             if let datagram = try gateway.handleTunPacket(&packet, into: output, now: now) {
-                send(TurnDatagram(source: datagram.source ?? Self.gatewaySocket, destination: datagram.destination,
-                                  payload: Array(output[0..<datagram.count])))
+                send(from: Self.gatewaySocket, datagram)
             }
         } catch .packet {
             onGatewayRefusedPacket(false)
@@ -126,48 +136,14 @@ final class ReplayWorld {
         flushGateway()
     }
 
-    /// Packets from the client's TUN device that the client refused as malformed or unsupported (the packet's
-    /// fault, so a verdict rather than an error; the gateway's refusals go to ``onGatewayRefusedPacket``).
-    private(set) var clientRefusedPackets = 0
-
-    /// A failure of the pipeline (a typed error that is not about the packet itself, or a refused portal
-    /// message), with the side that raised it and when.
-    private func pipelineError(_ side: String, _ error: any Error) {
-        onPipelineError("\(side) at +\(now - Self.start): \(error)")
-    }
-
     /// Runs everything due up to `deadline`: deliveries, portal messages and both sides' timers.
     func advance(to deadline: Instant) {
-        var stepsAtThisInstant = 0
-        var lastInstant = now
-        while true {
-            stepsAtThisInstant = now == lastInstant ? stepsAtThisInstant + 1 : 0
-            lastInstant = now
-            guard stepsAtThisInstant < 100_000 else {
-                stuckAt = now
-                break
-            }
-            let nextAction = queueHead < queue.count ? queue[queueHead].at : nil
-            let clientTimer = client.pollTimeout(), gatewayTimer = gateway.pollTimeout()
-            guard let next = nextAction.earliest(clientTimer).earliest(gatewayTimer), next <= deadline else { break }
-            now = max(now, next)
-            if let nextAction, nextAction <= now {
-                let action = queue[queueHead].action
-                queueHead += 1
-                if queueHead > 4096, queueHead * 2 > queue.count {
-                    queue.removeFirst(queueHead)
-                    queueHead = 0
-                }
-                action(self)
-            } else if let clientTimer, clientTimer <= now {
-                client.handleTimeout(now: now)
-                flushClient()
-            } else {
-                gateway.handleTimeout(now: now)
-                flushGateway()
-            }
-        }
-        now = max(now, deadline)
+        simulation.run(until: deadline)
+    }
+
+    /// Runs `action` after the network's latency.
+    func later(_ action: @escaping (ReplayWorld) -> Void) {
+        simulation.schedule(after: simulation.latency) { [unowned self] _ in action(self) }
     }
 
     /// The client's recursion came back (the capture's answer, or `nil` for SERVFAIL).
@@ -189,12 +165,6 @@ final class ReplayWorld {
         flushGateway()
     }
 
-    private func reportGatewayDrop(since before: [GatewayDrop: Int], fromClient: Bool) {
-        for (drop, count) in gateway.statistics.drops where count > before[drop, default: 0] {
-            for _ in 0..<(count - before[drop, default: 0]) { onGatewayDrop(drop, fromClient) }
-        }
-    }
-
     /// How the client reaches the gateway now: `direct`, `relayed` or `none`.
     var pathDescription: String {
         guard let path = client.connections(now: now).first(where: { $0.peer == gatewayId })?.path else { return "none" }
@@ -203,27 +173,49 @@ final class ReplayWorld {
 
     // MARK: The network
 
-    /// Runs `action` after the network's latency.
-    func later(_ action: @escaping (ReplayWorld) -> Void) {
-        queue.append((now + latency, action))
-    }
+    /// The client or the gateway as a host on the network; the world does the work.
+    private final class SideHost: SimulatedHost {
+        enum Side { case client, gateway }
+        unowned let world: ReplayWorld
+        let side: Side
 
-    private func send(_ datagram: TurnDatagram) {
-        onWire(datagram)
-        later { $0.deliver(datagram) }
-    }
+        init(world: ReplayWorld, side: Side) {
+            self.world = world
+            self.side = side
+        }
 
-    private func deliver(_ datagram: TurnDatagram) {
-        if datagram.destination == Self.gatewaySocket {
-            toGatewaySocket(datagram)
-        } else if datagram.destination == Self.clientSocket {
-            toClientSocket(datagram)
-        } else if relay.owns(datagram.destination), let answer = relay.handle(datagram, now: now) {
-            send(answer)
+        var description: String { side == .client ? "client" : "gateway" }
+
+        func receive(_ datagram: Datagram, in simulation: Simulation) {
+            switch side {
+            case .client: world.toClientSocket(datagram)
+            case .gateway: world.toGatewaySocket(datagram)
+            }
+        }
+
+        func nextDeadline() -> Instant? {
+            side == .client ? world.client.pollTimeout() : world.gateway.pollTimeout()
+        }
+
+        func advance(in simulation: Simulation) {
+            switch side {
+            case .client:
+                world.client.handleTimeout(now: simulation.now)
+                world.flushClient()
+            case .gateway:
+                world.gateway.handleTimeout(now: simulation.now)
+                world.flushGateway()
+            }
         }
     }
 
-    private func toClientSocket(_ datagram: TurnDatagram) {
+    private func send(from socket: SocketAddress, _ datagram: EncryptedDatagram) {
+        simulation.send(Datagram(source: datagram.source ?? socket, destination: datagram.destination,
+                                 payload: Array(output[0..<datagram.count])))
+    }
+
+    private func toClientSocket(_ datagram: Datagram) {
+        guard datagram.destination == Self.clientSocket else { return }
         let buffer = PacketBufferPool.shared.take()
         guard datagram.payload.withUnsafeBytes({ buffer.copy(from: $0) }) else { return }
         do {
@@ -237,7 +229,8 @@ final class ReplayWorld {
         flushClient()
     }
 
-    private func toGatewaySocket(_ datagram: TurnDatagram) {
+    private func toGatewaySocket(_ datagram: Datagram) {
+        guard datagram.destination == Self.gatewaySocket else { return }
         let buffer = PacketBufferPool.shared.take()
         guard datagram.payload.withUnsafeBytes({ buffer.copy(from: $0) }) else { return }
         let before = gateway.statistics.drops
@@ -257,22 +250,58 @@ final class ReplayWorld {
 
     private func flushClient() {
         while let transmit = client.pollTransmit() {
-            send(TurnDatagram(source: transmit.source ?? Self.clientSocket, destination: transmit.destination, payload: transmit.payload))
+            simulation.send(Datagram(source: transmit.source ?? Self.clientSocket, destination: transmit.destination, payload: transmit.payload))
         }
-        while let message = client.pollPortalMessage() { fromClient(message) }
+        while let message = client.pollPortalMessage() {
+            broker.handle(message, from: clientId, policy: policy, unixTime: unixSeconds)
+            deliverPortalMessages()
+        }
         while let event = client.pollEvent() { onClientEvent(event) }
         while let packet = client.pollTunPacket() { onClientTun(packet) }
     }
 
     private func flushGateway() {
         while let transmit = gateway.pollTransmit() {
-            send(TurnDatagram(source: transmit.source ?? Self.gatewaySocket, destination: transmit.destination, payload: transmit.payload))
+            simulation.send(Datagram(source: transmit.source ?? Self.gatewaySocket, destination: transmit.destination, payload: transmit.payload))
         }
-        while let message = gateway.pollPortalMessage() { fromGateway(message) }
+        while let message = gateway.pollPortalMessage() {
+            _ = broker.handle(message, from: gatewayId)
+            deliverPortalMessages()
+        }
         while let event = gateway.pollEvent() { onGatewayEvent(event) }
     }
 
+    private func reportGatewayDrop(since before: [GatewayDrop: Int], fromClient: Bool) {
+        for (drop, count) in gateway.statistics.drops where count > before[drop, default: 0] {
+            for _ in 0..<(count - before[drop, default: 0]) { onGatewayDrop(drop, fromClient) }
+        }
+    }
+
+    /// A failure of the pipeline (a typed error that is not about the packet itself, or a refused portal
+    /// message), with the side that raised it and when.
+    private func pipelineError(_ side: String, _ error: Any) {
+        onPipelineError("\(side) at +\(now - Self.start): \(error)")
+    }
+
     // MARK: The portal
+
+    private var unixSeconds: Int64 { simulation.unixAnchor / 1_000_000_000 + (now - Self.start).components.seconds }
+
+    /// The broker's messages, each one latency later and through its wire form.
+    private func deliverPortalMessages() {
+        while let output = broker.pollOutput() {
+            later { world in
+                do {
+                    switch output {
+                    case .toClient(_, let message): try world.toClient(message)
+                    case .toGateway(_, let message): try world.toGateway(message)
+                    }
+                } catch {
+                    world.pipelineError("portal", error)
+                }
+            }
+        }
+    }
 
     private func toClient(_ message: ClientIngress) throws {
         client.handle(try ClientIngress(event: message.event, payload: message.payload), now: now)
@@ -283,53 +312,18 @@ final class ReplayWorld {
         gateway.handle(try GatewayIngress(event: message.event, payload: message.payload), now: now)
         flushGateway()
     }
+}
 
-    private func portal(_ action: @escaping (ReplayWorld) throws -> Void) {
-        later { world in
-            do { try action(world) } catch { world.pipelineError("portal", error) }
-        }
+/// The replay's portal: the scenario's resources in its one site, one pair of secrets.
+private struct ReplayPolicy: FlowPolicy {
+    var scenario: ReplayScenario
+    var secrets: FlowSecrets
+
+    func resource(_ id: ResourceId, for client: FlowBroker.Client) -> BrokeredResource? {
+        scenario.gatewayResources[id].map { BrokeredResource(sites: [scenario.site.id], gatewayView: $0) }
     }
 
-    private func fromClient(_ message: ClientEgress) {
-        switch message {
-        case .createFlow(let flow):
-            guard let resource = scenario.gatewayResources[flow.resourceId] else {
-                portal { try $0.toClient(.flowCreationFailed(FlowCreationFailed(resourceId: flow.resourceId, reason: .notFound))) }
-                return
-            }
-            nextRef += 1
-            let ref = "replay-\(nextRef)"
-            pendingRefs[ref] = flow.resourceId
-            let authorize = AuthorizeFlow(
-                ref: ref, resource: resource,
-                client: FlowClient(id: clientId, publicKey: WireGuardKey(bytes: client.publicKey.bytes)!, presharedKey: presharedKey,
-                                   ipv4: clientAddresses.ipv4, ipv6: clientAddresses.ipv6),
-                clientIceCredentials: iceCredentials.client, gatewayIceCredentials: iceCredentials.gateway)
-            portal { try $0.toGateway(.authorizeFlow(authorize)) }
-        case .broadcastIceCandidates(let broadcast):
-            portal { try $0.toGateway(.iceCandidates(ClientCandidates(peer: $0.clientId, candidates: broadcast.candidates))) }
-        case .broadcastInvalidatedIceCandidates(let broadcast):
-            portal { world in
-                try world.toGateway(.invalidateIceCandidates(ClientCandidates(peer: world.clientId, candidates: broadcast.candidates)))
-            }
-        }
-    }
+    func secrets(client: FlowBroker.Client, gateway: FlowBroker.Gateway) -> FlowSecrets { secrets }
 
-    private func fromGateway(_ message: GatewayEgress) {
-        switch message {
-        case .flowAuthorized(let ref):
-            guard let resource = pendingRefs.removeValue(forKey: ref) else { return }
-            let created = FlowCreated(
-                resourceId: resource, gatewayId: gatewayId, gatewayPublicKey: WireGuardKey(bytes: gateway.publicKey.bytes)!,
-                gatewayIpv4: Self.gatewayIpv4, gatewayIpv6: Self.gatewayIpv6, siteId: scenario.site.id, presharedKey: presharedKey,
-                clientIceCredentials: iceCredentials.client, gatewayIceCredentials: iceCredentials.gateway)
-            portal { try $0.toClient(.flowCreated(created)) }
-        case .broadcastIceCandidates(let broadcast):
-            portal { try $0.toClient(.iceCandidates(GatewayCandidates(peer: $0.gatewayId, candidates: broadcast.candidates))) }
-        case .broadcastInvalidatedIceCandidates(let broadcast):
-            portal { world in
-                try world.toClient(.invalidateIceCandidates(GatewayCandidates(peer: world.gatewayId, candidates: broadcast.candidates)))
-            }
-        }
-    }
+    var accessLifetime: Duration? { nil }
 }

@@ -2,6 +2,7 @@ import Dns
 import IpPacket
 import PcapFile
 import SansIO
+import SimulatedNetwork
 import Stun
 import Tunnel
 import Turn
@@ -297,7 +298,7 @@ public final class TunnelReplay {
         }
     }
 
-    private func wire(_ datagram: TurnDatagram) {
+    private func wire(_ datagram: Datagram) {
         report.wire.datagrams += 1
         report.wire.bytes += datagram.payload.count
         switch datagram.payload.withUnsafeBytes({ DatagramKind.classify($0) }) {

@@ -9,8 +9,10 @@ extension PortalState {
         config = new
         closeSessionsWithRevokedTokens()
         reconcileGatewayResources(old: old)
+        deliverBrokerOutputs()
         for client in clients.values { pushResourceDiff(to: client) }
         revokeAuthorizationsNoLongerGranted()
+        deliverBrokerOutputs()
         if old.upstreamDns != new.upstreamDns {
             for client in clients.values { push(.configChanged(clientInterface(client.device)), to: client) }
         }
@@ -22,12 +24,12 @@ extension PortalState {
         for client in clients.values where config.actor(forClientToken: client.token) == nil {
             client.outbox.push(topic: "client", event: "phx_close", payload: "{}")
             client.outbox.finish()
-            clients[client.id] = nil
+            forgetClient(client.id)
         }
         for gateway in gateways.values where config.site(forGatewayToken: gateway.token)?.id != gateway.site {
             gateway.outbox.push(topic: "gateway", event: "phx_close", payload: "{}")
             gateway.outbox.finish()
-            gateways[gateway.id] = nil
+            forgetGateway(gateway.id)
         }
     }
 
@@ -37,9 +39,9 @@ extension PortalState {
         let newResources = Dictionary(uniqueKeysWithValues: config.resources.map { ($0.id, $0) })
         for before in old.resources {
             guard let after = newResources[before.id] else { continue }
-            let holders = authorizations.filter { $0.key.resourceId == before.id }
+            let holders = broker.authorizations.filter { $0.key.resourceId == before.id }
             if before.kind != after.kind {
-                for (key, authorization) in holders { reject(key, on: authorization.gateway) }
+                for key in holders.keys { broker.revoke(key) }
             } else if before.filters != after.filters {
                 for gatewayId in Set(holders.map(\.value.gateway)) {
                     gateways[gatewayId].map { push(.resourceUpdated(after.gatewayView), to: $0) }
@@ -68,19 +70,14 @@ extension PortalState {
 
     /// Authorizations whose policy, resource or site went away: `reject_access` to the gateway.
     private func revokeAuthorizationsNoLongerGranted() {
-        for (key, authorization) in authorizations {
+        for (key, authorization) in broker.authorizations {
             let granted = config.resources(for: authorization.actor).first { $0.id == key.resourceId }
             let site = gateways[authorization.gateway]?.site
             guard let granted, let site, granted.sites.contains(site) else {
-                reject(key, on: authorization.gateway)
+                broker.revoke(key)
                 continue
             }
         }
-    }
-
-    private func reject(_ key: AccessKey, on gatewayId: GatewayId) {
-        authorizations[key] = nil
-        gateways[gatewayId].map { push(.rejectAccess(key), to: $0) }
     }
 
     /// Relays removed, or whose secret changed, are reported disconnected; all current ones are sent with

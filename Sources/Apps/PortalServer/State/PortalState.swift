@@ -1,3 +1,4 @@
+import FlowBroker
 import FoundationEssentials
 import Logging
 import PhoenixChannel
@@ -14,8 +15,8 @@ public actor PortalState {
     let wallClock: @Sendable () -> Int64
     var clients: [ClientId: ClientSession] = [:]
     var gateways: [GatewayId: GatewaySession] = [:]
-    var pendingFlows: [String: PendingFlow] = [:]
-    var authorizations: [AccessKey: Authorization] = [:]
+    /// Flows, candidates and authorisations: the rule every portal follows.
+    var broker = FlowBroker(random: SplitMix64(seed: UInt64.random(in: 0...UInt64.max)))
     /// Frames that did not decode, and messages whose payload did not.
     public private(set) var malformedCount = 0
 
@@ -62,6 +63,10 @@ public actor PortalState {
         let resources = config.resources(for: actor.name).map { $0.clientView(sites: config.sites) }
         session.sentResources = Dictionary(uniqueKeysWithValues: resources.map { ($0.id, $0) })
         clients[id] = session
+        broker.clientJoined(FlowBroker.Client(
+            id: id, actor: actor.name, publicKey: request.publicKey, ipv4: device.ipv4, ipv6: device.ipv6,
+            version: request.userAgent.version, deviceOsName: request.userAgent.osName, deviceOsVersion: request.userAgent.osVersion,
+            subject: Subject(actorName: actor.name, actorEmail: actor.email)))
         let message = ClientInit(interface: clientInterface(device), resources: resources,
                                  relays: relays(for: request.publicKey, expiresAt: Self.relayCredentialsExpireAt))
         push(.initialize(message), to: session)
@@ -76,9 +81,8 @@ public actor PortalState {
         let session = GatewaySession(id: id, token: request.token, site: site.id, device: device, publicKey: request.publicKey,
                                      outbox: outbox)
         gateways[id] = session
-        let granted = authorizations.filter { $0.value.gateway == id }
-            .map { AccessExpiry(clientId: $0.key.clientId, resourceId: $0.key.resourceId, expiresAt: $0.value.expiresAt) }
-            .sorted { ($0.clientId, $0.resourceId) < ($1.clientId, $1.resourceId) }
+        broker.gatewayJoined(FlowBroker.Gateway(id: id, publicKey: request.publicKey, site: site.id, ipv4: device.ipv4, ipv6: device.ipv6))
+        let granted = broker.authorizations(on: id)
         let message = GatewayInit(interface: GatewayInterface(ipv4: device.ipv4, ipv6: device.ipv6),
                                   relays: relays(for: request.publicKey, expiresAt: Self.relayCredentialsExpireAt),
                                   accountSlug: config.accountSlug, authorizations: granted)
@@ -88,8 +92,18 @@ public actor PortalState {
 
     /// A connection ended; forget its session unless a newer connection replaced it.
     public func left(outbox: Outbox) {
-        clients = clients.filter { $0.value.outbox !== outbox }
-        gateways = gateways.filter { $0.value.outbox !== outbox }
+        for client in clients.values where client.outbox === outbox { forgetClient(client.id) }
+        for gateway in gateways.values where gateway.outbox === outbox { forgetGateway(gateway.id) }
+    }
+
+    func forgetClient(_ id: ClientId) {
+        clients[id] = nil
+        broker.clientLeft(id)
+    }
+
+    func forgetGateway(_ id: GatewayId) {
+        gateways[id] = nil
+        broker.gatewayLeft(id)
     }
 
     // MARK: Messages
@@ -105,14 +119,8 @@ public actor PortalState {
             logger.debug("Unknown client message", metadata: ["error": "\(error)"])
             return .error(reason: "unknown_message")
         }
-        switch message {
-        case .createFlow(let request):
-            createFlow(request, for: client)
-        case .broadcastIceCandidates(let message):
-            relay(message, from: client, invalidated: false)
-        case .broadcastInvalidatedIceCandidates(let message):
-            relay(message, from: client, invalidated: true)
-        }
+        broker.handle(message, from: client.id, policy: policy, unixTime: wallClock())
+        deliverBrokerOutputs()
         return .none
     }
 
@@ -127,86 +135,36 @@ public actor PortalState {
             logger.debug("Unknown gateway message", metadata: ["error": "\(error)"])
             return .error(reason: "unknown_message")
         }
-        switch message {
-        case .flowAuthorized(let ref):
-            return flowAuthorized(ref: ref, by: gateway)
-        case .broadcastIceCandidates(let message):
-            relay(message, from: gateway, invalidated: false)
-        case .broadcastInvalidatedIceCandidates(let message):
-            relay(message, from: gateway, invalidated: true)
+        let reply = broker.handle(message, from: gateway.id)
+        deliverBrokerOutputs()
+        switch reply {
+        case .none: return .none
+        case .ok: return .ok("{}")
+        case .error(let reason): return .error(reason: reason)
         }
-        return .none
-    }
-
-    /// A client's candidates go to the gateways it lists as `ice_candidates` / `invalidate_ice_candidates`.
-    private func relay(_ message: CandidatesForGateways, from client: ClientSession, invalidated: Bool) {
-        let candidates = ClientCandidates(peer: client.id, candidates: message.candidates)
-        for gateway in message.peers.compactMap({ gateways[$0] }) {
-            push(invalidated ? .invalidateIceCandidates(candidates) : .iceCandidates(candidates), to: gateway)
-        }
-    }
-
-    /// A gateway's candidates go to the clients it lists.
-    private func relay(_ message: CandidatesForClients, from gateway: GatewaySession, invalidated: Bool) {
-        let candidates = GatewayCandidates(peer: gateway.id, candidates: message.candidates)
-        for client in message.peers.compactMap({ clients[$0] }) {
-            push(invalidated ? .invalidateIceCandidates(candidates) : .iceCandidates(candidates), to: client)
-        }
-    }
-
-    /// `create_flow` → `authorize_flow` to a connected gateway of the resource's site, or `flow_creation_failed`.
-    private func createFlow(_ request: CreateFlow, for client: ClientSession) {
-        guard let resource = config.resources(for: client.actor).first(where: { $0.id == request.resourceId }) else {
-            push(.flowCreationFailed(FlowCreationFailed(resourceId: request.resourceId, reason: .notFound)), to: client)
-            return
-        }
-        let candidates = gateways.values.filter { resource.sites.contains($0.site) }.sorted { $0.id < $1.id }
-        guard let gateway = candidates.first(where: { request.connectedGatewayIds.contains($0.id) }) ?? candidates.randomElement() else {
-            push(.flowCreationFailed(FlowCreationFailed(resourceId: request.resourceId, reason: .offline)), to: client)
-            return
-        }
-        let ice = Credentials.ice(clientId: client.id, clientKey: client.publicKey, gatewayId: gateway.id, gatewayKey: gateway.publicKey)
-        let psk = Credentials.presharedKey(clientId: client.id, clientKey: client.publicKey, clientPskBase: client.device.pskBase,
-                                           gatewayId: gateway.id, gatewayKey: gateway.publicKey, gatewayPskBase: gateway.device.pskBase)
-        let expiresAt = wallClock() + seconds(config.accessLifetime)
-        let ref = (0..<16).map { _ in String(UInt8.random(in: 0...255), radix: 16) }.joined()
-        pendingFlows[ref] = PendingFlow(client: client.id, actor: client.actor, resource: resource.id, gateway: gateway.id, presharedKey: psk, ice: ice,
-                                        expiresAt: expiresAt)
-        let actor = config.actors.first { $0.name == client.actor }
-        let flowClient = FlowClient(id: client.id, publicKey: client.publicKey, presharedKey: psk, ipv4: client.device.ipv4,
-                                    ipv6: client.device.ipv6, version: client.userAgent.version,
-                                    deviceOsName: client.userAgent.osName, deviceOsVersion: client.userAgent.osVersion)
-        let authorize = AuthorizeFlow(ref: ref, resource: resource.gatewayView, client: flowClient, clientIceCredentials: ice.client,
-                                      gatewayIceCredentials: ice.gateway,
-                                      subject: Subject(actorName: client.actor, actorEmail: actor?.email), expiresAt: expiresAt)
-        push(.authorizeFlow(authorize), to: gateway)
-    }
-
-    /// `flow_authorized` → reply ok to the gateway, `flow_created` to the client.
-    private func flowAuthorized(ref: String, by gateway: GatewaySession) -> Reply {
-        guard let flow = pendingFlows[ref], flow.gateway == gateway.id else { return .error(reason: "invalid_ref") }
-        pendingFlows[ref] = nil
-        authorizations[AccessKey(clientId: flow.client, resourceId: flow.resource)] = Authorization(
-            actor: flow.actor, gateway: gateway.id, expiresAt: flow.expiresAt)
-        if let client = clients[flow.client] {
-            let created = FlowCreated(resourceId: flow.resource, gatewayId: gateway.id, gatewayPublicKey: gateway.publicKey,
-                                      gatewayIpv4: gateway.device.ipv4, gatewayIpv6: gateway.device.ipv6, siteId: gateway.site,
-                                      presharedKey: flow.presharedKey, clientIceCredentials: flow.ice.client,
-                                      gatewayIceCredentials: flow.ice.gateway)
-            push(.flowCreated(created), to: client)
-        }
-        return .ok("{}")
     }
 
     // MARK: Expiry
 
     /// Drops authorizations whose time has come (the gateway enforces the same expiry itself).
     public func expireAccess() {
-        let now = wallClock()
-        authorizations = authorizations.filter { $0.value.expiresAt > now }
+        broker.expireAuthorizations(unixTime: wallClock())
     }
 
     // MARK: Helpers
+
+    /// The configuration's policies, as the broker asks for them.
+    var policy: PortalPolicy { PortalPolicy(config: config, clients: clients, gateways: gateways) }
+
+    /// Pushes what the broker has for the connected peers.
+    func deliverBrokerOutputs() {
+        while let output = broker.pollOutput() {
+            switch output {
+            case let .toClient(id, message): clients[id].map { push(message, to: $0) }
+            case let .toGateway(id, message): gateways[id].map { push(message, to: $0) }
+            }
+        }
+    }
 
     func push(_ message: ClientIngress, to client: ClientSession) {
         client.outbox.push(topic: "client", event: message.event, payload: message.payload)
@@ -232,5 +190,4 @@ public actor PortalState {
         }
     }
 
-    func seconds(_ duration: Duration) -> Int64 { duration.components.seconds }
 }

@@ -47,21 +47,3 @@ struct GatewaySession: Sendable {
     var publicKey: PublicKey
     var outbox: Outbox
 }
-
-/// An `authorize_flow` waiting for the gateway's `flow_authorized`.
-struct PendingFlow: Sendable {
-    var client: ClientId
-    var actor: String
-    var resource: ResourceId
-    var gateway: GatewayId
-    var presharedKey: PresharedKey
-    var ice: (client: IceCredentials, gateway: IceCredentials)
-    var expiresAt: Int64
-}
-
-/// An authorized (client, resource) pair and the gateway that serves it.
-struct Authorization: Sendable, Equatable {
-    var actor: String
-    var gateway: GatewayId
-    var expiresAt: Int64
-}
