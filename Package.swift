@@ -72,7 +72,7 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "PortalMessages", dependencies: ["SansIO", "Ice"]),
+        .target(name: "PortalMessages", dependencies: ["SansIO", "Ice", "PhoenixChannel"]),
         // The portal's flow rule (create_flow → authorize_flow → flow_authorized → flow_created), written once.
         .target(name: "FlowBroker", dependencies: ["PortalMessages", "SansIO"]),
         .target(name: "Tunnel", dependencies: [
@@ -89,6 +89,12 @@ let package = Package(
         .target(name: "TunOffload", dependencies: ["IpPacket"]),
         .target(name: "AppRuntime", dependencies: [
             "SansIO", "IpPacket", "TunOffload", "Tunnel", "CLinuxTun", "CLinuxNetlink", "CLinuxIO", .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // What the client and the gateway share around their tunnel: the data plane's loop and the portal channel.
+        .target(name: "AppShell", dependencies: [
+            "AppRuntime", "PhoenixChannel", "PhoenixChannelTransport", "PortalMessages", "Tunnel", "Noise", "SansIO",
+            .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Tools.
@@ -125,8 +131,8 @@ let package = Package(
         .executableTarget(
             name: "Gateway",
             dependencies: [
-                "AppOptions", "AppMetrics", "AppRuntime", "DnsNat", "Noise", "PhoenixChannel", "PhoenixChannelTransport", "PortalMessages", "SansIO",
-                "Tunnel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "AppOptions", "AppMetrics", "AppRuntime", "AppShell", "Dns", "Noise", "PhoenixChannel", "PhoenixChannelTransport",
+                "PortalMessages", "SansIO", "Tunnel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"), .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -136,8 +142,8 @@ let package = Package(
         .executableTarget(
             name: "Client",
             dependencies: [
-                "AppOptions", "AppMetrics", "AppRuntime", "DnsNat", "Noise", "PhoenixChannel", "PhoenixChannelTransport", "PortalMessages",
-                "SansIO", "Tunnel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "AppOptions", "AppMetrics", "AppRuntime", "AppShell", "Dns", "DnsNat", "Noise", "PhoenixChannel", "PhoenixChannelTransport",
+                "PortalMessages", "SansIO", "Tunnel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             path: "Sources/Apps/Client"

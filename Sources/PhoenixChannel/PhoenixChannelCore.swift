@@ -5,22 +5,26 @@ import SansIO
 /// connection with a 5 s timeout, nothing else sent before the join reply, heartbeats after 30 s of silence,
 /// a 32-message queue that survives reconnects, reply and error handling, and reconnects with
 /// ``ReconnectBackoff``. The owner opens the WebSocket when asked, feeds frames and failures in, and sends
-/// what ``pollOutput()`` returns.
-public struct PhoenixChannelCore: Sendable {
-    public static let joinTimeout = Duration.seconds(5)
-    public static let heartbeatInterval = Duration.seconds(30)
-    public static let maxQueued = 32
+/// what ``pollOutput()`` returns. Frames are decoded once, straight into the role's `Message` type.
+public struct PhoenixChannelCore<Message: PhoenixPayload>: Sendable {
+    public static var joinTimeout: Duration { .seconds(5) }
+    public static var heartbeatInterval: Duration { .seconds(30) }
+    public static var maxQueued: Int { 32 }
 
     /// What the owner must do or learn.
-    public enum Output: Sendable, Hashable {
+    public enum Output: Sendable {
         /// Open a new WebSocket connection (dropping any current one).
         case openConnection
         /// Send this text frame.
         case send(String)
         /// The topic is joined; queued messages flow.
         case joined
-        /// A message for the role (§3/§4) or a reply the role cares about.
-        case message(PhoenixFrame)
+        /// A message for the role (§3/§4).
+        case message(Message)
+        /// A push for the role that it cannot use: an unknown event, or a payload that does not fit its event.
+        case unreadable(PhoenixPayloadError)
+        /// The portal answered one of the role's messages with an error.
+        case errorReply(reason: String)
         /// A transient failure: reconnecting after `delay`.
         case hiccup(delay: Duration, reason: String)
         /// A fatal failure: the channel stopped.
@@ -91,24 +95,34 @@ public struct PhoenixChannelCore: Sendable {
     /// A text frame arrived.
     public mutating func received(_ text: String, now: Instant, unit: Double) {
         guard state == .connected else { return }
-        let frame: PhoenixFrame
+        let frame: PhoenixInbound<Inbound>
         do {
-            frame = try PhoenixFrame(decoding: text)
+            frame = try PhoenixInbound(decoding: text)
         } catch {
             malformedFrameCount += 1
             return
         }
-        switch frame.event {
-        case "phx_reply":
-            handleReply(frame, now: now)
-        case "phx_close":
+        if case .string? = frame.ref {
+            malformedFrameCount += 1
+            return
+        }
+        switch frame.payload {
+        case .failure where frame.event == "phx_reply":
+            malformedFrameCount += 1
+        case .failure(let error):
+            outputs.append(.unreadable(error))
+        case let .success(.reply(status, reason)):
+            handleReply(status: status, reason: reason, ref: frame.ref, topic: frame.topic, now: now)
+        case .success(.close):
             hiccup("the portal closed the channel", now: now, unit: unit)
-        case "disconnect" where Self.decode(Reason.self, frame.payload)?.reason == "token_expired":
+        case .success(.disconnect(let reason)) where reason == "token_expired":
             stop(.tokenExpired)
-        case "phx_error":
+        case .success(.disconnect(let reason)):
+            outputs.append(.unreadable(PhoenixPayloadError(event: "disconnect", reason: "reason \(reason ?? "none")")))
+        case .success(.channelError):
             break  // the next message gets "unmatched topic", which rejoins
-        default:
-            outputs.append(.message(frame))
+        case .success(.message(let message)):
+            outputs.append(.message(message))
         }
     }
 
@@ -162,17 +176,13 @@ public struct PhoenixChannelCore: Sendable {
         outputs.append(.close)
     }
 
-    private mutating func handleReply(_ frame: PhoenixFrame, now: Instant) {
-        guard let ref = frame.ref else {
+    private mutating func handleReply(status: String, reason: String?, ref: PhoenixRef?, topic: String, now: Instant) {
+        guard case .integer(let ref)? = ref else {
             malformedFrameCount += 1
             return
         }
-        guard let reply = Self.decode(Reply.self, frame.payload) else {
-            malformedFrameCount += 1
-            return
-        }
-        let isError = reply.status == "error"
-        let reason = reply.response?.reason ?? "other"
+        let isError = status == "error"
+        let reason = reason ?? "other"
         if let join = pendingJoin, join.ref == ref {
             guard !isError else {
                 stop(.loginFailed(reason: reason))
@@ -183,11 +193,11 @@ public struct PhoenixChannelCore: Sendable {
             return
         }
         guard isError else { return }
-        if reason == "unmatched topic", frame.topic == topic {
+        if reason == "unmatched topic", topic == self.topic {
             pendingJoin = (nil, now + Self.joinTimeout)
             joinNeedsSending = true
         }
-        outputs.append(.message(frame))
+        outputs.append(.errorReply(reason: reason))
     }
 
     private mutating func hiccup(_ reason: String, now: Instant, unit: Double) {
@@ -217,16 +227,36 @@ public struct PhoenixChannelCore: Sendable {
         return nextRef
     }
 
-    private struct Reason: Decodable { var reason: String? }
-    private struct Reply: Decodable {
-        var status: String
-        var response: Reason?
-    }
+    /// The channel's own events, and the role's messages.
+    enum Inbound: PhoenixPayload {
+        case reply(status: String, reason: String?)
+        case close
+        case disconnect(reason: String?)
+        case channelError
+        case message(Message)
 
-    private static func decode<T: Decodable>(_ type: T.Type, _ payload: String) -> T? {
-        try? JSONDecoder().decode(type, from: Data(payload.utf8))
+        init(event: String, payload: any Decoder) throws {
+            switch event {
+            case "phx_reply":
+                let reply = try Reply(from: payload)
+                self = .reply(status: reply.status, reason: reply.response?.reason)
+            case "phx_close": self = .close
+            case "disconnect": self = .disconnect(reason: (try? Reason(from: payload))?.reason)
+            case "phx_error": self = .channelError
+            default: self = .message(try Message(event: event, payload: payload))
+            }
+        }
+
+        private struct Reason: Decodable { var reason: String? }
+        private struct Reply: Decodable {
+            var status: String
+            var response: Reason?
+        }
     }
 }
+
+extension PhoenixChannelCore.Output: Equatable where Message: Equatable {}
+extension PhoenixChannelCore.Output: Hashable where Message: Hashable {}
 
 /// Why a connection attempt or connection failed.
 public enum ConnectionFailure: Sendable, Hashable, CustomStringConvertible {

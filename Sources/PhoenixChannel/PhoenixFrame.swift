@@ -1,8 +1,8 @@
 import FoundationEssentials
 import SansIO
 
-/// One Phoenix V1 JSON frame (spec `portal-phoenix.md` §1.5): `topic`, `event`, `payload`, `ref`.
-/// The payload stays JSON text (compact, object keys sorted) so each role decodes its own messages.
+/// One Phoenix V1 JSON frame (spec `portal-phoenix.md` §1.5) with its payload as JSON text: what the channel
+/// sends, and what tools and tests read without a role's types (``PhoenixInbound`` reads a role's frames).
 public struct PhoenixFrame: Sendable, Hashable {
     public var topic: String
     public var event: String
@@ -23,34 +23,19 @@ public struct PhoenixFrame: Sendable, Hashable {
         "{\"topic\":\(JsonText.string(topic)),\"event\":\(JsonText.string(event)),\"payload\":\(payload),\"ref\":\(ref.map(String.init) ?? "null")}"
     }
 
-    /// Decodes an ingress frame. A string `ref` (the Phoenix JS client's style) is refused, as Firezone does.
+    /// Decodes an ingress frame, its payload kept as canonical JSON text (compact, keys sorted). A string
+    /// `ref` (the Phoenix JS client's style) is refused, as Firezone does.
     public init(decoding text: String) throws(PhoenixFrameError) {
-        let (topic, event, object) = try Self.fields(of: text)
-        switch object["ref"] {
-        case nil, .null?: ref = nil
-        case .number(let number)?:
-            guard let integer = UInt64(exactly: number) else { throw .refNotAnInteger }
-            ref = integer
-        default: throw .refNotAnInteger
+        let frame = try PhoenixInbound<PhoenixRawPayload>(decoding: text)
+        switch frame.ref {
+        case nil: ref = nil
+        case .integer(let integer)?: ref = integer
+        case .string?: throw .refNotAnInteger
         }
-        self.topic = topic
-        self.event = event
-        payload = (object["payload"] ?? .null).json
-    }
-}
-
-extension PhoenixFrame {
-    /// The JSON object of a frame with its string `topic` and `event`, shared by both sides' decoders.
-    static func fields(of text: String) throws(PhoenixFrameError) -> (topic: String, event: String, object: [String: JsonValue]) {
-        let object: [String: JsonValue]
-        do {
-            object = try JSONDecoder().decode([String: JsonValue].self, from: Data(text.utf8))
-        } catch {
-            throw .notAJsonObject
-        }
-        guard case .string(let topic)? = object["topic"] else { throw .missingField("topic") }
-        guard case .string(let event)? = object["event"] else { throw .missingField("event") }
-        return (topic, event, object)
+        guard case .success(let payload) = frame.payload else { throw .notAJsonObject }
+        topic = frame.topic
+        event = frame.event
+        self.payload = payload.json
     }
 }
 

@@ -10,14 +10,18 @@ import WSCore
 
 /// The portal channel over a real WebSocket: ``PhoenixChannelCore`` driven by a monotonic clock, one
 /// swift-websocket connection at a time, reconnecting as the core says. Apps call ``run(_:)`` in a task and
-/// ``send(event:payload:)`` / ``close()`` from anywhere.
-public final class PortalChannel: Sendable {
+/// ``send(event:payload:)`` / ``close()`` from anywhere. Pushes arrive decoded as the role's `Message`.
+public final class PortalChannel<Message: PhoenixPayload>: Sendable {
     /// What the role learns from the channel.
-    public enum Event: Sendable, Hashable {
+    public enum Event: Sendable {
         /// The topic is joined (after every reconnect too); the portal sends `init` next.
         case joined
-        /// A push or an error reply for the role.
-        case message(PhoenixFrame)
+        /// A push for the role.
+        case message(Message)
+        /// A push the role cannot use: an unknown event, or a payload that does not fit its event.
+        case unreadable(PhoenixPayloadError)
+        /// The portal answered one of the role's messages with an error.
+        case errorReply(reason: String)
         /// A transient failure; reconnecting after `delay`.
         case hiccup(delay: Duration, reason: String)
     }
@@ -129,7 +133,7 @@ public final class PortalChannel: Sendable {
         enum Outcome { case running, closed }
 
         let channel: PortalChannel
-        var core: PhoenixChannelCore
+        var core: PhoenixChannelCore<Message>
         var generation = 0
         var writer: WebSocketOutboundWriter?
         var connectionTask: Task<Void, Never>?
@@ -207,8 +211,12 @@ public final class PortalChannel: Sendable {
                     }
                 case .joined:
                     await onEvent(.joined)
-                case .message(let frame):
-                    await onEvent(.message(frame))
+                case .message(let message):
+                    await onEvent(.message(message))
+                case .unreadable(let error):
+                    await onEvent(.unreadable(error))
+                case .errorReply(let reason):
+                    await onEvent(.errorReply(reason: reason))
                 case .hiccup(let delay, let reason):
                     dropConnection()
                     // The apps log the INFO line of the spec (their own target); the library says it once, at DEBUG.
@@ -307,3 +315,6 @@ public final class PortalChannel: Sendable {
         return .network("\(error)")
     }
 }
+
+extension PortalChannel.Event: Equatable where Message: Equatable {}
+extension PortalChannel.Event: Hashable where Message: Hashable {}

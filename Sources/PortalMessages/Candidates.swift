@@ -28,7 +28,7 @@ public struct PeerCandidates<Peer: CandidatePeer>: Hashable, Sendable, Codable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CandidateKey.self)
         peer = try container.decode(PortalId<Peer>.self, forKey: CandidateKey("\(Peer.keyPrefix)_id"))
-        candidates = try IceCandidateList.decode(container, forKey: CandidateKey("candidates"), userInfo: decoder.userInfo)
+        candidates = try IceCandidateList.decode(container, forKey: CandidateKey("candidates"))
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -52,7 +52,7 @@ public struct CandidatesForPeers<Peer: CandidatePeer>: Hashable, Sendable, Codab
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CandidateKey.self)
         peers = try container.decode([PortalId<Peer>].self, forKey: CandidateKey("\(Peer.keyPrefix)_ids"))
-        candidates = try IceCandidateList.decode(container, forKey: CandidateKey("candidates"), userInfo: decoder.userInfo)
+        candidates = try IceCandidateList.decode(container, forKey: CandidateKey("candidates"))
     }
 
     public func encode(to encoder: any Encoder) throws {

@@ -1,8 +1,9 @@
 import Ice
+import PhoenixChannel
 import SansIO
 
 /// What the portal sends a client on topic `client` (spec §3).
-public enum ClientIngress: Hashable, Sendable {
+public enum ClientIngress: Hashable, Sendable, PhoenixPayload {
     case initialize(ClientInit)
     case configChanged(ClientInterface)
     case resourceCreatedOrUpdated(ClientResource)
@@ -13,11 +14,16 @@ public enum ClientIngress: Hashable, Sendable {
     case flowCreated(FlowCreated)
     case flowCreationFailed(FlowCreationFailed)
 
-    /// Decodes one push. Malformed resources in `init` and malformed candidates are left out and appended to
+    /// Decodes one push from its payload text. Malformed resources in `init` and malformed candidates are left out and appended to
     /// `skipped`; anything else malformed refuses the message.
     public init(event: String, payload: String, skipped: inout [SkippedEntry]) throws(PortalMessageError) {
+        self = try PortalJson.decode(Self.self, event: event, payload: payload, skipped: &skipped)
+    }
+
+    /// Decodes one push from the payload of a frame being decoded.
+    public init(event: String, payload decoder: any Decoder) throws(PortalMessageError) {
         func decode<T: Decodable>(_ type: T.Type) throws(PortalMessageError) -> T {
-            try PortalJson.decode(type, event: event, payload: payload, skipped: &skipped)
+            try PortalJson.decode(type, event: event, from: decoder)
         }
         switch event {
         case "init": self = .initialize(try decode(ClientInit.self))
@@ -69,16 +75,22 @@ public enum ClientIngress: Hashable, Sendable {
 }
 
 /// What a client sends the portal on topic `client` (spec §3.8, §3.11).
-public enum ClientEgress: Hashable, Sendable {
+public enum ClientEgress: Hashable, Sendable, PhoenixPayload {
     case createFlow(CreateFlow)
     case broadcastIceCandidates(CandidatesForGateways)
     case broadcastInvalidatedIceCandidates(CandidatesForGateways)
 
-    /// Decodes one client message (the portal's side). An unknown event is answered `unknown_message`.
+    /// Decodes one client message from its payload text (the portal's side).
     public init(event: String, payload: String) throws(PortalMessageError) {
         var skipped: [SkippedEntry] = []
+        self = try PortalJson.decode(Self.self, event: event, payload: payload, skipped: &skipped)
+    }
+
+    /// Decodes one client message from the payload of a frame being decoded. An unknown event is answered
+    /// `unknown_message`.
+    public init(event: String, payload decoder: any Decoder) throws(PortalMessageError) {
         func decode<T: Decodable>(_ type: T.Type) throws(PortalMessageError) -> T {
-            try PortalJson.decode(type, event: event, payload: payload, skipped: &skipped)
+            try PortalJson.decode(type, event: event, from: decoder)
         }
         switch event {
         case "create_flow": self = .createFlow(try decode(CreateFlow.self))
@@ -122,7 +134,7 @@ public struct ClientInit: Hashable, Sendable, Codable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         interface = try container.decode(ClientInterface.self, forKey: .interface)
-        resources = try container.decodeSkippingMalformed(forKey: .resources, userInfo: decoder.userInfo) {
+        resources = try container.decodeSkippingMalformed(forKey: .resources) {
             try ClientResource(from: $0)
         } ?? []
         relays = try container.decodeIfPresent([Relay].self, forKey: .relays) ?? []

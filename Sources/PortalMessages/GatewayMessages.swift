@@ -1,9 +1,10 @@
 import Ice
+import PhoenixChannel
 import SansIO
 
 /// What the portal sends a gateway on topic `gateway` (spec §4). The legacy `request_connection` and
 /// `allow_access` (clients before 1.4) are deliberately not handled: they decode as `unknownEvent`.
-public enum GatewayIngress: Hashable, Sendable {
+public enum GatewayIngress: Hashable, Sendable, PhoenixPayload {
     case initialize(GatewayInit)
     case authorizeFlow(AuthorizeFlow)
     case iceCandidates(ClientCandidates)
@@ -13,10 +14,15 @@ public enum GatewayIngress: Hashable, Sendable {
     case rejectAccess(AccessKey)
     case accessAuthorizationExpiryUpdated(AccessExpiry)
 
-    /// Decodes one push; malformed candidates are left out and appended to `skipped`.
+    /// Decodes one push from its payload text; malformed candidates are left out and appended to `skipped`.
     public init(event: String, payload: String, skipped: inout [SkippedEntry]) throws(PortalMessageError) {
+        self = try PortalJson.decode(Self.self, event: event, payload: payload, skipped: &skipped)
+    }
+
+    /// Decodes one push from the payload of a frame being decoded.
+    public init(event: String, payload decoder: any Decoder) throws(PortalMessageError) {
         func decode<T: Decodable>(_ type: T.Type) throws(PortalMessageError) -> T {
-            try PortalJson.decode(type, event: event, payload: payload, skipped: &skipped)
+            try PortalJson.decode(type, event: event, from: decoder)
         }
         switch event {
         case "init": self = .initialize(try decode(GatewayInit.self))
@@ -63,17 +69,23 @@ public enum GatewayIngress: Hashable, Sendable {
 }
 
 /// What a gateway sends the portal on topic `gateway` (spec §4.4, §4.7).
-public enum GatewayEgress: Hashable, Sendable {
+public enum GatewayEgress: Hashable, Sendable, PhoenixPayload {
     /// Echoes the `ref` of `authorize_flow` unchanged.
     case flowAuthorized(ref: String)
     case broadcastIceCandidates(CandidatesForClients)
     case broadcastInvalidatedIceCandidates(CandidatesForClients)
 
-    /// Decodes one gateway message (the portal's side). An unknown event is answered `unknown_message`.
+    /// Decodes one gateway message from its payload text (the portal's side).
     public init(event: String, payload: String) throws(PortalMessageError) {
         var skipped: [SkippedEntry] = []
+        self = try PortalJson.decode(Self.self, event: event, payload: payload, skipped: &skipped)
+    }
+
+    /// Decodes one gateway message from the payload of a frame being decoded. An unknown event is answered
+    /// `unknown_message`.
+    public init(event: String, payload decoder: any Decoder) throws(PortalMessageError) {
         func decode<T: Decodable>(_ type: T.Type) throws(PortalMessageError) -> T {
-            try PortalJson.decode(type, event: event, payload: payload, skipped: &skipped)
+            try PortalJson.decode(type, event: event, from: decoder)
         }
         switch event {
         case "flow_authorized": self = .flowAuthorized(ref: try decode(FlowAuthorized.self).ref)

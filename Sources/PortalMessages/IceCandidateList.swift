@@ -2,9 +2,8 @@ import Ice
 
 /// ICE candidate strings (spec §2): each unparsable candidate is skipped on its own.
 enum IceCandidateList {
-    static func decode<Key: CodingKey>(_ container: KeyedDecodingContainer<Key>, forKey key: Key,
-                                       userInfo: [CodingUserInfoKey: Any]) throws -> [IceCandidate] {
-        let candidates = try container.decodeSkippingMalformed(forKey: key, userInfo: userInfo) { decoder in
+    static func decode<Key: CodingKey>(_ container: KeyedDecodingContainer<Key>, forKey key: Key) throws -> [IceCandidate] {
+        let candidates = try container.decodeSkippingMalformed(forKey: key) { decoder in
             let text = try decoder.singleValueContainer().decode(String.self)
             do {
                 return try IceCandidateString.parse(text)

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import PhoenixChannel
 
 /// Why a portal message was refused. The text names the event and the JSON path of the fault.
 public enum PortalMessageError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -15,17 +16,32 @@ public enum PortalMessageError: Error, Hashable, Sendable, CustomStringConvertib
     }
 }
 
-/// Payload coding shared by both roles: compact JSON with sorted keys, as `PhoenixFrame` carries it.
+/// Payload coding shared by both roles: compact JSON with sorted keys.
 enum PortalJson {
-    static func decode<Payload: Decodable>(_ type: Payload.Type, event: String, payload: String,
-                                           skipped: inout [SkippedEntry]) throws(PortalMessageError) -> Payload {
+    /// `T` from the payload decoder of a frame being decoded; any failure is the event's malformed payload.
+    static func decode<T: Decodable>(_ type: T.Type, event: String, from decoder: any Decoder) throws(PortalMessageError) -> T {
+        do {
+            return try T(from: decoder)
+        } catch {
+            throw .malformed(event: event, reason: describe(error))
+        }
+    }
+
+    /// A message from payload text alone (tests, tools, the golden examples), decoded as it is inside a frame;
+    /// list entries left out are appended to `skipped`.
+    static func decode<Message: PhoenixPayload>(_ type: Message.Type, event: String, payload: String,
+                                                skipped: inout [SkippedEntry]) throws(PortalMessageError) -> Message {
         let collector = SkippedEntries()
         let decoder = JSONDecoder()
-        decoder.userInfo[SkippedEntries.userInfoKey] = collector
+        decoder.userInfo[PayloadCapture<Message>.eventKey] = event
         do {
-            let value = try decoder.decode(Payload.self, from: Data(payload.utf8))
+            let captured = try SkippedEntries.$current.withValue(collector) {
+                try decoder.decode(PayloadCapture<Message>.self, from: Data(payload.utf8))
+            }
             skipped += collector.all
-            return value
+            return captured.message
+        } catch let error as PortalMessageError {
+            throw error
         } catch {
             throw .malformed(event: event, reason: describe(error))
         }
@@ -72,5 +88,15 @@ enum PortalJson {
         case is [Any].Type: "an array"
         default: "an object"
         }
+    }
+}
+
+/// Runs a message's frame decoding on a bare payload: the event comes through `userInfo`.
+private struct PayloadCapture<Message: PhoenixPayload>: Decodable {
+    static var eventKey: CodingUserInfoKey { CodingUserInfoKey(rawValue: "firezone.event")! }
+    var message: Message
+
+    init(from decoder: any Decoder) throws {
+        message = try Message(event: decoder.userInfo[Self.eventKey] as? String ?? "", payload: decoder)
     }
 }

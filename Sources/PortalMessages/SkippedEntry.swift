@@ -12,9 +12,9 @@ public struct SkippedEntry: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "skipped \(list)[\(index)]: \(reason)" }
 }
 
-/// Collects skipped entries while one message decodes; reached through the decoder's `userInfo`.
+/// Collects skipped entries while one message decodes: bound around the decode as ``current``.
 final class SkippedEntries: Sendable {
-    static let userInfoKey = CodingUserInfoKey(rawValue: "firezone.skippedEntries")!
+    @TaskLocal static var current: SkippedEntries?
     private let entries = Mutex<[SkippedEntry]>([])
 
     func append(_ entry: SkippedEntry) { entries.withLock { $0.append(entry) } }
@@ -25,8 +25,7 @@ extension KeyedDecodingContainer {
     /// Decodes a list, leaving out (and recording) each entry that fails on its own. `nil` when the key is
     /// absent or null.
     func decodeSkippingMalformed<Element>(
-        forKey key: Key, userInfo: [CodingUserInfoKey: Any],
-        element: (any Decoder) throws -> Element
+        forKey key: Key, element: (any Decoder) throws -> Element
     ) throws -> [Element]? {
         guard contains(key), try !decodeNil(forKey: key) else { return nil }
         var list = try nestedUnkeyedContainer(forKey: key)
@@ -37,8 +36,7 @@ extension KeyedDecodingContainer {
             do {
                 elements.append(try element(entryDecoder))
             } catch {
-                (userInfo[SkippedEntries.userInfoKey] as? SkippedEntries)?
-                    .append(SkippedEntry(list: key.stringValue, index: index, reason: PortalJson.describe(error)))
+                SkippedEntries.current?.append(SkippedEntry(list: key.stringValue, index: index, reason: PortalJson.describe(error)))
             }
             index += 1
         }

@@ -201,8 +201,8 @@ import Testing
 
 /// One channel under test: its configuration, its events as an async iterator, and every log line it wrote.
 final class Harness: Sendable {
-    let channel: PortalChannel
-    let events: EventQueue<PortalChannel.Event>
+    let channel: PortalChannel<PhoenixRawPayload>
+    let events: EventQueue<PortalChannel<PhoenixRawPayload>.Event>
     private let logs: NIOLockedValueBox<[String]>
 
     init(port: Int, scheme: String = "ws", host: String = "127.0.0.1", maxElapsed: Duration? = .seconds(60),
@@ -269,7 +269,7 @@ struct Failure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-extension PortalChannel.Event {
+extension PortalChannel<PhoenixRawPayload>.Event {
     var pushEvent: String? {
         if case .message(let frame) = self { frame.event } else { nil }
     }

@@ -7,8 +7,8 @@ import TestSupport
 
 /// A client or gateway connection to the portal under test, through our `PortalChannel`.
 final class Peer: Sendable {
-    let channel: PortalChannel
-    let events = EventQueue<PortalChannel.Event>()
+    let channel: PortalChannel<PhoenixRawPayload>
+    let events = EventQueue<PortalChannel<PhoenixRawPayload>.Event>()
     let publicKey: String
 
     init(port: Int, mode: LoginUrl.Mode, token: String, externalId: String) {
@@ -51,19 +51,16 @@ final class Peer: Sendable {
     /// The next push, decoded as `Message` (replies and other events skipped).
     func nextPush<Message: PortalPush>(_ type: Message.Type) async throws -> Message {
         try await events.next { event in
-            guard case .message(let frame) = event, frame.event != "phx_reply" else { return nil }
-            return try? Message(event: frame.event, payload: frame.payload)
+            guard case .message(let push) = event else { return nil }
+            return try? Message(event: push.event, payload: push.json)
         }
     }
 
     /// The reason of the next error reply.
     func nextErrorReason() async throws -> String {
         try await events.next { event in
-            guard case .message(let frame) = event, frame.event == "phx_reply",
-                  let object = try? JSONSerialization.jsonObject(with: Data(frame.payload.utf8)) as? [String: Any],
-                  object["status"] as? String == "error"
-            else { return nil }
-            return (object["response"] as? [String: Any])?["reason"] as? String
+            guard case .errorReply(let reason) = event else { return nil }
+            return reason
         }
     }
 }

@@ -46,27 +46,37 @@ import Testing
         WireGuardKey(bytes: Array(repeating: UInt8(truncatingIfNeeded: seed.hashValue), count: 32))!.base64
     }
 
-    static func push(_ text: String?) throws -> PhoenixServerFrame {
-        try PhoenixServerFrame(decoding: try #require(text))
+    static func push(_ text: String?) throws -> PhoenixFrame {
+        try PhoenixFrame(decoding: try #require(text))
+    }
+
+    /// A client's or gateway's message as the portal's session decodes it: inside its frame, in one pass.
+    static func decoded<Message: PhoenixPayload>(_ event: String, _ payload: String, as type: Message.Type)
+        -> Result<Message, PhoenixPayloadError> {
+        let text = PhoenixFrame(topic: "t", event: event, payload: payload, ref: 1).encoded()
+        guard let frame = try? PhoenixInbound<Message>(decoding: text) else {
+            return .failure(PhoenixPayloadError(event: event, reason: "not a frame"))
+        }
+        return frame.payload
     }
 
     @Test func flowCreationFailsNotFoundThenOffline() async throws {
         let (client, clientFrames, _) = try await connect(.client, token: "alice-token", externalId: "laptop")
         var frames = clientFrames
         let unknown = ClientEgress.createFlow(CreateFlow(resourceId: ResourceId.random(), connectedGatewayIds: []))
-        #expect(await state.handleClientMessage(from: client, event: unknown.event, payload: unknown.payload) == .none)
+        #expect(await state.handleClientMessage(from: client, message: Self.decoded(unknown.event, unknown.payload, as: ClientEgress.self)) == .none)
         let notFound = try ClientIngress(event: "flow_creation_failed", payload: try Self.push(await frames.next()).payload)
         guard case .flowCreationFailed(let failure) = notFound else { throw PortalProcessError("not a failure") }
         #expect(failure.reason == .notFound)
 
         let intranet = try #require(await state.config.resources.first { $0.name == "intranet" }).id
         let flow = ClientEgress.createFlow(CreateFlow(resourceId: intranet, connectedGatewayIds: []))
-        _ = await state.handleClientMessage(from: client, event: flow.event, payload: flow.payload)
+        _ = await state.handleClientMessage(from: client, message: Self.decoded(flow.event, flow.payload, as: ClientEgress.self))
         guard case .flowCreationFailed(let offline) = try ClientIngress(event: "flow_creation_failed",
                                                                         payload: try Self.push(await frames.next()).payload)
         else { throw PortalProcessError("not a failure") }
         #expect(offline.reason == .offline && offline.resourceId == intranet, "no gateway of the site is connected")
-        #expect(await state.handleClientMessage(from: client, event: "create_flow", payload: "{}") == .error(reason: "unknown_message"),
+        #expect(await state.handleClientMessage(from: client, message: Self.decoded("create_flow", "{}", as: ClientEgress.self)) == .error(reason: "unknown_message"),
                 "a create_flow without its keys")
     }
 
@@ -77,13 +87,13 @@ import Testing
         var gatewayFrames = firstGatewayFrames
         let intranet = try #require(await state.config.resources.first { $0.name == "intranet" }).id
         let flow = ClientEgress.createFlow(CreateFlow(resourceId: intranet, connectedGatewayIds: []))
-        _ = await state.handleClientMessage(from: client, event: flow.event, payload: flow.payload)
+        _ = await state.handleClientMessage(from: client, message: Self.decoded(flow.event, flow.payload, as: ClientEgress.self))
         guard case .authorizeFlow(let authorize) = try GatewayIngress(event: "authorize_flow",
                                                                        payload: try Self.push(await gatewayFrames.next()).payload)
         else { throw PortalProcessError("no authorize_flow") }
         #expect(authorize.expiresAt.map { $0 == 1_800_003_600 } == true, "now + access_lifetime_seconds")
         let authorized = GatewayEgress.flowAuthorized(ref: authorize.ref)
-        #expect(await state.handleGatewayMessage(from: gateway, event: authorized.event, payload: authorized.payload) == .ok("{}"))
+        #expect(await state.handleGatewayMessage(from: gateway, message: Self.decoded(authorized.event, authorized.payload, as: GatewayEgress.self)) == .ok("{}"))
         _ = await clientFrames.next()  // flow_created
 
         func authorizationsOnRejoin() async throws -> [AccessExpiry] {

@@ -1,6 +1,7 @@
 import AppMetrics
 import AppOptions
 import AppRuntime
+import AppShell
 
 import Foundation
 import Logging
@@ -27,10 +28,7 @@ struct ClientService {
 
     /// The tunnel's sockets, marked so their traffic bypasses the tunnel's routes.
     static func makeSockets() throws -> [UdpSocket] {
-        let options = UdpSocket.Options(firewallMark: mark)
-        var sockets = [try UdpSocket(bind: SocketAddress("0.0.0.0:0")!, options: options)]
-        if let v6 = try? UdpSocket(bind: SocketAddress("[::]:0")!, options: options) { sockets.append(v6) }
-        return sockets
+        try AppShell<ClientState>.bindSockets(options: UdpSocket.Options(firewallMark: mark))
     }
 
     func run() async throws {
@@ -39,9 +37,8 @@ struct ClientService {
         if configuration.raiseSocketBuffers {
             for failure in SocketBufferLimits.raise() { logger.info("Failed to raise socket buffer limit: \(failure)") }
         }
-        var random = SystemRandomNumberGenerator()
-        let key = SecretKey(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })!
-        let channel = PortalChannel(
+        let key = SecretKey.generatePrivateKey()
+        let channel = PortalChannel<ClientIngress>(
             configuration: .init(url: url, publicKey: key.publicKey.base64, userAgent: .current(component: .headlessClient, version: Self.version),
                                  maxElapsed: configuration.maxPartitionTime, firewallMark: Self.mark),
             topic: "client", logger: Logger(label: "firezone_headless_client::portal"))
@@ -55,8 +52,7 @@ struct ClientService {
         let routing = ClientRouting(netlink: netlink, index: tun.index, table: Self.table, mark: Self.mark, logger: logger)
         let ready = ReadySignal(exitWhenReady: configuration.exitWhenReady, logger: logger) { channel.close() }
         let recursion = RecursionWorker()
-        let loop = try EventLoop(plane: state, tun: tun, sockets: sockets) { state, _ in
-            while let message = state.pollPortalMessage() { channel.send(event: message.event, payload: message.payload) }
+        let shell = try AppShell(plane: state, tun: tun, sockets: sockets, channel: channel, logger: logger) { state, _ in
             while let event = state.pollEvent() {
                 switch event {
                 case .tunInterfaceUpdated(let config):
@@ -73,8 +69,8 @@ struct ClientService {
                 }
             }
         }
+        let loop = shell.loop
         recursion.loop = loop
-        let loopThread = EventLoopThread(loop)
         // A reset (spec snownet.md §1.9): new sockets, since relays key allocations by the 3-tuple, a new key and
         // no connections, then a new portal connection with the new public key for a fresh `init`.
         let resetSession = { @Sendable (reason: String) in
@@ -116,24 +112,9 @@ struct ClientService {
                     return
                 }
             }
-            try await channel.run { event in
-                switch event {
-                case .joined:
-                    logger.info("Connected to portal", metadata: ["host": "\(url.host)"])
-                case .message(let frame):
-                    do {
-                        let message = try ClientIngress(event: frame.event, payload: frame.payload)
-                        loop.execute { state, now in state.handle(message, now: now) }
-                    } catch {
-                        logger.warning("Unreadable portal message '\(frame.event)': \(error)")
-                    }
-                case let .hiccup(delay, reason):
-                    logger.info("Hiccup in portal connection: \(reason)", metadata: ["backoff": "\(delay)"])
-                }
-            }
+            try await shell.runPortal(host: url.host)
             group.cancelAll()
         }
-        loop.execute { state, now in state.shutdown(now: now) }
-        loopThread.stopAndJoin()
+        shell.stop()
     }
 }

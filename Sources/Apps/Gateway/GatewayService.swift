@@ -1,6 +1,7 @@
 import AppMetrics
 import AppOptions
 import AppRuntime
+import AppShell
 
 import Foundation
 import Hummingbird
@@ -29,11 +30,10 @@ struct GatewayService {
         }
         let nameservers = NameserverSet(try ResolvConf.nameservers())
         let id = try configuration.id ?? DeviceId.getOrCreate(.gateway)
-        var random = SystemRandomNumberGenerator()
-        let key = SecretKey(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })!
+        let key = SecretKey.generatePrivateKey()
         let url = try LoginUrl(apiUrl: configuration.apiUrl, mode: .gateway, token: configuration.token,
                                device: .init(id: id, name: configuration.name))
-        let channel = PortalChannel(
+        let channel = PortalChannel<GatewayIngress>(
             configuration: .init(url: url, publicKey: key.publicKey.base64, userAgent: .current(component: .gateway, version: Self.version),
                                  maxElapsed: .seconds(15 * 60)),
             topic: "gateway", logger: Logger(label: "firezone_gateway::portal"))
@@ -44,15 +44,13 @@ struct GatewayService {
         let masquerade = Masquerade(logger: logger)
         masquerade.install()
         defer { masquerade.remove() }
-        var sockets = [try UdpSocket(bind: SocketAddress("0.0.0.0:0")!)]
-        if let v6 = try? UdpSocket(bind: SocketAddress("[::]:0")!) { sockets.append(v6) }
+        let sockets = try AppShell<GatewayState>.bindSockets()
         let state = GatewayState(privateKey: key, now: MonotonicClock.now(),
                                  unixTimeNanoseconds: Int64(Date().timeIntervalSince1970 * 1_000_000_000))
         state.tracksFlows = FlowLog.isEnabled(by: configuration.logFilter)
         let workers = GatewayWorkers(nameservers: nameservers, logger: logger)
         let interface = InterfaceConfigurator(netlink: netlink, index: tun.index, logger: logger)
-        let loop = try EventLoop(plane: state, tun: tun, sockets: sockets) { state, now in
-            while let message = state.pollPortalMessage() { channel.send(event: message.event, payload: message.payload) }
+        let shell = try AppShell(plane: state, tun: tun, sockets: sockets, channel: channel, logger: logger) { state, _ in
             while let flow = state.pollFlowRecord() { FlowLog.log(flow) }
             while let event = state.pollEvent() {
                 switch event {
@@ -66,8 +64,8 @@ struct GatewayService {
                 }
             }
         }
+        let loop = shell.loop
         workers.loop = loop
-        let loopThread = EventLoopThread(loop)
         logger.info("Listening on \(sockets.map(\.localAddress).map(\.description).joined(separator: ", "))")
 
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -90,25 +88,10 @@ struct GatewayService {
                     return
                 }
             }
-            try await channel.run { event in
-                switch event {
-                case .joined:
-                    logger.info("Connected to portal", metadata: ["host": "\(url.host)"])
-                case .message(let frame):
-                    do {
-                        let message = try GatewayIngress(event: frame.event, payload: frame.payload)
-                        loop.execute { state, now in state.handle(message, now: now) }
-                    } catch {
-                        logger.warning("Unreadable portal message '\(frame.event)': \(error)")
-                    }
-                case let .hiccup(delay, reason):
-                    logger.info("Hiccup in portal connection: \(reason)", metadata: ["backoff": "\(delay)"])
-                }
-            }
+            try await shell.runPortal(host: url.host)
             group.cancelAll()
         }
-        loop.execute { state, now in state.shutdown(now: now) }
-        loopThread.stopAndJoin()
+        shell.stop()
         interface.remove()
     }
 

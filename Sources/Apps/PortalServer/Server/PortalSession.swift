@@ -44,11 +44,28 @@ struct PortalSession: Sendable {
             }
             var joined = false
             for try await message in inbound.messages(maxSize: PortalChildChannel.maxFrameSize) {
-                guard case .text(let text) = message, let frame = try? PhoenixServerFrame(decoding: text) else {
+                guard case .text(let text) = message else {
                     await state.countMalformedFrame()
                     continue
                 }
-                joined = await handle(frame, joined: joined, accepted: accepted, outbox: outbox)
+                switch role {
+                case .client:
+                    guard let frame = try? PhoenixInbound<PhoenixServerPayload<ClientEgress>>(decoding: text) else {
+                        await state.countMalformedFrame()
+                        continue
+                    }
+                    joined = await handle(frame, joined: joined, accepted: accepted, outbox: outbox) { message in
+                        await state.handleClientMessage(from: outbox, message: message)
+                    }
+                case .gateway:
+                    guard let frame = try? PhoenixInbound<PhoenixServerPayload<GatewayEgress>>(decoding: text) else {
+                        await state.countMalformedFrame()
+                        continue
+                    }
+                    joined = await handle(frame, joined: joined, accepted: accepted, outbox: outbox) { message in
+                        await state.handleGatewayMessage(from: outbox, message: message)
+                    }
+                }
             }
             outbox.finish()
             await state.left(outbox: outbox)
@@ -56,14 +73,18 @@ struct PortalSession: Sendable {
         }
     }
 
-    /// One frame; returns whether the topic is joined afterwards.
-    private func handle(_ frame: PhoenixServerFrame, joined: Bool, accepted: AcceptedConnection, outbox: Outbox) async -> Bool {
+    /// One frame, decoded once; returns whether the topic is joined afterwards. `deliver` hands a role message
+    /// (or why it did not decode) to the portal's state.
+    private func handle<Message>(
+        _ frame: PhoenixInbound<PhoenixServerPayload<Message>>, joined: Bool, accepted: AcceptedConnection, outbox: Outbox,
+        deliver: (Result<Message, PhoenixPayloadError>) async -> PortalState.Reply
+    ) async -> Bool {
         let topic = role.rawValue
-        switch (frame.topic, frame.event) {
-        case ("phoenix", "heartbeat"):
+        switch (frame.topic, frame.payload) {
+        case ("phoenix", .success(.heartbeat)):
             outbox.send(frame.reply(status: "ok"))
             return joined
-        case (topic, "phx_join"):
+        case (topic, .success(.join)):
             outbox.send(frame.reply(status: "ok"))
             if role == .client {
                 await state.clientJoined(accepted.request, device: accepted.device, outbox: outbox)
@@ -71,15 +92,18 @@ struct PortalSession: Sendable {
                 await state.gatewayJoined(accepted.request, device: accepted.device, outbox: outbox)
             }
             return true
-        case (topic, "phx_leave"):
+        case (topic, .success(.leave)):
             outbox.send(frame.reply(status: "ok"))
             await state.left(outbox: outbox)
             return false
         case (topic, _) where joined:
-            let reply = role == .client
-                ? await state.handleClientMessage(from: outbox, event: frame.event, payload: frame.payload)
-                : await state.handleGatewayMessage(from: outbox, event: frame.event, payload: frame.payload)
-            switch reply {
+            let message: Result<Message, PhoenixPayloadError>
+            switch frame.payload {
+            case .success(.message(let decoded)): message = .success(decoded)
+            case .success: message = .failure(PhoenixPayloadError(event: frame.event, reason: "not a role message"))
+            case .failure(let error): message = .failure(error)
+            }
+            switch await deliver(message) {
             case .none: break
             case .ok(let response): outbox.send(frame.reply(status: "ok", response: response))
             case .error(let reason): outbox.send(frame.reply(status: "error", response: "{\"reason\":\(JsonText.string(reason))}"))

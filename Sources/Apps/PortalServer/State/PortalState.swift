@@ -108,33 +108,19 @@ public actor PortalState {
 
     // MARK: Messages
 
-    /// A message from a client on topic `client` (spec §3.8, §3.11).
-    public func handleClientMessage(from outbox: Outbox, event: String, payload: String) -> Reply {
+    /// A message from a client on topic `client` (spec §3.8, §3.11), or why it did not decode.
+    public func handleClientMessage(from outbox: Outbox, message: Result<ClientEgress, PhoenixPayloadError>) -> Reply {
         guard let client = clients.values.first(where: { $0.outbox === outbox }) else { return .error(reason: "unmatched topic") }
-        let message: ClientEgress
-        do {
-            message = try ClientEgress(event: event, payload: payload)
-        } catch {
-            if case .malformed = error { malformedCount += 1 }
-            logger.debug("Unknown client message", metadata: ["error": "\(error)"])
-            return .error(reason: "unknown_message")
-        }
+        guard case .success(let message) = message else { return refuse(message) }
         broker.handle(message, from: client.id, policy: policy, unixTime: wallClock())
         deliverBrokerOutputs()
         return .none
     }
 
-    /// A message from a gateway on topic `gateway` (spec §4.4, §4.7).
-    public func handleGatewayMessage(from outbox: Outbox, event: String, payload: String) -> Reply {
+    /// A message from a gateway on topic `gateway` (spec §4.4, §4.7), or why it did not decode.
+    public func handleGatewayMessage(from outbox: Outbox, message: Result<GatewayEgress, PhoenixPayloadError>) -> Reply {
         guard let gateway = gateways.values.first(where: { $0.outbox === outbox }) else { return .error(reason: "unmatched topic") }
-        let message: GatewayEgress
-        do {
-            message = try GatewayEgress(event: event, payload: payload)
-        } catch {
-            if case .malformed = error { malformedCount += 1 }
-            logger.debug("Unknown gateway message", metadata: ["error": "\(error)"])
-            return .error(reason: "unknown_message")
-        }
+        guard case .success(let message) = message else { return refuse(message) }
         let reply = broker.handle(message, from: gateway.id)
         deliverBrokerOutputs()
         switch reply {
@@ -142,6 +128,14 @@ public actor PortalState {
         case .ok: return .ok("{}")
         case .error(let reason): return .error(reason: reason)
         }
+    }
+
+    /// A message that did not decode: `unknown_message`, and counted when its payload was malformed.
+    private func refuse<Message>(_ failure: Result<Message, PhoenixPayloadError>) -> Reply {
+        guard case .failure(let error) = failure else { return .none }
+        if case .malformed? = error.underlying as? PortalMessageError { malformedCount += 1 }
+        logger.debug("Unknown message", metadata: ["error": "\(error)"])
+        return .error(reason: "unknown_message")
     }
 
     // MARK: Expiry

@@ -1,0 +1,70 @@
+import AppRuntime
+import Logging
+import Noise
+import PhoenixChannel
+import PhoenixChannelTransport
+import PortalMessages
+import SansIO
+
+/// What the client and the gateway share around their tunnel: the data plane on an ``EventLoop`` thread and
+/// the portal channel feeding it. Portal messages go to the plane on the loop; after every batch the plane's
+/// own messages go to the portal and the app sees the rest of its output. ``stop()`` says Goodbye to every peer
+/// and ends the loop.
+///
+/// ```swift
+/// let shell = try AppShell(plane: state, tun: tun, sockets: sockets, channel: channel, logger: logger) { state, now in
+///     while let event = state.pollEvent() { handle(event) }
+/// }
+/// try await shell.runPortal(host: url.host)     // until the channel closes or fails for good
+/// shell.stop()
+/// ```
+public final class AppShell<Plane: PortalPlane>: Sendable {
+    public let channel: PortalChannel<Plane.Ingress>
+    public let loop: EventLoop<Plane>
+    private let thread: EventLoopThread<Plane>
+    private let logger: Logger
+
+    public init(plane: Plane, tun: TunDevice, sockets: [UdpSocket], channel: PortalChannel<Plane.Ingress>, logger: Logger,
+                afterBatch: @escaping (Plane, Instant) -> Void) throws {
+        self.channel = channel
+        self.logger = logger
+        loop = try EventLoop(plane: plane, tun: tun, sockets: sockets) { plane, now in
+            while let message = plane.pollPortalMessage() { channel.send(event: message.event, payload: message.payload) }
+            afterBatch(plane, now)
+        }
+        thread = EventLoopThread(loop)
+    }
+
+    /// Runs the portal channel until it closes (returns) or fails for good (throws): every push goes to the
+    /// plane on the loop; joins, hiccups and pushes the plane cannot use are logged.
+    public func runPortal(host: String) async throws(PhoenixChannelError) {
+        let loop = loop, logger = logger
+        try await channel.run { event in
+            switch event {
+            case .joined:
+                logger.info("Connected to portal", metadata: ["host": "\(host)"])
+            case .message(let message):
+                loop.execute { plane, now in plane.handle(message, now: now) }
+            case .unreadable(let error):
+                logger.warning("Unreadable portal message \(error)")
+            case .errorReply(let reason):
+                logger.warning("The portal refused a message: \(reason)")
+            case let .hiccup(delay, reason):
+                logger.info("Hiccup in portal connection: \(reason)", metadata: ["backoff": "\(delay)"])
+            }
+        }
+    }
+
+    /// Goodbye to every peer, then the loop flushes it and stops.
+    public func stop() {
+        loop.execute { plane, now in plane.shutdown(now: now) }
+        thread.stopAndJoin()
+    }
+
+    /// The tunnel's UDP sockets on every address: IPv4, and IPv6 where the host has it.
+    public static func bindSockets(options: UdpSocket.Options = .init()) throws -> [UdpSocket] {
+        var sockets = [try UdpSocket(bind: SocketAddress("0.0.0.0:0")!, options: options)]
+        if let v6 = try? UdpSocket(bind: SocketAddress("[::]:0")!, options: options) { sockets.append(v6) }
+        return sockets
+    }
+}
