@@ -60,9 +60,9 @@ let package = Package(
         .target(name: "Stun", dependencies: ["SansIO", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Turn", dependencies: ["Stun", "SansIO"]),
         .target(name: "Ice", dependencies: ["Stun", "SansIO"]),
-        .target(name: "Dns", dependencies: ["IpPacket", "SansIO"]),
-        .target(name: "DnsNat", dependencies: ["Dns", "P2pControl", "IpPacket", "SansIO"]),
-        .target(name: "P2pControl", dependencies: ["Dns", "IpPacket", "SansIO"]),
+        .target(name: "Dns", dependencies: ["IpPacket"]),
+        .target(name: "DnsNat", dependencies: ["Dns", "P2pControl", "IpPacket"]),
+        .target(name: "P2pControl", dependencies: ["Dns", "IpPacket"]),
         .target(name: "PhoenixChannel", dependencies: ["SansIO", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "PhoenixChannelTransport", dependencies: [
             "PhoenixChannel", "SansIO",
@@ -88,7 +88,8 @@ let package = Package(
         // Frames of a TUN device with IFF_VNET_HDR: TCP super-packets cut and joined, partial checksums completed.
         .target(name: "TunOffload", dependencies: ["IpPacket"]),
         .target(name: "AppRuntime", dependencies: [
-            "SansIO", "IpPacket", "TunOffload", "Tunnel", "CLinuxTun", "CLinuxNetlink", "CLinuxIO", .product(name: "Logging", package: "swift-log"),
+            "SansIO", "IpPacket", "Dns", "TunOffload", "Tunnel", "CLinuxTun", "CLinuxNetlink", "CLinuxIO",
+            .product(name: "Logging", package: "swift-log"),
         ]),
 
         // What the client and the gateway share around their tunnel: the data plane's loop and the portal channel.
@@ -102,22 +103,19 @@ let package = Package(
         .target(
             name: "AppMetrics",
             dependencies: ["AppRuntime", "Tunnel", .product(name: "Metrics", package: "swift-metrics"),
-                           .product(name: "Prometheus", package: "swift-prometheus")],
-            path: "Sources/Apps/AppMetrics"
+                           .product(name: "Prometheus", package: "swift-prometheus")]
         ),
         .target(
             name: "AppOptions",
             dependencies: ["AppRuntime", "SansIO", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                           .product(name: "Crypto", package: "swift-crypto")],
-            path: "Sources/Apps/AppOptions"
+                           .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
             name: "Replay",
             dependencies: [
                 "IpPacket", "PcapFile", "SansIO", "Stun", "Turn", "Noise", "Dns", "DnsNat", "PortalMessages", "Tunnel", "PortalInput",
                 "FlowBroker", "SimulatedNetwork",
-            ],
-            path: "Sources/Apps/Replay"
+            ]
         ),
         .executableTarget(
             name: "PcapReplay",
@@ -131,7 +129,7 @@ let package = Package(
         .executableTarget(
             name: "Gateway",
             dependencies: [
-                "AppOptions", "AppMetrics", "AppRuntime", "AppShell", "Dns", "Noise", "PhoenixChannel", "PhoenixChannelTransport",
+                "AppOptions", "AppMetrics", "AppRuntime", "AppShell", "Noise", "PhoenixChannel", "PhoenixChannelTransport",
                 "PortalMessages", "SansIO", "Tunnel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"), .product(name: "Metrics", package: "swift-metrics"),
@@ -142,7 +140,7 @@ let package = Package(
         .executableTarget(
             name: "Client",
             dependencies: [
-                "AppOptions", "AppMetrics", "AppRuntime", "AppShell", "Dns", "DnsNat", "Noise", "PhoenixChannel", "PhoenixChannelTransport",
+                "AppOptions", "AppMetrics", "AppRuntime", "AppShell", "DnsNat", "Noise", "PhoenixChannel", "PhoenixChannelTransport",
                 "PortalMessages", "SansIO", "Tunnel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
@@ -153,8 +151,7 @@ let package = Package(
             dependencies: [
                 "PortalMessages", "SansIO", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
-            ],
-            path: "Sources/Apps/PortalInput"
+            ]
         ),
         .target(
             name: "PortalServer",
@@ -169,8 +166,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
-            ],
-            path: "Sources/Apps/PortalServer"
+            ]
         ),
         .executableTarget(
             name: "Portal",
@@ -216,9 +212,12 @@ let package = Package(
         .testTarget(name: "FlowBrokerTests", dependencies: ["FlowBroker", "PortalMessages", "Ice", "SansIO"]),
         .testTarget(name: "AppOptionsTests", dependencies: ["AppOptions", "AppRuntime", "SansIO", "TestSupport"]),
         .testTarget(name: "AppRuntimeTests", dependencies: [
-            "AppRuntime", "CLinuxNetlink", "CLinuxIO", "IpPacket", "SansIO", "TestSupport", "Tunnel", "PortalMessages", "Noise", "FlowBroker",
+            "AppRuntime", "CLinuxNetlink", "CLinuxIO", "IpPacket", "Dns", "SansIO", "TestSupport", "Tunnel", "PortalMessages", "Noise",
+            "FlowBroker",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The binaries end to end in network namespaces: portal, coturn, gateway, client and a resource host.
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
         .testTarget(name: "TunOffloadTests", dependencies: ["TunOffload", "IpPacket", "SansIO"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSodium", "CBlake2", "CPcap", "PcapFile"]),
         .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),
@@ -252,8 +251,8 @@ let package = Package(
         .target(
             name: "TunnelSimulation",
             dependencies: [
-                "Tunnel", "Turn", "Stun", "Ice", "Noise", "SansIO", "IpPacket", "Dns", "DnsNat", "P2pControl", "PortalMessages",
-                "FlowBroker", "SimulatedNetwork",
+                "Tunnel", "Turn", "Ice", "Noise", "SansIO", "IpPacket", "Dns", "P2pControl", "PortalMessages", "FlowBroker",
+                "SimulatedNetwork",
             ],
             path: "Tests/Support/TunnelSimulation"
         ),

@@ -3,6 +3,7 @@ import CLinuxIO
 import Foundation
 import SansIO
 import Testing
+import TestSupport
 
 /// Batched UDP against the kernel itself, in a namespace with only a loopback device: what segmentation offload
 /// sends arrives as the datagrams it stands for, receive offload hands a run back as one buffer with its segment
@@ -15,7 +16,7 @@ struct UdpSocketTests {
     }
 
     /// Reads until `expected` segments arrived; the datagrams as read (bytes, segment size, source).
-    static func drain(_ socket: UdpSocket, expecting expected: Int) throws
+    static func drain(_ socket: AppRuntime.UdpSocket, expecting expected: Int) throws
         -> [(bytes: [UInt8], segmentSize: Int, source: SocketAddress?, destination: IpAddress?)] {
         let batch = ReceiveBatch(capacity: 16)
         var read: [(bytes: [UInt8], segmentSize: Int, source: SocketAddress?, destination: IpAddress?)] = []

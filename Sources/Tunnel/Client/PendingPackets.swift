@@ -1,3 +1,4 @@
+import DnsNat
 import IpPacket
 import SansIO
 

@@ -1,3 +1,5 @@
+import IpPacket
+
 /// A bounded buffer of packets waiting for a connection or a NAT confirmation (spec `tunnel-dns.md` §4.4.4):
 /// a byte-identical duplicate is not added, a retransmitted TCP SYN replaces the buffered one, and when full
 /// the oldest packet is overwritten and counted as dropped.
