@@ -8,7 +8,7 @@ import FoundationEssentials
 /// The upgrade request's User-Agent (spec §1.2): `"{os_type}/{os_version} {component}/{version} ({arch}; {kernel})"`.
 /// The portal takes the version from the `component/` token and answers 422 when there is none.
 public struct UserAgent: Sendable, Hashable, CustomStringConvertible {
-    /// The baseline's component names.
+    /// Firezone's component names.
     public enum Component: String, Sendable, CaseIterable {
         case appleClient = "apple-client"
         case androidClient = "android-client"

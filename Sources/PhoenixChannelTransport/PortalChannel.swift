@@ -35,8 +35,7 @@ public final class PortalChannel<Message: PhoenixPayload>: Sendable {
         public var maxElapsed: Duration?
         /// The system trust roots unless set; a certificate that does not verify is fatal.
         public var tls: TLSConfiguration
-        /// TCP connect, TLS and the WebSocket upgrade together (Firezone's #12137 value; the baseline had
-        /// only a 5 s limit on the TCP phase and none on the rest).
+        /// The limit on TCP connect, TLS and the WebSocket upgrade together (Firezone's portal connection: 15 s).
         public var handshakeTimeout: Duration
         /// The largest message accepted (a big `init`); larger closes the connection.
         public var maxMessageSize: Int

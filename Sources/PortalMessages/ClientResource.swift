@@ -103,7 +103,7 @@ public enum ClientResource: Hashable, Sendable, Codable {
         }
     }
 
-    /// Encodes as the baseline portal renders it: sites under `gateway_groups`, `ip_stack` only for DNS.
+    /// Encodes as the portal of spec §3.3 renders it: sites under `gateway_groups`, `ip_stack` only for DNS.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(id, forKey: .id)

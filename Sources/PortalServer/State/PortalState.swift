@@ -20,9 +20,9 @@ public actor PortalState {
     /// Frames that did not decode, and messages whose payload did not.
     public private(set) var malformedCount = 0
 
-    /// When every TURN credential expires: 2038-01-01, Firezone's constant for gateways since the baseline's
-    /// "90 days from now" (`@relay_credentials_expire_at` in `portal_api/gateway/channel/shared.ex`). Clients get
-    /// their session's expiry there, and the development portal's tokens never expire, so they get it too.
+    /// When every TURN credential expires: 2038-01-01, Firezone's constant for gateways
+    /// (`@relay_credentials_expire_at` in `portal_api/gateway/channel/shared.ex`). Clients get their session's
+    /// expiry there, and the development portal's tokens never expire, so they get it too.
     /// The credentials must not change from one join to the next: coturn ties an allocation to its username,
     /// and a node that reconnects (same socket, new username) could neither reuse nor delete its allocation.
     static let relayCredentialsExpireAt: Int64 = 2_145_916_800
