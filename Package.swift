@@ -197,7 +197,7 @@ let package = Package(
         .executableTarget(name: "FuzzNodeIngress", dependencies: ["TunnelSimulation", "Tunnel", "SansIO"], path: "Fuzz/NodeIngress"),
         .executableTarget(name: "FuzzTunOffload", dependencies: ["TunOffload", "IpPacket"], path: "Fuzz/TunOffload"),
         .executableTarget(name: "FuzzPcapReplay", dependencies: ["Replay", "PcapFile"], path: "Fuzz/PcapReplay"),
-        .executableTarget(name: "FuzzPortalMessage", dependencies: ["PhoenixChannel", "PortalMessages"], path: "Fuzz/PortalMessage"),
+        .executableTarget(name: "FuzzPortalMessage", dependencies: ["PhoenixChannel", "PortalMessages", "SansIO"], path: "Fuzz/PortalMessage"),
 
         // Tests.
         .testTarget(

@@ -28,6 +28,7 @@ let package = Package(
         .executableTarget(
             name: "DnsBenchmarks",
             dependencies: [
+                .product(name: "Dns", package: "swift-firezone"),
                 .product(name: "DnsNat", package: "swift-firezone"),
                 .product(name: "IpPacket", package: "swift-firezone"),
                 .product(name: "Benchmark", package: "benchmark"),

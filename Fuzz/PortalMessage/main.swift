@@ -5,19 +5,18 @@
 // equal, for all four directions. Build and run with `scripts/fuzz PortalMessage [seconds]`.
 import PhoenixChannel
 import PortalMessages
+import SansIO
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzPortalMessage(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size <= 65_536 else { return 0 }
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
-    if let serverFrame = try? PhoenixInbound<PhoenixRawPayload>(decoding: text) {
-        // The dev portal's view: a reply echoes the ref and join_ref and is itself a frame that decodes.
-        guard let reply = try? PhoenixInbound<PhoenixRawPayload>(decoding: serverFrame.reply(status: "ok")) else {
-            fatalError("a reply does not decode")
-        }
-        precondition(reply.ref == serverFrame.ref && reply.joinRef == serverFrame.joinRef && reply.topic == serverFrame.topic,
-                     "a reply echoes the refs")
-    }
+    // The dev portal's view, as its sessions decode: a reply echoes the ref and join_ref and is itself a frame.
+    echoesRefs(PhoenixServerPayload<ClientEgress>.self, text)
+    echoesRefs(PhoenixServerPayload<GatewayEgress>.self, text)
+    // The client's and gateway's view: their channels decode pushes straight into their messages.
+    receive(ClientIngress.self, text)
+    receive(GatewayIngress.self, text)
     guard let frame = try? PhoenixFrame(decoding: text) else { return 0 }
     guard let again = try? PhoenixFrame(decoding: frame.encoded()) else { fatalError("our encoding of a decoded frame does not decode") }
     precondition(again == frame, "re-encoded frame decodes equal")
@@ -48,4 +47,30 @@ func agrees<Message: PhoenixPayload & Equatable>(_ text: String, _ frame: Phoeni
         fatalError("\(Message.self) decoded inside its frame but not from its payload text")
     }
     precondition(alone == inFrame, "\(Message.self): the one-pass decode and the payload-text decode agree")
+}
+
+/// A frame the portal's session decodes gets a reply that echoes its ref, join_ref and topic and decodes itself.
+func echoesRefs<Payload: PhoenixPayload>(_ type: Payload.Type, _ text: String) {
+    guard let frame = try? PhoenixInbound<Payload>(decoding: text) else { return }
+    guard let reply = try? PhoenixInbound<PhoenixRawPayload>(decoding: frame.reply(status: "ok")) else {
+        fatalError("a reply does not decode")
+    }
+    precondition(reply.ref == frame.ref && reply.joinRef == frame.joinRef && reply.topic == frame.topic, "a reply echoes the refs")
+}
+
+/// A joined channel of the role takes the frame: it becomes at most one output, and never stops the channel
+/// unless it is the portal's `disconnect` with `token_expired`.
+func receive<Message: PhoenixPayload>(_ type: Message.Type, _ text: String) {
+    let now = Instant(nanoseconds: 1_000_000_000)
+    var channel = PhoenixChannelCore<Message>(topic: "client", maxElapsed: nil)
+    channel.connect()
+    channel.connectionOpened(now: now)
+    while channel.pollOutput(now: now) != nil {}
+    channel.received(#"{"topic":"client","event":"phx_reply","payload":{"status":"ok","response":{}},"ref":0}"#, now: now, unit: 0.5)
+    while channel.pollOutput(now: now) != nil {}
+    let malformedBefore = channel.malformedFrameCount
+    channel.received(text, now: now, unit: 0.5)
+    var outputs = 0
+    while channel.pollOutput(now: now) != nil { outputs += 1 }
+    precondition(outputs <= 2 && channel.malformedFrameCount - malformedBefore <= 1, "one frame, one outcome (an error reply may add a rejoin)")
 }

@@ -4,7 +4,6 @@ import Glibc
 import IpPacket
 import PcapFile
 import SansIO
-import SimulatedNetwork
 import Turn
 
 /// The pcaps of what crossed each boundary, raw IP link type, nanosecond timestamps.

@@ -2,7 +2,6 @@ import Dns
 import IpPacket
 import PcapFile
 import SansIO
-import SimulatedNetwork
 import Stun
 import Tunnel
 import Turn

@@ -27,9 +27,8 @@ public final class RelayHost: SimulatedHost {
     }
 
     public func receive(_ datagram: Datagram, in simulation: Simulation) {
-        let turn = TurnDatagram(source: datagram.source, destination: datagram.destination, payload: datagram.payload)
-        guard let answer = server.handle(turn, now: simulation.now) else { return }
-        simulation.send(Datagram(source: answer.source, destination: answer.destination, payload: answer.payload))
+        guard let answer = server.handle(datagram, now: simulation.now) else { return }
+        simulation.send(answer)
     }
 
     public var description: String { "relay \(id)" }

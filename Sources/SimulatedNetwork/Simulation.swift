@@ -1,19 +1,6 @@
 import HeapModule
 import SansIO
 
-/// A UDP datagram on the simulated network.
-public struct Datagram: Hashable, Sendable {
-    public var source: SocketAddress
-    public var destination: SocketAddress
-    public var payload: [UInt8]
-
-    public init(source: SocketAddress, destination: SocketAddress, payload: [UInt8]) {
-        self.source = source
-        self.destination = destination
-        self.payload = payload
-    }
-}
-
 /// Something with an address on the simulated network: a node, a relay, a NAT.
 public protocol SimulatedHost: AnyObject, CustomStringConvertible {
     func receive(_ datagram: Datagram, in simulation: Simulation)

@@ -10,7 +10,7 @@ import Stun
 ///
 /// ```swift
 /// let relay = TurnServer(ip: IpAddress("192.0.2.1")!, username: "1900000000:salt", password: "secret")
-/// if let answer = relay.handle(TurnDatagram(source: client, destination: relay.address, payload: bytes), now: now) {
+/// if let answer = relay.handle(Datagram(source: client, destination: relay.address, payload: bytes), now: now) {
 ///     send(answer)
 /// }
 /// ```
@@ -55,26 +55,26 @@ public final class TurnServer {
 
     /// Handles one datagram addressed to this server; returns the datagram to send, if any. Malformed input
     /// and requests without valid credentials get no answer or a STUN error, never a crash.
-    public func handle(_ datagram: TurnDatagram, now: Instant) -> TurnDatagram? {
+    public func handle(_ datagram: Datagram, now: Instant) -> Datagram? {
         guard isUp else { return nil }
         return datagram.destination.port == 3478 ? fromClient(datagram, now: now) : fromPeer(datagram, now: now)
     }
 
     // MARK: Client side
 
-    private func fromClient(_ datagram: TurnDatagram, now: Instant) -> TurnDatagram? {
+    private func fromClient(_ datagram: Datagram, now: Instant) -> Datagram? {
         let client = datagram.source
         if let (channel, payload) = try? datagram.payload.withUnsafeBytes({ try ChannelData.decode($0) }) {
             guard let allocation = allocations[client], allocation.expires > now, let peer = allocation.channels[channel]
             else { return nil }
             let inner = Array(datagram.payload[payload])
             count(inner)
-            return TurnDatagram(source: allocation.relayed, destination: peer, payload: inner)
+            return Datagram(source: allocation.relayed, destination: peer, payload: inner)
         }
         guard let request = try? StunMessage(decoding: datagram.payload), request.messageClass == .request else { return nil }
         let response = answer(request, from: client, now: now)
         let signed = request.first { if case .username = $0 { true } else { nil } } ?? false
-        return TurnDatagram(source: address, destination: client, payload: response.encode(integrity: signed ? .sha1(key: key) : nil))
+        return Datagram(source: address, destination: client, payload: response.encode(integrity: signed ? .sha1(key: key) : nil))
     }
 
     private func answer(_ request: StunMessage, from client: SocketAddress, now: Instant) -> StunMessage {
@@ -127,26 +127,13 @@ public final class TurnServer {
 
     // MARK: Peer side
 
-    private func fromPeer(_ datagram: TurnDatagram, now: Instant) -> TurnDatagram? {
+    private func fromPeer(_ datagram: Datagram, now: Instant) -> Datagram? {
         guard let (client, allocation) = allocations.first(where: { $0.value.relayed == datagram.destination }),
               allocation.expires > now,
               let channel = allocation.channels.first(where: { $0.value == datagram.source })?.key,
               let framed = try? ChannelData.encode(channel: channel, payload: datagram.payload)
         else { return nil }
         count(datagram.payload)
-        return TurnDatagram(source: address, destination: client, payload: framed)
-    }
-}
-
-/// A UDP datagram to or from a ``TurnServer``.
-public struct TurnDatagram: Hashable, Sendable {
-    public var source: SocketAddress
-    public var destination: SocketAddress
-    public var payload: [UInt8]
-
-    public init(source: SocketAddress, destination: SocketAddress, payload: [UInt8]) {
-        self.source = source
-        self.destination = destination
-        self.payload = payload
+        return Datagram(source: address, destination: client, payload: framed)
     }
 }
