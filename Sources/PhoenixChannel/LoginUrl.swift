@@ -1,8 +1,9 @@
 import Crypto
 import FoundationEssentials
 
-/// The portal URL a component connects to (spec `portal-phoenix.md` §1.1). The token lives only in
-/// ``requestTarget(publicKey:)``; ``description`` and ``baseUrl`` show `scheme://host:port/` and nothing else.
+/// The portal URL a component connects to (spec `portal-phoenix.md` §1.1, §8). The token travels only in the
+/// ``authorization`` header value, never in the URL; ``description`` and ``baseUrl`` show `scheme://host:port/`
+/// and nothing else.
 public struct LoginUrl: Sendable, CustomStringConvertible, CustomReflectable {
     public enum Mode: String, Sendable {
         case client, gateway, relay
@@ -13,10 +14,14 @@ public struct LoginUrl: Sendable, CustomStringConvertible, CustomReflectable {
     public let host: String
     /// The port to dial: the URL's, or 443 when it has none or names its scheme's default (the `url` crate's quirk).
     public let port: Int
-    /// `/<api path>/<mode>/websocket`.
+    /// `/<api path>/<mode>/v2/websocket` for clients and gateways on ``PortalApi/v2``, `/<api path>/<mode>/websocket`
+    /// otherwise (the relay has no v2 path).
     public let path: String
+    /// Which generation of the portal's messages the path selects.
+    public let api: PortalApi
     /// Query parameters in Firezone's order, without `public_key` (added per connection).
     let parameters: [(String, String)]
+    private let token: String
 
     /// Device details that go into the query.
     public struct Device: Sendable, Hashable {
@@ -33,7 +38,8 @@ public struct LoginUrl: Sendable, CustomStringConvertible, CustomReflectable {
         }
     }
 
-    public init(apiUrl: String, mode: Mode, token: String, device: Device) throws(LoginUrlError) {
+    /// - Parameter token: surrounding whitespace is dropped (a token file's trailing newline, #12992).
+    public init(apiUrl: String, mode: Mode, token: String, device: Device, api: PortalApi = .v2) throws(LoginUrlError) {
         guard let components = URLComponents(string: apiUrl), let original = components.scheme?.lowercased() else {
             throw .unparsable
         }
@@ -48,8 +54,11 @@ public struct LoginUrl: Sendable, CustomStringConvertible, CustomReflectable {
         port = components.port.flatMap { $0 == defaultPort ? nil : $0 } ?? 443
         let segments = components.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         let kept = segments.last == "" ? Array(segments.dropLast()) : Array(segments)
-        path = "/" + (kept.map(String.init) + [mode.rawValue, "websocket"]).joined(separator: "/")
-        var parameters = [("token", token)]
+        self.api = mode == .relay ? .v1 : api
+        let version = self.api == .v2 ? ["v2"] : []
+        path = "/" + (kept.map(String.init) + [mode.rawValue] + version + ["websocket"]).joined(separator: "/")
+        self.token = token.trimmingWhitespace
+        var parameters: [(String, String)] = []
         if mode != .relay {
             parameters.append(("external_id", Self.externalId(deviceId: device.id)))
         }
@@ -69,8 +78,10 @@ public struct LoginUrl: Sendable, CustomStringConvertible, CustomReflectable {
     /// `dump` and debuggers see the base URL only, never the token.
     public var customMirror: Mirror { Mirror(self, children: ["baseUrl": baseUrl]) }
 
-    /// The path and query for the upgrade request, `public_key` (standard base64) last. Contains the token:
-    /// never log it.
+    /// The `X-Authorization` header value, `Bearer <token>`: never log it.
+    public var authorization: String { "Bearer " + token }
+
+    /// The path and query for the upgrade request, `public_key` (standard base64) last.
     public func requestTarget(publicKey: String) -> String {
         let query = (parameters + [("public_key", publicKey)]).map { "\(Self.formEncode($0))=\(Self.formEncode($1))" }
         return path + "?" + query.joined(separator: "&")
@@ -118,6 +129,12 @@ public struct LoginUrl: Sendable, CustomStringConvertible, CustomReflectable {
         if body.count == 32 { return true }
         let groups = body.split(separator: "-", omittingEmptySubsequences: false).map(\.count)
         return groups == [8, 4, 4, 4, 12]
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
     }
 }
 

@@ -1,14 +1,18 @@
 import FoundationEssentials
 import SansIO
 
-/// The portal channel's state machine without IO (spec `portal-phoenix.md` §1.6–§1.9): one join per
-/// connection with a 5 s timeout, nothing else sent before the join reply, heartbeats after 30 s of silence,
-/// a 32-message queue that survives reconnects, reply and error handling, and reconnects with
-/// ``ReconnectBackoff``. The owner opens the WebSocket when asked, feeds frames and failures in, and sends
-/// what ``pollOutput()`` returns. Frames are decoded once, straight into the role's `Message` type.
+/// The portal channel's state machine without IO (spec `portal-phoenix.md` §1.6–§1.9 and the newer rules of
+/// §8): one join per connection with a 5 s timeout, nothing but heartbeats before the join reply, a heartbeat
+/// every 10 s whatever else is sent and a reconnect when more than 3 go unanswered, a 32-message queue that
+/// refuses exact duplicates, reply and error handling, and reconnects with ``ReconnectBackoff`` (the
+/// initial-connect schedule until the first join, `Retry-After` when the portal names a delay). Only 401 on
+/// the upgrade is fatal. The owner opens the WebSocket when asked, feeds frames and failures in, and sends what
+/// ``pollOutput(now:)`` returns. Frames are decoded once, straight into the role's `Message` type.
 public struct PhoenixChannelCore<Message: PhoenixPayload>: Sendable {
     public static var joinTimeout: Duration { .seconds(5) }
-    public static var heartbeatInterval: Duration { .seconds(30) }
+    public static var heartbeatInterval: Duration { .seconds(10) }
+    /// More unanswered heartbeats than this reconnect.
+    public static var maxUnansweredHeartbeats: Int { 3 }
     public static var maxQueued: Int { 32 }
 
     /// What the owner must do or learn.
@@ -39,52 +43,73 @@ public struct PhoenixChannelCore<Message: PhoenixPayload>: Sendable {
 
     public let topic: String
     public let joinPayload: String
+    /// How long to keep reconnecting once joined; `nil` forever.
+    public let maxElapsed: Duration?
+    private let heartbeatInterval: Duration
     private var state = State.idle
-    private var backoff: ReconnectBackoff
-    private var nextRef: UInt64 = 0
-    private var pendingJoin: (ref: UInt64?, deadline: Instant)?
-    private var joinNeedsSending = false
-    private var heartbeatDue: Instant?
-    private var queue: [(event: String, payload: String, topic: String)] = []
+    /// Whether a join ever succeeded: picks the backoff schedule.
+    private var hasJoined = false
+    private var backoff: ReconnectBackoff?
+    private var connection = Connection(now: Instant(nanoseconds: 0), heartbeatInterval: .zero)
+    private var queue: [QueuedMessage] = []
     private var outputs: [Output] = []
     /// Frames dropped because they did not decode.
     public private(set) var malformedFrameCount = 0
 
-    public init(topic: String, joinPayload: String = "null", maxElapsed: Duration?) {
+    /// - Parameter heartbeatInterval: Firezone's 10 s unless a test needs it shorter.
+    public init(topic: String, joinPayload: String = "null", maxElapsed: Duration?,
+                heartbeatInterval: Duration = Self.heartbeatInterval) {
         self.topic = topic
         self.joinPayload = joinPayload
-        backoff = ReconnectBackoff(maxElapsed: maxElapsed)
+        self.maxElapsed = maxElapsed
+        self.heartbeatInterval = heartbeatInterval
     }
 
     /// Starts (or restarts) connecting at once, with a fresh backoff.
     public mutating func connect() {
-        backoff.reset()
+        backoff = nil
         state = .connecting
         outputs.append(.openConnection)
     }
 
-    /// The WebSocket is open: queue the join and start its 5 s timer and the heartbeat timer.
+    /// Drops the connection and connects again at once with a fresh backoff: the v1 answer to having no relays,
+    /// and what a reset (a new public key) needs.
+    public mutating func reconnect(reason: String) {
+        guard state != .closed, state != .idle else { return }
+        backoff = nil
+        state = .connecting
+        outputs.append(.hiccup(delay: .zero, reason: reason))
+        outputs.append(.openConnection)
+    }
+
+    /// The WebSocket is open: queue the join and start its 5 s timer and the heartbeat timer. Request ids start
+    /// from zero on every connection.
     public mutating func connectionOpened(now: Instant) {
         guard state == .connecting else { return }
         state = .connected
-        backoff.reset()
-        pendingJoin = (nil, now + Self.joinTimeout)
-        joinNeedsSending = true
-        heartbeatDue = now + Self.heartbeatInterval
+        connection = Connection(now: now, heartbeatInterval: heartbeatInterval)
     }
 
-    /// Queues a message for the topic; sent after the join. A queue already over 32 is dropped first.
+    /// Queues a message for the topic; sent after the join. An exact duplicate of a queued message is not queued
+    /// again; a queue already over 32 is dropped first.
     public mutating func send(event: String, payload: String) {
+        let message = QueuedMessage(event: event, payload: payload)
+        guard !queue.contains(message) else { return }
         if queue.count > Self.maxQueued { queue.removeAll() }
-        queue.append((event, payload, topic))
+        queue.append(message)
     }
 
-    /// The connection failed or ended. `status` is the HTTP status of a refused upgrade, if any.
+    /// The connection attempt or the connection failed.
     public mutating func connectionFailed(_ failure: ConnectionFailure, now: Instant, unit: Double) {
         guard state == .connecting || state == .connected else { return }
         switch failure {
-        case .httpStatus(let status) where (400..<500).contains(status):
-            stop(.rejected(status: status))
+        case .refused(let refusal) where refusal.status == 401:
+            switch refusal.problem?.code {
+            case "invalid_token"?, "missing_token"?: stop(.invalidToken)
+            default: stop(.authenticationFailed(detail: refusal.problem?.detail ?? "no reason provided"))
+            }
+        case .refused(let refusal) where refusal.retryAfter != nil:
+            waitToReconnect(delay: refusal.retryAfter ?? .zero, reason: failure.description, now: now)
         case .invalidPeerCertificate:
             stop(.invalidPeerCertificate)
         default:
@@ -133,14 +158,17 @@ public struct PhoenixChannelCore<Message: PhoenixPayload>: Sendable {
             state = .connecting
             outputs.append(.openConnection)
         case .connected:
-            if let join = pendingJoin, now >= join.deadline {
+            if let join = connection.pendingJoin, now >= join.deadline {
                 hiccup("room join timed out", now: now, unit: unit)
                 return
             }
-            if let due = heartbeatDue, now >= due {
-                queue.append(("heartbeat", "{}", "phoenix"))
-                heartbeatDue = nil
+            guard now >= connection.heartbeatDue else { return }
+            guard connection.unansweredHeartbeats.count < Self.maxUnansweredHeartbeats else {
+                hiccup("too many heartbeats were unanswered", now: now, unit: unit)
+                return
             }
+            connection.heartbeatNeedsSending = true
+            while connection.heartbeatDue <= now { connection.heartbeatDue = connection.heartbeatDue + heartbeatInterval }
         default:
             break
         }
@@ -150,24 +178,30 @@ public struct PhoenixChannelCore<Message: PhoenixPayload>: Sendable {
     public func pollTimeout() -> Instant? {
         switch state {
         case .waitingToReconnect(let until): until
-        case .connected: [pendingJoin?.deadline, heartbeatDue].compactMap { $0 }.min()
+        case .connected: [connection.pendingJoin?.deadline, connection.heartbeatDue].compactMap { $0 }.min()
         default: nil
         }
     }
 
-    /// The next thing to do; call until `nil`. Sending restarts the heartbeat timer.
+    /// The next thing to do; call until `nil`.
     public mutating func pollOutput(now: Instant) -> Output? {
         if !outputs.isEmpty { return outputs.removeFirst() }
         guard state == .connected else { return nil }
-        if joinNeedsSending {
-            joinNeedsSending = false
-            let ref = takeRef()
-            pendingJoin?.ref = ref
-            return sent(PhoenixFrame(topic: topic, event: "phx_join", payload: joinPayload, ref: pendingJoin?.ref), now: now)
+        if connection.heartbeatNeedsSending {
+            connection.heartbeatNeedsSending = false
+            let ref = connection.takeRef()
+            connection.unansweredHeartbeats.insert(ref)
+            return .send(PhoenixFrame(topic: "phoenix", event: "heartbeat", payload: "{}", ref: ref).encoded())
         }
-        guard pendingJoin == nil, !queue.isEmpty else { return nil }
+        if connection.joinNeedsSending {
+            connection.joinNeedsSending = false
+            let ref = connection.takeRef()
+            connection.pendingJoin?.ref = ref
+            return .send(PhoenixFrame(topic: topic, event: "phx_join", payload: joinPayload, ref: ref).encoded())
+        }
+        guard connection.pendingJoin == nil, !queue.isEmpty else { return nil }
         let next = queue.removeFirst()
-        return sent(PhoenixFrame(topic: next.topic, event: next.event, payload: next.payload, ref: takeRef()), now: now)
+        return .send(PhoenixFrame(topic: topic, event: next.event, payload: next.payload, ref: connection.takeRef()).encoded())
     }
 
     /// Graceful close (the gateway on SIGTERM).
@@ -181,33 +215,42 @@ public struct PhoenixChannelCore<Message: PhoenixPayload>: Sendable {
             malformedFrameCount += 1
             return
         }
+        if connection.unansweredHeartbeats.remove(ref) != nil { return }
         let isError = status == "error"
         let reason = reason ?? "other"
-        if let join = pendingJoin, join.ref == ref {
+        if let join = connection.pendingJoin, join.ref == ref {
             guard !isError else {
                 stop(.loginFailed(reason: reason))
                 return
             }
-            pendingJoin = nil
+            connection.pendingJoin = nil
+            hasJoined = true
+            backoff = nil
             outputs.append(.joined)
             return
         }
         guard isError else { return }
         if reason == "unmatched topic", topic == self.topic {
-            pendingJoin = (nil, now + Self.joinTimeout)
-            joinNeedsSending = true
+            connection.pendingJoin = (nil, now + Self.joinTimeout)
+            connection.joinNeedsSending = true
         }
         outputs.append(.errorReply(reason: reason))
     }
 
     private mutating func hiccup(_ reason: String, now: Instant, unit: Double) {
-        pendingJoin = nil
-        joinNeedsSending = false
-        heartbeatDue = nil
-        guard let delay = backoff.nextDelay(now: now, unit: unit) else {
+        var backoff = self.backoff ?? (hasJoined
+            ? ReconnectBackoff(schedule: .reconnect, maxElapsed: maxElapsed)
+            : ReconnectBackoff(schedule: .initialConnect, maxElapsed: ReconnectBackoff.initialConnectBudget))
+        let delay = backoff.nextDelay(now: now, unit: unit)
+        self.backoff = backoff
+        guard let delay else {
             stop(.maxRetriesReached(lastError: reason))
             return
         }
+        waitToReconnect(delay: delay, reason: reason, now: now)
+    }
+
+    private mutating func waitToReconnect(delay: Duration, reason: String, now: Instant) {
         state = .waitingToReconnect(until: now + delay)
         outputs.append(.hiccup(delay: delay, reason: reason))
     }
@@ -217,14 +260,29 @@ public struct PhoenixChannelCore<Message: PhoenixPayload>: Sendable {
         outputs.append(.fatal(error))
     }
 
-    private mutating func sent(_ frame: PhoenixFrame, now: Instant) -> Output {
-        heartbeatDue = now + Self.heartbeatInterval
-        return .send(frame.encoded())
+    /// What lives and dies with one WebSocket connection.
+    private struct Connection: Sendable {
+        var nextRef: UInt64 = 0
+        var pendingJoin: (ref: UInt64?, deadline: Instant)?
+        var joinNeedsSending = true
+        var heartbeatDue: Instant
+        var heartbeatNeedsSending = false
+        var unansweredHeartbeats: Set<UInt64> = []
+
+        init(now: Instant, heartbeatInterval: Duration) {
+            pendingJoin = (nil, now + PhoenixChannelCore.joinTimeout)
+            heartbeatDue = now + heartbeatInterval
+        }
+
+        mutating func takeRef() -> UInt64 {
+            defer { nextRef += 1 }
+            return nextRef
+        }
     }
 
-    private mutating func takeRef() -> UInt64 {
-        defer { nextRef += 1 }
-        return nextRef
+    private struct QueuedMessage: Sendable, Equatable {
+        var event: String
+        var payload: String
     }
 
     /// The channel's own events, and the role's messages.
@@ -260,15 +318,21 @@ extension PhoenixChannelCore.Output: Hashable where Message: Hashable {}
 
 /// Why a connection attempt or connection failed.
 public enum ConnectionFailure: Sendable, Hashable, CustomStringConvertible {
-    case httpStatus(Int)
+    /// The upgrade was answered with a status other than 101.
+    case refused(UpgradeRefusal)
     case invalidPeerCertificate
+    /// The portal sent a WebSocket Close frame (the transport echoed it).
+    case closedByPortal(code: Int?, reason: String?)
     case network(String)
     case streamEnded
 
     public var description: String {
         switch self {
-        case .httpStatus(let status): "the portal answered HTTP \(status)"
+        case .refused(let refusal): refusal.description
         case .invalidPeerCertificate: "invalid peer certificate"
+        case let .closedByPortal(code?, reason?) where !reason.isEmpty: "the portal sent a WebSocket close frame: \(code) \(reason)"
+        case .closedByPortal(let code?, _): "the portal sent a WebSocket close frame: \(code)"
+        case .closedByPortal: "the portal sent an empty WebSocket close frame"
         case .network(let reason): reason
         case .streamEnded: "the connection ended"
         }
@@ -277,28 +341,32 @@ public enum ConnectionFailure: Sendable, Hashable, CustomStringConvertible {
 
 /// Why the channel stopped for good.
 public enum PhoenixChannelError: Error, Sendable, Hashable, CustomStringConvertible {
-    case rejected(status: Int)
+    /// 401 with problem details `invalid_token` or `missing_token`: the token is no good.
+    case invalidToken
+    /// Any other 401: the portal would not authenticate us, for a reason a new token is not known to fix.
+    case authenticationFailed(detail: String)
     case invalidPeerCertificate
     case loginFailed(reason: String)
+    /// `disconnect` `{"reason":"token_expired"}`.
     case tokenExpired
     case maxRetriesReached(lastError: String)
 
-    /// Sign-out material: 401/403 on upgrade, or an expired token.
-    public var isAuthenticationError: Bool {
+    /// Whether the stored token must be discarded and the user signed in again (Firezone's `requires_sign_in`).
+    public var requiresSignIn: Bool {
         switch self {
-        case .rejected(let status): status == 401 || status == 403
-        case .tokenExpired: true
+        case .invalidToken, .tokenExpired: true
         default: false
         }
     }
 
     public var description: String {
         switch self {
-        case .rejected(let status): "Failed to establish WebSocket connection: HTTP \(status)"
+        case .invalidToken: "Authentication token invalid"
+        case .authenticationFailed(let detail): "Failed to authenticate with portal: \(detail)"
         case .invalidPeerCertificate: "the portal's certificate is invalid"
-        case .loginFailed(let reason): "joining the portal channel failed: \(reason)"
+        case .loginFailed(let reason): "Failed to login with portal: \(reason)"
         case .tokenExpired: "the token expired"
-        case .maxRetriesReached(let last): "gave up reconnecting to the portal; last error: \(last)"
+        case .maxRetriesReached(let last): "Got disconnected from portal and hit the max-retry limit. Last connection error: \(last)"
         }
     }
 }

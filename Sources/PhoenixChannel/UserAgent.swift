@@ -17,12 +17,12 @@ public struct UserAgent: Sendable, Hashable, CustomStringConvertible {
         case gateway
         case relay
 
-        /// How long the component keeps reconnecting (spec §1.8); `nil` is unlimited (the headless client
-        /// without `--max-partition-time`, and the relay, which the spec does not list).
+        /// How long the component keeps reconnecting (spec §1.8, §8); `nil` is unlimited (the headless client
+        /// without `--max-partition-time`). Gateways and relays survive portal partitions of 24 h (#11663, #11664).
         public var defaultMaxElapsed: Duration? {
             switch self {
-            case .gateway: .seconds(900)
-            case .headlessClient, .relay: nil
+            case .gateway, .relay: .seconds(86_400)
+            case .headlessClient: nil
             case .guiClient, .androidClient: .seconds(30 * 86_400)
             case .appleClient: .seconds(86_400)
             }

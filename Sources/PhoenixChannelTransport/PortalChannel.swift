@@ -1,7 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOWebSocket
 import PhoenixChannel
 import SansIO
 import Synchronization
@@ -46,10 +50,13 @@ public final class PortalChannel<Message: PhoenixPayload>: Sendable {
         /// executor. A caller whose cooperative pool may be busy for seconds gives it an executor of its own,
         /// so a join reply is not read after its 5 s timeout.
         public var executor: (any TaskExecutor)?
+        /// Firezone's 10 s; shorter only in tests.
+        public var heartbeatInterval: Duration
 
         public init(url: LoginUrl, publicKey: String, userAgent: UserAgent, maxElapsed: Duration?,
                     tls: TLSConfiguration = .makeClientConfiguration(), handshakeTimeout: Duration = .seconds(15),
-                    maxMessageSize: Int = 1 << 24, firewallMark: UInt32? = nil, executor: (any TaskExecutor)? = nil) {
+                    maxMessageSize: Int = 1 << 24, firewallMark: UInt32? = nil, executor: (any TaskExecutor)? = nil,
+                    heartbeatInterval: Duration = PhoenixChannelCore<PhoenixRawPayload>.heartbeatInterval) {
             self.url = url
             self.publicKey = publicKey
             self.userAgent = userAgent
@@ -59,6 +66,7 @@ public final class PortalChannel<Message: PhoenixPayload>: Sendable {
             self.maxMessageSize = maxMessageSize
             self.firewallMark = firewallMark
             self.executor = executor
+            self.heartbeatInterval = heartbeatInterval
         }
     }
 
@@ -86,8 +94,8 @@ public final class PortalChannel<Message: PhoenixPayload>: Sendable {
     }
 
     /// Drops the connection and connects again at once (a hiccup with `reason`), so the portal sends a fresh
-    /// `init`: what a node does when it learns it has no relays (spec `portal-phoenix.md` §5.2), and after a
-    /// reset, with the new WireGuard public key (§1.9 of `snownet.md`).
+    /// `init`: what a node on the v1 API does when it learns it has no relays (spec `portal-phoenix.md` §5.2), and
+    /// what a reset needs, with the new WireGuard public key (§1.9 of `snownet.md`).
     public func reconnect(reason: String, publicKey newKey: String? = nil) {
         if let newKey { publicKey.withLock { $0 = newKey } }
         _ = continuation.yield(.reconnect(reason))
@@ -145,7 +153,8 @@ public final class PortalChannel<Message: PhoenixPayload>: Sendable {
 
         init(channel: PortalChannel) {
             self.channel = channel
-            core = PhoenixChannelCore(topic: channel.topic, maxElapsed: channel.configuration.maxElapsed)
+            core = PhoenixChannelCore(topic: channel.topic, maxElapsed: channel.configuration.maxElapsed,
+                                      heartbeatInterval: channel.configuration.heartbeatInterval)
             origin = clock.now
         }
 
@@ -166,7 +175,7 @@ public final class PortalChannel<Message: PhoenixPayload>: Sendable {
                 core.send(event: event, payload: payload)
             case .reconnect(let reason):
                 dropConnection()
-                core.connectionFailed(.network(reason), now: now, unit: unit())
+                core.reconnect(reason: reason)
             case .close:
                 core.close()
             case .tick:
@@ -283,7 +292,7 @@ public final class PortalChannel<Message: PhoenixPayload>: Sendable {
             let maxMessageSize = configuration.maxMessageSize
             let upgrade = PortalUpgradeChannel(
                 host: url.host, requestTarget: url.requestTarget(publicKey: publicKey.withLock { $0 }),
-                userAgent: configuration.userAgent.description, sslContext: sslContext, maxMessageSize: maxMessageSize,
+                authorization: url.authorization, userAgent: configuration.userAgent.description, sslContext: sslContext, maxMessageSize: maxMessageSize,
                 firewallMark: configuration.firewallMark
             ) { inbound, outbound, _ in
                 report(.opened(outbound))
@@ -294,8 +303,13 @@ public final class PortalChannel<Message: PhoenixPayload>: Sendable {
                     }
                 }
             }
-            try await ClientConnection(upgrade, address: .hostname(url.host, port: url.port), logger: logger).run()
-            report(.failed(.streamEnded))
+            let closeFrame = try await ClientConnection(upgrade, address: .hostname(url.host, port: url.port), logger: logger).run()
+            if let closeFrame {
+                let code = Int(UInt16(webSocketErrorCode: closeFrame.closeCode))
+                report(.failed(.closedByPortal(code: code, reason: closeFrame.reason)))
+            } else {
+                report(.failed(.streamEnded))
+            }
         } catch {
             report(.failed(Self.failure(error)))
         }
@@ -303,7 +317,9 @@ public final class PortalChannel<Message: PhoenixPayload>: Sendable {
 
     static func failure(_ error: any Error) -> ConnectionFailure {
         if let refused = error as? PortalUpgradeRefused {
-            return refused.status.map(ConnectionFailure.httpStatus) ?? .network("the portal refused the WebSocket upgrade")
+            let response = refused.response
+            return .refused(UpgradeRefusal(status: response.status, headers: response.headers, body: response.body,
+                                           unixTime: Int64(time(nil))))
         }
         if case .handshakeFailed(let reason)? = error as? NIOSSLError, "\(reason)".contains("CERTIFICATE_VERIFY_FAILED") {
             return .invalidPeerCertificate

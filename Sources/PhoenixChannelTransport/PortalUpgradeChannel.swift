@@ -16,18 +16,22 @@ import WSClient
 @_spi(WSInternal) import WSCore
 
 /// One WebSocket connection to the portal on swift-websocket's `ClientConnection`: the §1.2 upgrade request
-/// exactly (Host without the port, no Origin, the User-Agent), TLS for `wss`, and the HTTP status of a
-/// refused upgrade.
+/// exactly (Host without the port, no Origin, the User-Agent, the token in `X-Authorization`), TLS for `wss`,
+/// the status, headers and body of a refused upgrade, and the Close frame that ended a connection.
 struct PortalUpgradeChannel: ClientConnectionChannel {
     enum UpgradeResult: Sendable {
         case websocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>)
-        case refused(status: Int?)
+        case refused(RefusedResponse)
     }
 
     typealias Value = EventLoopFuture<UpgradeResult>
+    /// The portal's Close frame, if it sent one; `nil` when the connection just ended.
+    typealias Result = WebSocketCloseFrame?
 
     let host: String
     let requestTarget: String
+    /// `Bearer <token>`.
+    let authorization: String
     let userAgent: String
     let sslContext: NIOSSLContext?
     let maxMessageSize: Int
@@ -47,7 +51,7 @@ struct PortalUpgradeChannel: ClientConnectionChannel {
                 try channel.pipeline.syncOperations.addHandler(
                     try NIOSSLClientHandler(context: sslContext, serverHostname: serverName), position: .first)
             }
-            let status = NIOLockedValueBox<Int?>(nil)
+            let refusal = channel.eventLoop.makePromise(of: RefusedResponse.self)
             let upgrader = NIOTypedWebSocketClientUpgrader<UpgradeResult>(maxFrameSize: maxMessageSize) { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
                     .websocket(try NIOAsyncChannel(wrappingChannelSynchronously: channel))
@@ -56,27 +60,26 @@ struct PortalUpgradeChannel: ClientConnectionChannel {
             var headers = HTTPHeaders()
             headers.add(name: "Host", value: host)
             headers.add(name: "User-Agent", value: userAgent)
+            headers.add(name: "X-Authorization", value: authorization)
             let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: requestTarget, headers: headers)
             let configuration = NIOTypedHTTPClientUpgradeConfiguration<UpgradeResult>(
                 upgradeRequestHead: head, upgraders: [upgrader],
-                notUpgradingCompletionHandler: { channel in
-                    channel.eventLoop.makeSucceededFuture(.refused(status: status.withLockedValue { $0 }))
-                })
+                notUpgradingCompletionHandler: { _ in refusal.futureResult.map { .refused($0) } })
             var pipeline = NIOUpgradableHTTPClientPipelineConfiguration(upgradeConfiguration: configuration)
             pipeline.leftOverBytesStrategy = .forwardBytes
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(configuration: pipeline)
             let upgradeHandler = try channel.pipeline.syncOperations.handler(type: NIOTypedHTTPClientUpgradeHandler<UpgradeResult>.self)
-            try channel.pipeline.syncOperations.addHandler(ResponseStatusRecorder(status: status), position: .before(upgradeHandler))
+            try channel.pipeline.syncOperations.addHandler(RefusedResponseRecorder(promise: refusal), position: .before(upgradeHandler))
             return result
         }
     }
 
-    func handle(value: Value, logger: Logger) async throws {
+    func handle(value: Value, logger: Logger) async throws -> WebSocketCloseFrame? {
         switch try await value.get() {
-        case .refused(let status):
-            throw PortalUpgradeRefused(status: status)
+        case .refused(let response):
+            throw PortalUpgradeRefused(response: response)
         case .websocket(let channel):
-            _ = try await WebSocketHandler.handle(
+            return try await WebSocketHandler.handle(
                 type: .client,
                 configuration: .init(extensions: [], autoPing: .disabled, closeTimeout: .seconds(2), validateUTF8: true,
                                      maxFrameSize: maxMessageSize),
@@ -85,34 +88,72 @@ struct PortalUpgradeChannel: ClientConnectionChannel {
     }
 }
 
+/// What a refused upgrade said: enough for ``UpgradeRefusal``.
+struct RefusedResponse: Sendable {
+    var status: Int
+    var headers: [(name: String, value: String)]
+    var body: [UInt8]
+}
+
 /// The portal answered the upgrade with something other than 101.
 struct PortalUpgradeRefused: Error {
-    var status: Int?
+    var response: RefusedResponse
 }
 
 struct PortalWebSocketContext: WebSocketContext {
     let logger: Logger
 }
 
-/// Notes the status of the upgrade response, then steps out of the pipeline (after a 101 the bytes that
-/// follow are WebSocket frames, not HTTP).
-private final class ResponseStatusRecorder: ChannelInboundHandler, RemovableChannelHandler {
+/// Steps out of the pipeline on a 101 (the bytes that follow are WebSocket frames, not HTTP); otherwise reads
+/// the refusal's head and up to 16 KiB of its body, for the status, `Retry-After` and problem details.
+private final class RefusedResponseRecorder: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias InboundOut = HTTPClientResponsePart
+    static let maxBody = 16 * 1024
 
-    private let status: NIOLockedValueBox<Int?>
+    private let promise: EventLoopPromise<RefusedResponse>
+    private var response: RefusedResponse?
+    private var completed = false
 
-    init(status: NIOLockedValueBox<Int?>) {
-        self.status = status
+    init(promise: EventLoopPromise<RefusedResponse>) {
+        self.promise = promise
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head(let head) = unwrapInboundIn(data) {
-            status.withLockedValue { $0 = Int(head.status.code) }
+        switch unwrapInboundIn(data) {
+        case .head(let head) where head.status == .switchingProtocols:
+            complete(.failure(ChannelError.inappropriateOperationForState))
             context.fireChannelRead(data)
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
             return
+        case .head(let head):
+            response = RefusedResponse(status: Int(head.status.code), headers: head.headers.map { ($0.name, $0.value) }, body: [])
+        case .body(var buffer):
+            let room = Self.maxBody - (response?.body.count ?? 0)
+            if room > 0, let bytes = buffer.readBytes(length: min(room, buffer.readableBytes)) { response?.body += bytes }
+        case .end:
+            finish()
         }
         context.fireChannelRead(data)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        complete(.failure(ChannelError.inappropriateOperationForState))
+    }
+
+    private func finish() {
+        complete(response.map { .success($0) } ?? .failure(ChannelError.eof))
+    }
+
+    /// Every promise is completed exactly once, or NIO reports a leak.
+    private func complete(_ result: Result<RefusedResponse, any Error>) {
+        guard !completed else { return }
+        completed = true
+        promise.completeWith(result)
     }
 }

@@ -18,11 +18,13 @@ final class PhoenixTestServer {
         var request: Request?
         var frame: String?
         var disconnected: Int?
+        var close_received: Int?
     }
 
     enum Seen {
         case request(Request)
         case frame(String)
+        case closeReceived(code: Int)
         case disconnected
     }
 
@@ -55,6 +57,7 @@ final class PhoenixTestServer {
         let report = try JSONDecoder().decode(Report.self, from: Data(line.utf8))
         if let request = report.request { return .request(request) }
         if let frame = report.frame { return .frame(frame) }
+        if let code = report.close_received { return .closeReceived(code: code) }
         return .disconnected
     }
 

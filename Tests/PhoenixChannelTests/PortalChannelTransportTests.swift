@@ -8,8 +8,8 @@ import TestSupport
 import Testing
 
 /// `PortalChannel` against an independent Phoenix V1 server (Python `websockets`, `Tests/Support/phoenix_server.py`)
-/// that misbehaves on command: the §1.2 request, the join timeout, the backoff schedule, fatal/retry
-/// classification, TLS, and that the token never shows.
+/// that misbehaves on command: the §1.2 request with the §8 token header, the join timeout, both backoff
+/// schedules, `Retry-After`, 401 problem details, heartbeats, Close frames, TLS, and that the token never shows.
 @Suite(.serialized, .offPool) struct PortalChannelTransportTests {
     static let token = "SECRET-TOKEN-4d2f9a"
 
@@ -21,8 +21,10 @@ import Testing
         let started = run.start()
 
         guard case .request(let request) = try await server.next() else { throw Failure("no request") }
-        #expect(request.path.hasPrefix("/client/websocket?token=\(Self.token)&external_id="))
+        #expect(request.path.hasPrefix("/client/v2/websocket?external_id="))
         #expect(request.path.hasSuffix("&name=test-device&public_key=cHVibGljLWtleQ%3D%3D"))
+        #expect(!request.path.contains(Self.token), "never in the URL")
+        #expect(request.header("X-Authorization") == ["Bearer \(Self.token)"])
         #expect(request.header("Host") == ["127.0.0.1"], "Host without the port (§1.2)")
         #expect(request.header("Origin").isEmpty && request.header("Sec-WebSocket-Protocol").isEmpty)
         #expect(request.header("User-Agent") == ["Debian/12.0.0 headless-client/1.5.5 (x86_64; 6.1.0-test)"])
@@ -43,7 +45,7 @@ import Testing
         run.expectNoToken()
     }
 
-    @Test func aJoinWithoutReplyTimesOutAfterFiveSecondsAndRetriesAtOnce() async throws {
+    @Test func aJoinWithoutReplyTimesOutAfterFiveSecondsAndRetriesASecondLater() async throws {
         let server = try PhoenixTestServer("silent-join,normal")
         defer { server.stop() }
         let run = Harness(port: server.port)
@@ -54,43 +56,129 @@ import Testing
         let waited = begin.duration(to: clock.now)
         #expect(reason == "room join timed out")
         #expect(waited >= .seconds(5) && waited < .seconds(10), "the 5 s join timeout, measured \(waited)")
-        #expect(delay == .zero, "the first retry is immediate")
+        #expect(delay == .seconds(1), "never joined: the initial-connect schedule")
         #expect(try await run.events.next() == .joined)
         run.channel.close()
         try await started.value
         run.expectNoToken()
     }
 
-    @Test func serverErrorsAreRetriedOnTheBackoffSchedule() async throws {
-        let server = try PhoenixTestServer("status:500,status:502,status:503,normal")
+    @Test func beforeTheFirstJoinErrorsAreRetriedEverySecond() async throws {
+        let server = try PhoenixTestServer("status:500,status:403,normal")
         defer { server.stop() }
         let run = Harness(port: server.port)
         let started = run.start()
-        var delays: [Duration] = []
-        for _ in 0..<3 {
+        for expected in ["the portal answered HTTP 500", "the portal answered HTTP 403"] {
             guard case .hiccup(let delay, let reason) = try await run.events.next() else { throw Failure("no hiccup") }
-            #expect(reason.hasPrefix("the portal answered HTTP 50"))
-            delays.append(delay)
+            #expect(reason == expected && delay == .seconds(1))
         }
-        #expect(delays[0] == .zero)
-        #expect(delays[1] >= .milliseconds(250) && delays[1] <= .milliseconds(750), "0.5 s ± 50 %: \(delays[1])")
-        #expect(delays[2] >= .milliseconds(375) && delays[2] <= .milliseconds(1125), "0.75 s ± 50 %: \(delays[2])")
         #expect(try await run.events.next() == .joined)
         run.channel.close()
         try await started.value
-        #expect(run.logLines.filter { $0.contains("Hiccup in portal connection") }.count == 3, "the log capture works")
+        #expect(run.logLines.filter { $0.contains("Hiccup in portal connection") }.count == 2, "the log capture works")
         run.expectNoToken()
     }
 
-    @Test(arguments: [401, 403, 404, 422])
-    func clientErrorsOnUpgradeAreFatal(_ status: Int) async throws {
-        let server = try PhoenixTestServer("status:\(status),normal")
+    @Test func onceJoinedErrorsAreRetriedOnTheReconnectSchedule() async throws {
+        let server = try PhoenixTestServer("close-after-init,status:502,status:422,normal")
+        defer { server.stop() }
+        let run = Harness(port: server.port)
+        let started = run.start()
+        #expect(try await run.events.next() == .joined)
+        #expect(try await run.events.next().pushEvent == "init")
+        var delays: [Duration] = []
+        for _ in 0..<3 {
+            guard case .hiccup(let delay, _) = try await run.events.next() else { throw Failure("no hiccup") }
+            delays.append(delay)
+        }
+        #expect(delays[0] >= .milliseconds(250) && delays[0] <= .milliseconds(750), "0.5 s ± 50 %: \(delays[0])")
+        #expect(delays[1] >= .milliseconds(375) && delays[1] <= .milliseconds(1125), "0.75 s ± 50 %: \(delays[1])")
+        #expect(delays[2] >= .milliseconds(562) && delays[2] <= .milliseconds(1688), "1.125 s ± 50 %: \(delays[2])")
+        #expect(try await run.events.next() == .joined)
+        run.channel.close()
+        try await started.value
+    }
+
+    @Test(arguments: [("status:429:retry=2", 2000...2000), ("status:503:retry=+3", 1000...3000)])
+    func retryAfterIsHonoured(behaviour: String, milliseconds: ClosedRange<Int>) async throws {
+        let server = try PhoenixTestServer("\(behaviour),normal")
+        defer { server.stop() }
+        let run = Harness(port: server.port)
+        let started = run.start()
+        guard case .hiccup(let delay, _) = try await run.events.next() else { throw Failure("no hiccup") }
+        #expect(milliseconds.contains(Int(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)),
+                "Retry-After \(behaviour): \(delay)")
+        #expect(try await run.events.next() == .joined)
+        run.channel.close()
+        try await started.value
+    }
+
+    @Test(arguments: [
+        ("problem:401:invalid_token", PhoenixChannelError.invalidToken),
+        ("problem:401:missing_token", .invalidToken),
+        ("problem:401:device_untrusted", .authenticationFailed(detail: "detail of device_untrusted")),
+        ("status:401", .authenticationFailed(detail: "no reason provided")),
+    ])
+    func only401IsFatalAndOnlyABadTokenMeansSignIn(behaviour: String, expected: PhoenixChannelError) async throws {
+        let server = try PhoenixTestServer("\(behaviour),normal")
         defer { server.stop() }
         let run = Harness(port: server.port)
         let error = await run.fatalError()
-        #expect(error == .rejected(status: status))
-        #expect(error?.isAuthenticationError == (status == 401 || status == 403), "401/403 mean sign out")
+        #expect(error == expected)
+        #expect(error?.requiresSignIn == (expected == .invalidToken))
         run.expectNoToken(also: error?.description)
+    }
+
+    @Test func unansweredHeartbeatsReconnect() async throws {
+        let server = try PhoenixTestServer("deaf-heartbeats,normal")
+        defer { server.stop() }
+        let run = Harness(port: server.port, heartbeatInterval: .milliseconds(200))
+        let started = run.start()
+        #expect(try await run.events.next() == .joined)
+        #expect(try await run.events.next().pushEvent == "init")
+        guard case .hiccup(_, let reason) = try await run.events.next() else { throw Failure("no hiccup") }
+        #expect(reason == "too many heartbeats were unanswered")
+        var heartbeats = 0
+        while true {
+            let seen = try await server.next()
+            if case .disconnected = seen { break }
+            if case .frame(let text) = seen, text.contains(#""event":"heartbeat""#) { heartbeats += 1 }
+        }
+        #expect(heartbeats == 3, "three went unanswered; the fourth was due")
+        #expect(try await run.events.next() == .joined)
+        run.channel.close()
+        try await started.value
+    }
+
+    @Test func answeredHeartbeatsKeepTheConnection() async throws {
+        let server = try PhoenixTestServer("normal")
+        defer { server.stop() }
+        let run = Harness(port: server.port, heartbeatInterval: .milliseconds(100))
+        let started = run.start()
+        #expect(try await run.events.next() == .joined)
+        var heartbeats = 0
+        while heartbeats < 8 {
+            if case .frame(let text) = try await server.next(), text.contains(#""event":"heartbeat""#) { heartbeats += 1 }
+        }
+        run.channel.close()
+        try await started.value
+        #expect(!run.events.all.contains { if case .hiccup = $0 { true } else { false } }, "eight heartbeats, all answered, no reconnect")
+    }
+
+    @Test func aCloseFrameIsEchoedAndReconnects() async throws {
+        let server = try PhoenixTestServer("close-frame,normal")
+        defer { server.stop() }
+        let run = Harness(port: server.port)
+        let started = run.start()
+        #expect(try await run.events.next() == .joined)
+        #expect(try await run.events.next().pushEvent == "init")
+        guard case .hiccup(_, let reason) = try await run.events.next() else { throw Failure("no hiccup") }
+        #expect(reason == "the portal sent a WebSocket close frame: 1001 going away")
+        let echoed = try await server.waitFor { if case .closeReceived(let code) = $0 { code } else { nil } }
+        #expect(echoed == 1000, "the Close frame is answered with one of ours (RFC 6455 §5.5.1: swift-websocket answers 1000)")
+        #expect(try await run.events.next() == .joined)
+        run.channel.close()
+        try await started.value
     }
 
     @Test func tokenExpiredIsFatalAndMeansSignOut() async throws {
@@ -98,7 +186,7 @@ import Testing
         defer { server.stop() }
         let run = Harness(port: server.port)
         let error = await run.fatalError()
-        #expect(error == .tokenExpired && error?.isAuthenticationError == true)
+        #expect(error == .tokenExpired && error?.requiresSignIn == true)
     }
 
     @Test func aJoinErrorIsFatal() async throws {
@@ -116,7 +204,7 @@ import Testing
         #expect(try await run.events.next() == .joined)
         #expect(try await run.events.next().pushEvent == "init")
         guard case .hiccup(let delay, _) = try await run.events.next() else { throw Failure("no hiccup") }
-        #expect(delay == .zero)
+        #expect(delay >= .milliseconds(250) && delay <= .milliseconds(750), "joined before: the reconnect schedule")
         #expect(try await run.events.next() == .joined)
         #expect(try await run.events.next().pushEvent == "init")
         run.channel.close()
@@ -154,17 +242,13 @@ import Testing
         try await started.value
     }
 
-    @Test func networkErrorsRetryUntilTheMaximumElapsedTime() async throws {
-        let closedPort = try PhoenixTestServer("normal")
-        let port = closedPort.port
-        closedPort.stop()  // nothing listens there any more: connection refused
-        let run = Harness(port: port, maxElapsed: .seconds(2))
+    @Test func errorsRetryUntilTheMaximumPartitionTime() async throws {
+        let server = try PhoenixTestServer("close-after-init,status:503")
+        defer { server.stop() }
+        let run = Harness(port: server.port, maxElapsed: .seconds(2))
         let error = await run.fatalError()
-        guard case .maxRetriesReached(let last) = error else {
-            Issue.record("expected maxRetriesReached, got \(String(describing: error))")
-            return
-        }
-        #expect(last.lowercased().contains("refused"), "\(last)")
+        #expect(error == .maxRetriesReached(lastError: "the portal answered HTTP 503"))
+        #expect(run.events.all.contains(.joined), "the partition time counts once joined")
         run.expectNoToken(also: error?.description)
     }
 
@@ -206,7 +290,7 @@ final class Harness: Sendable {
     private let logs: NIOLockedValueBox<[String]>
 
     init(port: Int, scheme: String = "ws", host: String = "127.0.0.1", maxElapsed: Duration? = .seconds(60),
-         tls: TLSConfiguration = .makeClientConfiguration()) {
+         tls: TLSConfiguration = .makeClientConfiguration(), heartbeatInterval: Duration = .seconds(10)) {
         let url = try! LoginUrl(apiUrl: "\(scheme)://\(host):\(port)", mode: .client, token: PortalChannelTransportTests.token,
                                 device: .init(id: "device-1", name: "test-device"))
         let userAgent = UserAgent(osType: "Debian", osVersion: "12.0.0", component: .headlessClient, version: "1.5.5",
@@ -216,7 +300,7 @@ final class Harness: Sendable {
         logger.logLevel = .trace
         channel = PortalChannel(
             configuration: .init(url: url, publicKey: "cHVibGljLWtleQ==", userAgent: userAgent, maxElapsed: maxElapsed, tls: tls,
-                                 executor: ThreadPerJobExecutor.shared),
+                                 executor: ThreadPerJobExecutor.shared, heartbeatInterval: heartbeatInterval),
             topic: "client", logger: logger)
         events = EventQueue()
         self.logs = logs
@@ -245,7 +329,7 @@ final class Harness: Sendable {
         let everything = logs.withLockedValue { $0 } + events.all.map { "\($0)" } + [text ?? ""]
         #expect(!everything.contains { $0.contains(PortalChannelTransportTests.token) }, "the token leaked",
                 sourceLocation: sourceLocation)
-        #expect(!everything.contains { $0.contains("token=") }, sourceLocation: sourceLocation)
+        #expect(!everything.contains { $0.contains("token=") || $0.contains("Bearer") }, sourceLocation: sourceLocation)
     }
 }
 

@@ -6,19 +6,25 @@ transport tests. Independent of our code: it parses and writes frames with Pytho
 Each connection attempt takes the next behaviour of the list (the last one repeats):
     normal          reply ok to phx_join, push `init`, reply ok to heartbeats
     silent-join     never reply to phx_join
-    status:CODE     refuse the WebSocket upgrade with HTTP CODE
+    status:CODE     refuse the WebSocket upgrade with HTTP CODE and a plain-text body
+    status:CODE:retry=VALUE  the same with `Retry-After: VALUE` (`+N` is an HTTP date N seconds from now)
+    problem:CODE:REASON  refuse with HTTP CODE and RFC 9457 problem details whose `code` is REASON
+    deaf-heartbeats join and push `init` as normal, but never answer a heartbeat
+    close-frame     join, push `init`, then send a WebSocket Close frame (1001 "going away")
     close-after-init  join, push `init`, then drop the TCP connection without a close frame
     token-expired   join, then push `disconnect` {"reason": "token_expired"}
     join-error      reply to phx_join with an error
     garbage         join, send frames that are not Phoenix V1, then a valid push `after_garbage`
 
 Reports one JSON object per line on stdout: {"listening": port}, {"request": {"path", "headers"}},
-{"frame": text}, {"disconnected": n}.
+{"frame": text}, {"disconnected": n}, {"close_received": code} (the Close frame the client answered with).
 """
 import asyncio
+import email.utils
 import json
 import ssl
 import sys
+import time
 
 from websockets.asyncio.server import serve
 from websockets.http11 import Response
@@ -49,8 +55,21 @@ def process_request(connection, request):
     connection.firezone_behaviour = behaviour
     report(request={"path": request.path, "headers": list(request.headers.raw_items())})
     if behaviour.startswith("status:"):
-        code = int(behaviour.split(":")[1])
-        return Response(code, "Refused", Headers([("Content-Type", "text/plain"), ("Content-Length", "7")]), b"refused")
+        parts = behaviour.split(":")
+        headers = [("Content-Type", "text/plain"), ("Content-Length", "7")]
+        for option in parts[2:]:
+            name, value = option.split("=", 1)
+            if name == "retry":
+                if value.startswith("+"):
+                    value = email.utils.formatdate(time.time() + int(value[1:]), usegmt=True)
+                headers.append(("Retry-After", value))
+        return Response(int(parts[1]), "Refused", Headers(headers), b"refused")
+    if behaviour.startswith("problem:"):
+        _, code, reason = behaviour.split(":")
+        body = json.dumps({"type": "about:blank", "title": "Refused", "status": int(code), "detail": f"detail of {reason}",
+                           "code": reason}).encode()
+        headers = [("Content-Type", "application/problem+json; charset=utf-8"), ("Content-Length", str(len(body)))]
+        return Response(int(code), "Refused", Headers(headers), body)
     return None
 
 
@@ -76,6 +95,11 @@ async def handler(websocket):
                 if behaviour == "close-after-init":
                     websocket.transport.abort()
                     return
+                if behaviour == "close-frame":
+                    await websocket.close(1001, "going away")
+                    received = websocket.protocol.close_rcvd
+                    report(close_received=received.code if received is not None else 0)
+                    return
                 if behaviour == "token-expired":
                     await websocket.send(frame(topic, "disconnect", {"reason": "token_expired"}))
                 if behaviour == "garbage":
@@ -85,7 +109,7 @@ async def handler(websocket):
                     await websocket.send("[1,2]")
                     await websocket.send(frame(topic, "phx_reply", {"status": "ok"}, None))
                     await websocket.send(frame(topic, "after_garbage", {}))
-            elif event == "heartbeat":
+            elif event == "heartbeat" and behaviour != "deaf-heartbeats":
                 await websocket.send(frame("phoenix", "phx_reply", {"status": "ok", "response": {}}, ref))
     except Exception:
         pass
