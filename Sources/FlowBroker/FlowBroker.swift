@@ -1,10 +1,11 @@
 import PortalMessages
 import SansIO
 
-/// The portal's central rule for flows (spec `portal-phoenix.md` §6), without IO: a client's `create_flow`
-/// becomes `authorize_flow` to a connected gateway of the resource's site, the gateway's `flow_authorized`
-/// becomes `flow_created` for the client and an authorisation the broker keeps until it expires, and ICE
-/// candidates pass between the peers each side names. Written once for the development portal, the pcap
+/// The portal's central rule for flows (spec `portal-phoenix.md` §6, §8), without IO: a client's `create_flow`
+/// becomes `authorize_flow` to a connected gateway of the resource's site whose version may serve the client's
+/// (``VersionGates``), the gateway's `flow_authorized` becomes `flow_created` for the client and an
+/// authorisation the broker keeps until it expires, and ICE candidates pass between the peers each side names.
+/// The v2 names of these messages are the same cases. Written once for the development portal, the pcap
 /// replay and the simulations.
 ///
 /// Sans-IO like the tunnel: join and leave the peers, hand in their messages with the time, and deliver what
@@ -52,13 +53,16 @@ public struct FlowBroker: Sendable {
         public var site: SiteId
         public var ipv4: IPv4Address
         public var ipv6: IPv6Address
+        /// The version its User-Agent announced; `nil` serves no client that announced one.
+        public var version: String?
 
-        public init(id: GatewayId, publicKey: PublicKey, site: SiteId, ipv4: IPv4Address, ipv6: IPv6Address) {
+        public init(id: GatewayId, publicKey: PublicKey, site: SiteId, ipv4: IPv4Address, ipv6: IPv6Address, version: String? = nil) {
             self.id = id
             self.publicKey = publicKey
             self.site = site
             self.ipv4 = ipv4
             self.ipv6 = ipv6
+            self.version = version
         }
     }
 
@@ -139,6 +143,8 @@ public struct FlowBroker: Sendable {
             for gateway in message.peers where gateways[gateway] != nil {
                 outputs.append(.toGateway(gateway, .invalidateIceCandidates(candidates)))
             }
+        case .noRelays, .setSnownetCapabilities:
+            break  // the portal's business (relays), and ICE-less, which the broker never uses
         }
     }
 
@@ -156,6 +162,8 @@ public struct FlowBroker: Sendable {
             for client in message.peers where clients[client] != nil {
                 outputs.append(.toClient(client, .invalidateIceCandidates(candidates)))
             }
+        case .noRelays, .setSnownetCapabilities:
+            break
         }
         return .none
     }
@@ -186,30 +194,33 @@ public struct FlowBroker: Sendable {
         var expiresAt: Int64?
     }
 
-    /// `create_flow` → `authorize_flow` to a connected gateway of the resource's sites (one the client is
-    /// connected to first), or `flow_creation_failed`.
+    /// `create_flow` → `authorize_flow` to a connected gateway of the resource's sites that may serve the
+    /// client (one the client is connected to first), or `flow_creation_failed`: `not_found`, `offline` when the
+    /// sites have no gateway online, `version_mismatch` when none of them may serve this client.
     private mutating func createFlow(_ request: CreateFlow, for client: Client, policy: some FlowPolicy, unixTime: Int64) {
-        guard let resource = policy.resource(request.resourceId, for: client) else {
-            outputs.append(.toClient(client.id, .flowCreationFailed(FlowCreationFailed(resourceId: request.resourceId, reason: .notFound))))
-            return
+        func fail(_ reason: FlowCreationFailed.Reason) {
+            outputs.append(.toClient(client.id, .flowCreationFailed(FlowCreationFailed(resourceId: request.resourceId, reason: reason))))
         }
-        let candidates = gateways.values.filter { resource.sites.contains($0.site) }.sorted { $0.id < $1.id }
+        guard let resource = policy.resource(request.resourceId, for: client) else { return fail(.notFound) }
+        let online = gateways.values.filter { resource.sites.contains($0.site) }
+        let candidates = online.filter { Self.may($0, serve: client, resource.gatewayView) }.sorted { $0.id < $1.id }
         guard let gateway = candidates.first(where: { request.connectedGatewayIds.contains($0.id) })
             ?? candidates.randomElement(using: &random)
-        else {
-            outputs.append(.toClient(client.id, .flowCreationFailed(FlowCreationFailed(resourceId: request.resourceId, reason: .offline))))
-            return
-        }
-        let secrets = policy.secrets(client: client, gateway: gateway)
+        else { return fail(online.isEmpty ? .offline : .versionMismatch) }
         let expiresAt = policy.accessLifetime.map { unixTime + $0.components.seconds }
+        let secrets = policy.secrets(client: client, gateway: gateway, resource: request.resourceId, unixTime: unixTime,
+                                     expiresAt: expiresAt)
         let ref = (0..<16).map { _ in String(UInt8.random(in: 0...255, using: &random), radix: 16) }.joined()
         pendingFlows[ref] = PendingFlow(client: client.id, actor: client.actor, resource: request.resourceId, gateway: gateway.id,
                                         secrets: secrets, expiresAt: expiresAt)
         let flowClient = FlowClient(id: client.id, publicKey: client.publicKey, presharedKey: secrets.presharedKey, ipv4: client.ipv4,
                                     ipv6: client.ipv6, version: client.version, deviceOsName: client.deviceOsName,
                                     deviceOsVersion: client.deviceOsVersion)
-        let authorize = AuthorizeFlow(ref: ref, resource: resource.gatewayView, client: flowClient, clientIceCredentials: secrets.client,
-                                      gatewayIceCredentials: secrets.gateway, subject: client.subject, expiresAt: expiresAt)
+        let gatewayView = gateway.version.flatMap(VersionGates.Version.init).flatMap { VersionGates.adapt(resource.gatewayView, for: $0) }
+            ?? resource.gatewayView
+        let authorize = AuthorizeFlow(ref: ref, resource: gatewayView, client: flowClient, clientIceCredentials: secrets.client,
+                                      gatewayIceCredentials: secrets.gateway, subject: client.subject, expiresAt: expiresAt,
+                                      flowLogsIngestToken: secrets.ingestTokens?.responder)
         outputs.append(.toGateway(gateway.id, .authorizeFlow(authorize)))
     }
 
@@ -225,10 +236,21 @@ public struct FlowBroker: Sendable {
             let created = FlowCreated(resourceId: flow.resource, gatewayId: gatewayId, gatewayPublicKey: gateway.publicKey,
                                       gatewayIpv4: gateway.ipv4, gatewayIpv6: gateway.ipv6, siteId: gateway.site,
                                       presharedKey: flow.secrets.presharedKey, clientIceCredentials: flow.secrets.client,
-                                      gatewayIceCredentials: flow.secrets.gateway)
+                                      gatewayIceCredentials: flow.secrets.gateway,
+                                      flowLogsIngestToken: flow.secrets.ingestTokens?.initiator)
             outputs.append(.toClient(flow.client, .flowCreated(created)))
         }
         return .ok
+    }
+
+    /// The portal's gateway filter: a client that announced no version is served by any gateway; one whose
+    /// version does not parse, by none; otherwise the gateway's version must fall in the client's window.
+    private static func may(_ gateway: Gateway, serve client: Client, _ resource: GatewayResource) -> Bool {
+        guard let clientText = client.version else { return true }
+        guard let clientVersion = VersionGates.Version(clientText),
+              let gatewayVersion = gateway.version.flatMap(VersionGates.Version.init)
+        else { return false }
+        return VersionGates.gateway(gatewayVersion, canServe: clientVersion, resource: resource)
     }
 }
 
@@ -237,8 +259,10 @@ public struct FlowBroker: Sendable {
 public protocol FlowPolicy {
     /// The resource `id` as `client` may reach it: its sites and the gateway's view; `nil` when it may not.
     func resource(_ id: ResourceId, for client: FlowBroker.Client) -> BrokeredResource?
-    /// The preshared key and ICE credentials of a flow between `client` and `gateway`.
-    func secrets(client: FlowBroker.Client, gateway: FlowBroker.Gateway) -> FlowSecrets
+    /// The preshared key, ICE credentials and ingest tokens of a flow between `client` and `gateway` to `resource`,
+    /// authorised at `unixTime` until `expiresAt`.
+    func secrets(client: FlowBroker.Client, gateway: FlowBroker.Gateway, resource: ResourceId, unixTime: Int64,
+                 expiresAt: Int64?) -> FlowSecrets
     /// How long an authorisation lasts; `nil` for ever.
     var accessLifetime: Duration? { get }
 }
@@ -254,15 +278,29 @@ public struct BrokeredResource: Hashable, Sendable {
     }
 }
 
-/// The secrets of one flow: the pair's preshared key and both sides' ICE credentials.
+/// The secrets of one flow: the pair's preshared key, both sides' ICE credentials, and the flow-log ingest
+/// tokens a portal of today mints for each side (none in the replay and the simulations).
 public struct FlowSecrets: Hashable, Sendable {
     public var presharedKey: PresharedKey
     public var client: IceCredentials
     public var gateway: IceCredentials
+    public var ingestTokens: IngestTokens?
 
-    public init(presharedKey: PresharedKey, client: IceCredentials, gateway: IceCredentials) {
+    public init(presharedKey: PresharedKey, client: IceCredentials, gateway: IceCredentials, ingestTokens: IngestTokens? = nil) {
         self.presharedKey = presharedKey
         self.client = client
         self.gateway = gateway
+        self.ingestTokens = ingestTokens
+    }
+
+    /// The initiator's (the client's) and the responder's (the gateway's) token.
+    public struct IngestTokens: Hashable, Sendable {
+        public var initiator: IngestToken
+        public var responder: IngestToken
+
+        public init(initiator: IngestToken, responder: IngestToken) {
+            self.initiator = initiator
+            self.responder = responder
+        }
     }
 }

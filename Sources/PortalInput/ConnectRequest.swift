@@ -1,7 +1,9 @@
 import PortalMessages
 
-/// The checks the real portal makes on a WebSocket upgrade (spec §1.1, §1.2): a known token (401), then the
-/// device fields and a User-Agent carrying a component version (422).
+/// The checks the real portal makes on a WebSocket upgrade (spec §1.1, §1.2, §8): a known token from the
+/// `X-Authorization` header or, failing that, the `token` query parameter (401 `missing_token` or
+/// `invalid_token`), then the device fields and a User-Agent carrying a component version (400
+/// `invalid_connect_params`), each refusal answered with RFC 9457 problem details.
 public struct ConnectRequest: Sendable {
     public enum Role: String, Sendable {
         case client, gateway
@@ -22,17 +24,38 @@ public struct ConnectRequest: Sendable {
         public var version: String
     }
 
-    /// Why the upgrade is refused: the HTTP status and plain-text body the portal uses.
+    /// Why the upgrade is refused: the HTTP status, the problem's machine-readable code and its detail.
     public struct Refusal: Error, Equatable, CustomStringConvertible {
         public var status: Int
-        public var reason: String
+        public var code: String
+        public var detail: String
 
-        public init(status: Int, reason: String) {
+        public init(status: Int, code: String, detail: String) {
             self.status = status
-            self.reason = reason
+            self.code = code
+            self.detail = detail
         }
 
-        public var description: String { "\(status) \(reason)" }
+        public var description: String { "\(status) \(code): \(detail)" }
+
+        /// The `application/problem+json` body, as the portal's `ProblemDetails.send_with_code` writes it.
+        public var problemJson: String {
+            let quoted = JsonText.string
+            return #"{"type":"about:blank","title":"# + quoted(Self.title(status)) + #","status":\#(status),"detail":"#
+                + quoted(detail) + #","code":"# + quoted(code) + "}"
+        }
+
+        static func title(_ status: Int) -> String {
+            switch status {
+            case 400: "Bad Request"
+            case 401: "Unauthorized"
+            case 403: "Forbidden"
+            case 404: "Not Found"
+            case 409: "Conflict"
+            case 503: "Service Unavailable"
+            default: "Internal Server Error"
+            }
+        }
     }
 
     public var role: Role
@@ -49,27 +72,29 @@ public struct ConnectRequest: Sendable {
                 tokenIsKnown: (String) -> Bool) throws(Refusal) {
         self.role = role
         let headerToken = authorization.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)).trimmed : nil }
-        guard let token = headerToken ?? query["token"], !token.isEmpty else { throw Refusal(status: 401, reason: "Missing token") }
-        guard tokenIsKnown(token) else { throw Refusal(status: 401, reason: "Invalid token") }
+        guard let token = headerToken ?? query["token"], !token.isEmpty else {
+            throw Refusal(status: 401, code: "missing_token", detail: "Missing token")
+        }
+        guard tokenIsKnown(token) else { throw Refusal(status: 401, code: "invalid_token", detail: "Invalid token") }
         self.token = token
         guard let externalId = query["external_id"], !externalId.isEmpty else {
-            throw Refusal(status: 422, reason: Self.invalid("external_id: can't be blank"))
+            throw Self.invalid("external_id can't be blank")
         }
         self.externalId = externalId
         name = query["name"] ?? externalId
         guard let keyText = query["public_key"], let key = WireGuardKey(base64: keyText) else {
-            throw Refusal(status: 422, reason: Self.invalid("public_key: is invalid"))
+            throw Self.invalid("public_key is invalid")
         }
         publicKey = key
         guard let parts = Self.parse(userAgent: userAgent ?? "", components: role.components) else {
-            throw Refusal(status: 422, reason: Self.invalid("last_seen_user_agent: is invalid"))
+            throw Self.invalid("last_seen_user_agent is invalid")
         }
         self.userAgent = parts
     }
 
-    /// The portal's plain-text body for a changeset error (spec §1.8).
-    private static func invalid(_ field: String) -> String {
-        "Invalid or missing connection parameters: \(field)"
+    /// The portal's answer to a changeset error: `<field> <messages>`.
+    private static func invalid(_ detail: String) -> Refusal {
+        Refusal(status: 400, code: "invalid_connect_params", detail: detail)
     }
 
     static func parse(userAgent: String, components: [String]) -> UserAgentParts? {

@@ -49,6 +49,16 @@ public struct CandidatesForPeers<Peer: CandidatePeer>: Hashable, Sendable, Codab
         self.candidates = candidates
     }
 
+    /// The candidates for one peer: a v2 message, as a broadcast.
+    public init(_ single: PeerCandidates<Peer>) {
+        self.init(peers: [single.peer], candidates: single.candidates)
+    }
+
+    /// One message per peer, as the v2 client sends them.
+    public var perPeer: [PeerCandidates<Peer>] {
+        peers.map { PeerCandidates(peer: $0, candidates: candidates) }
+    }
+
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CandidateKey.self)
         peers = try container.decode([PortalId<Peer>].self, forKey: CandidateKey("\(Peer.keyPrefix)_ids"))

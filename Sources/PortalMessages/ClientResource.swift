@@ -72,6 +72,9 @@ public enum ClientResource: Hashable, Sendable, Codable {
         }
     }
 
+    /// The types this client implements; others are left out (``UnsupportedResource``).
+    static let types: Set<String> = ["dns", "cidr", "internet"]
+
     private enum CodingKeys: String, CodingKey {
         case id, type, address, name, addressDescription = "address_description", ipStack = "ip_stack"
         case gatewayGroups = "gateway_groups", sites
@@ -103,11 +106,12 @@ public enum ClientResource: Hashable, Sendable, Codable {
         }
     }
 
-    /// Encodes as the portal of spec §3.3 renders it: sites under `gateway_groups`, `ip_stack` only for DNS.
+    /// Encodes as the portal renders it: sites under `sites` or `gateway_groups` as the ``PortalView`` says,
+    /// `ip_stack` only for DNS.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(id, forKey: .id)
-        try container.encode(sites, forKey: .gatewayGroups)
+        try container.encode(sites, forKey: PortalView.of(encoder).sitesKey ? .sites : .gatewayGroups)
         switch self {
         case .dns(let resource):
             try container.encode("dns", forKey: .type)

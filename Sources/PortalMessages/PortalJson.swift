@@ -47,9 +47,11 @@ enum PortalJson {
         }
     }
 
-    static func encode(_ payload: some Encodable) -> String {
+    /// Compact JSON with sorted keys, rendered for `view` (see ``PortalView``).
+    static func encode(_ payload: some Encodable, view: PortalView = .v1) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.userInfo[PortalView.userInfoKey] = view
         do {
             return String(decoding: try encoder.encode(payload), as: UTF8.self)
         } catch {

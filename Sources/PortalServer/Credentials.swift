@@ -40,6 +40,78 @@ public enum Credentials {
         }
     }
 
+    /// What a flow's ingest tokens say (the claims Firezone's clients and gateways parse).
+    public struct IngestClaims: Sendable {
+        public var accountSlug: String
+        public var initiator: String
+        public var responder: String
+        public var resourceId: String
+        public var resourceName: String
+        public var actorName: String
+        public var actorEmail: String?
+        public var clientVersion: String?
+        public var issuedAt: Int64
+        public var expiresAt: Int64?
+    }
+
+    /// An HS256 JWT (RFC 7519) over the claims of Firezone's `IngestTokenClaims`, uploads disabled.
+    public static func ingestToken(_ claims: IngestClaims, role: String, key: SymmetricKey) -> IngestToken {
+        let expiresAt = claims.expiresAt ?? relayCredentialsFarFuture
+        let authorization = "\(claims.initiator):\(claims.resourceId):\(claims.issuedAt)"
+        var fields: [(String, String)] = [
+            ("account_id", JsonText.string("\(stableUuid("account", claims.accountSlug))")),
+            ("iat", "\(claims.issuedAt)"), ("exp", "\(expiresAt)"), ("uploads_enabled", "false"), ("role", JsonText.string(role)),
+            ("initiator_device_id", JsonText.string(claims.initiator)), ("responder_device_id", JsonText.string(claims.responder)),
+            ("policy_authorization_id", JsonText.string("\(stableUuid("authorization", authorization))")),
+            ("policy_id", JsonText.string("\(stableUuid("policy", "\(claims.actorName):\(claims.resourceId)"))")),
+            ("resource_id", JsonText.string(claims.resourceId)), ("resource_name", JsonText.string(claims.resourceName)),
+            ("initiator_actor_id", JsonText.string("\(stableUuid("actor", claims.actorName))")),
+            ("initiator_actor_name", JsonText.string(claims.actorName)),
+            ("authorized_at", JsonText.string(isoTime(claims.issuedAt))),
+            ("authorization_expires_at", JsonText.string(isoTime(expiresAt))),
+        ]
+        if let email = claims.actorEmail { fields.append(("initiator_actor_email", JsonText.string(email))) }
+        if let version = claims.clientVersion { fields.append(("initiator_client_version", JsonText.string(version))) }
+        let payload = "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+        let signingInput = Base64Url.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8)) + "." + Base64Url.encode(Array(payload.utf8))
+        let signature = HMAC<SHA256>.authenticationCode(for: Array(signingInput.utf8), using: key)
+        do {
+            return try IngestToken(signingInput + "." + Base64Url.encode(Array(signature)))
+        } catch {
+            preconditionFailure("a token this portal signs has the shape it checks: \(error)")
+        }
+    }
+
+    /// 2038-01-01, the portal's far future.
+    static let relayCredentialsFarFuture: Int64 = 2_145_916_800
+
+    /// A name-based UUID, stable for the same kind and name.
+    static func stableUuid(_ kind: String, _ name: String) -> UUID {
+        var bytes = Array(SHA256.hash(data: Array("firezone-dev-portal:\(kind):\(name)".utf8)).prefix(16))
+        bytes[6] = bytes[6] & 0x0F | 0x50
+        bytes[8] = bytes[8] & 0x3F | 0x80
+        return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], bytes[8], bytes[9],
+                           bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+    }
+
+    /// `2026-07-06T12:00:00.000000Z`, as the portal writes times in claims.
+    static func isoTime(_ unixSeconds: Int64) -> String {
+        let days = unixSeconds >= 0 ? unixSeconds / 86_400 : (unixSeconds - 86_399) / 86_400
+        let secondOfDay = unixSeconds - days * 86_400
+        // Howard Hinnant's civil-from-days.
+        let shifted = days + 719_468
+        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(year)-\(two(month))-\(two(day))T\(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60)).000000Z"
+    }
+
     static func base64NoPad(_ bytes: [UInt8]) -> String {
         String(Data(bytes).base64EncodedString().prefix { $0 != "=" })
     }

@@ -323,7 +323,8 @@ private struct ReplayPolicy: FlowPolicy {
         scenario.gatewayResources[id].map { BrokeredResource(sites: [scenario.site.id], gatewayView: $0) }
     }
 
-    func secrets(client: FlowBroker.Client, gateway: FlowBroker.Gateway) -> FlowSecrets { secrets }
+    func secrets(client: FlowBroker.Client, gateway: FlowBroker.Gateway, resource: ResourceId, unixTime: Int64,
+                 expiresAt: Int64?) -> FlowSecrets { secrets }
 
     var accessLifetime: Duration? { nil }
 }

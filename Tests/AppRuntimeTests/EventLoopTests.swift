@@ -335,7 +335,8 @@ final class LoopbackPortal: @unchecked Sendable {
             id == LoopbackPortal.resourceId ? BrokeredResource(sites: [LoopbackPortal.site.id], gatewayView: LoopbackPortal.gatewayResource) : nil
         }
 
-        func secrets(client: FlowBroker.Client, gateway: FlowBroker.Gateway) -> FlowSecrets {
+        func secrets(client: FlowBroker.Client, gateway: FlowBroker.Gateway, resource: ResourceId, unixTime: Int64,
+                 expiresAt: Int64?) -> FlowSecrets {
             FlowSecrets(presharedKey: LoopbackPortal.presharedKey, client: LoopbackPortal.credentials.client,
                         gateway: LoopbackPortal.credentials.gateway)
         }

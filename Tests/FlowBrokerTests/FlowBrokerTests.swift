@@ -22,7 +22,8 @@ import Testing
             return BrokeredResource(sites: sites, gatewayView: .cidr(id: id, address: IpNetwork("10.0.0.0/24")!, name: "lan", filters: []))
         }
 
-        func secrets(client: FlowBroker.Client, gateway: FlowBroker.Gateway) -> FlowSecrets {
+        func secrets(client: FlowBroker.Client, gateway: FlowBroker.Gateway, resource: ResourceId, unixTime: Int64,
+                 expiresAt: Int64?) -> FlowSecrets {
             FlowSecrets(presharedKey: PresharedKey(WireGuardKey(bytes: [UInt8](repeating: 9, count: 32))!),
                         client: IceCredentials(ufrag: "cuf\(gateway.id.description.suffix(1))", password: "client-password-xxxxxxxx"),
                         gateway: IceCredentials(ufrag: "guf\(gateway.id.description.suffix(1))", password: "gateway-password-xxxxxxx"))
@@ -31,12 +32,12 @@ import Testing
 
     static func key(_ byte: UInt8) -> PublicKey { WireGuardKey(bytes: [UInt8](repeating: byte, count: 32))! }
 
-    func broker(gateways: [(GatewayId, SiteId)], actor: String = "alice") -> FlowBroker {
+    func broker(gateways: [(GatewayId, SiteId)], actor: String = "alice", gatewayVersion: String = "1.6.0") -> FlowBroker {
         var broker = FlowBroker(random: SplitMix64(seed: 1))
         for (index, (id, site)) in gateways.enumerated() {
             broker.gatewayJoined(FlowBroker.Gateway(id: id, publicKey: Self.key(UInt8(index + 1)), site: site,
                                                     ipv4: IPv4Address(100, 64, 0, UInt8(index + 1)),
-                                                    ipv6: IPv6Address("fd00:2021:1111::\(index + 1)")!))
+                                                    ipv6: IPv6Address("fd00:2021:1111::\(index + 1)")!, version: gatewayVersion))
         }
         broker.clientJoined(FlowBroker.Client(id: Self.client, actor: actor, publicKey: Self.key(0xCC), ipv4: IPv4Address(100, 64, 0, 9),
                                               ipv6: IPv6Address("fd00:2021:1111::9")!, version: "1.5.0",
@@ -146,4 +147,105 @@ import Testing
         broker.expireAuthorizations(unixTime: 3_700)
         #expect(broker.authorizations.isEmpty, "gone at its expiry")
     }
+
+    @Test(arguments: [("1.6.0", true), ("1.4.19", true), ("1.4.0", true), ("1.3.9", false), ("1.7.0", false), (nil, false)])
+    func aGatewayOutsideTheClientsVersionWindowIsAVersionMismatch(gatewayVersion: String?, serves: Bool) throws {
+        var broker = FlowBroker(random: SplitMix64(seed: 1))
+        broker.gatewayJoined(FlowBroker.Gateway(id: Self.gateways[0], publicKey: Self.key(1), site: Self.site, ipv4: IPv4Address(100, 64, 0, 1),
+                                                ipv6: IPv6Address("fd00:2021:1111::1")!, version: gatewayVersion))
+        broker.clientJoined(FlowBroker.Client(id: Self.client, actor: "alice", publicKey: Self.key(0xCC), ipv4: IPv4Address(100, 64, 0, 9),
+                                              ipv6: IPv6Address("fd00:2021:1111::9")!, version: "1.5.5"))
+        let first = createFlow(&broker).first
+        if serves {
+            guard case .toGateway(_, .authorizeFlow)? = first else { throw Failure("gateway \(gatewayVersion ?? "nil") did not get the flow") }
+        } else {
+            #expect(first == .toClient(Self.client, .flowCreationFailed(FlowCreationFailed(resourceId: Self.resource, reason: .versionMismatch))),
+                    "client 1.5.5 may use gateways in [1.4.0, 1.7.0); \(gatewayVersion ?? "nil") is outside")
+        }
+    }
+
+    @Test func theInternetResourceNeedsAGatewayOfOnePointThree() {
+        struct InternetPolicy: FlowPolicy {
+            func resource(_ id: ResourceId, for client: FlowBroker.Client) -> BrokeredResource? {
+                BrokeredResource(sites: [FlowBrokerTests.site], gatewayView: .internet(id: id))
+            }
+            func secrets(client: FlowBroker.Client, gateway: FlowBroker.Gateway, resource: ResourceId, unixTime: Int64,
+                         expiresAt: Int64?) -> FlowSecrets {
+                Policy().secrets(client: client, gateway: gateway, resource: resource, unixTime: unixTime, expiresAt: expiresAt)
+            }
+            var accessLifetime: Duration? { nil }
+        }
+        var broker = FlowBroker(random: SplitMix64(seed: 1))
+        broker.gatewayJoined(FlowBroker.Gateway(id: Self.gateways[0], publicKey: Self.key(1), site: Self.site, ipv4: IPv4Address(100, 64, 0, 1),
+                                                ipv6: IPv6Address("fd00:2021:1111::1")!, version: "1.2.5"))
+        broker.clientJoined(FlowBroker.Client(id: Self.client, actor: "alice", publicKey: Self.key(0xCC), ipv4: IPv4Address(100, 64, 0, 9),
+                                              ipv6: IPv6Address("fd00:2021:1111::9")!, version: "1.3.0"))
+        broker.handle(.createFlow(CreateFlow(resourceId: Self.resource, connectedGatewayIds: [])), from: Self.client, policy: InternetPolicy(),
+                      unixTime: 0)
+        #expect(outputs(&broker) == [.toClient(Self.client, .flowCreationFailed(FlowCreationFailed(resourceId: Self.resource,
+                                                                                                  reason: .versionMismatch)))])
+    }
+}
+
+/// The portal's version rules on their own (spec `portal-phoenix.md` §8).
+@Suite struct VersionGatesTests {
+    typealias Version = VersionGates.Version
+    static let site = [Site(id: SiteId("5a5a5a5a-0000-4000-8000-000000000001")!, name: "hq")]
+
+    @Test(arguments: [("1.5.11", Version(1, 5, 11)), ("1.6.0-beta.1", Version(1, 6, 0)), ("0.1.0", Version(0, 1, 0))])
+    func versionsParse(text: String, version: Version) {
+        #expect(Version(text) == version)
+    }
+
+    @Test(arguments: ["1.5", "1.5.x", "", "v1.5.0", "1.5.0.1"])
+    func notVersions(text: String) {
+        #expect(Version(text) == nil)
+    }
+
+    @Test(arguments: [
+        ("*.wiki.example", "1.1.9", "?.wiki.example"), ("**.wiki.example", "1.1.9", "*.wiki.example"),
+        ("wiki.example", "1.1.9", "wiki.example"), ("a.*.example", "1.1.9", nil), ("?.wiki.example", "1.1.9", nil),
+        ("***.example", "1.1.9", nil), ("*.wiki.example", "1.2.0", "*.wiki.example"), ("a.*.example", "1.5.11", "a.*.example"),
+    ])
+    func dnsWildcardsBeforeOnePointTwoUseTheOldSyntax(address: String, version: String, shown: String?) throws {
+        let resource = ClientResource.dns(.init(id: ResourceId.random(), address: address, name: "n", sites: Self.site))
+        let adapted = VersionGates.adapt(resource, for: try #require(Version(version)))
+        guard case .dns(let dns)? = adapted else {
+            #expect(shown == nil, "\(address) for \(version) was dropped")
+            return
+        }
+        #expect(dns.address == shown)
+    }
+
+    @Test func theInternetResourceNeedsOnePointThree() {
+        let internet = ClientResource.internet(.init(id: ResourceId.random(), sites: Self.site))
+        #expect(VersionGates.adapt(internet, for: Version(1, 2, 9)) == nil)
+        #expect(VersionGates.adapt(internet, for: Version(1, 3, 0)) == internet)
+    }
+
+    @Test func oursAndTodaysFirezoneAreInsideEachOthersWindow() {
+        let cidr = GatewayResource.cidr(id: ResourceId.random(), address: IpNetwork("10.0.0.0/8")!, name: "n", filters: [])
+        // Our gateway (1.6.0) serves every Firezone client release from 1.5.0 to 1.7.x; our client (1.5.11) is served by
+        // gateways from 1.4.0 to 1.6.x.
+        for client in [Version(1, 5, 0), Version(1, 5, 11), Version(1, 5, 16), Version(1, 6, 3), Version(1, 7, 0)] {
+            #expect(VersionGates.gateway(Version(1, 6, 0), canServe: client, resource: cidr), "\(client)")
+        }
+        for gateway in [Version(1, 4, 19), Version(1, 5, 2), Version(1, 6, 0), Version(1, 6, 1)] {
+            #expect(VersionGates.gateway(gateway, canServe: Version(1, 5, 11), resource: cidr), "\(gateway)")
+        }
+        #expect(!VersionGates.gateway(Version(0, 1, 0), canServe: Version(1, 5, 5), resource: cidr), "0.1.0 serves no Firezone client")
+    }
+
+    @Test func headlessClientsReadSitesFromOnePointFiveSix() {
+        #expect(!VersionGates.readsSites(component: "headless-client", version: Version(1, 5, 5)))
+        #expect(VersionGates.readsSites(component: "headless-client", version: Version(1, 5, 6)))
+        #expect(!VersionGates.readsSites(component: "apple-client", version: Version(1, 5, 10)))
+        #expect(VersionGates.readsSites(component: "gui-client", version: Version(1, 5, 10)))
+        #expect(!VersionGates.readsSites(component: "gateway", version: Version(1, 6, 0)))
+    }
+}
+
+struct Failure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

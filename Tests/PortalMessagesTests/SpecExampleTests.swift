@@ -39,7 +39,9 @@ import Testing
             #expect(try ClientIngress(event: message.event, payload: message.payload) == message)
         case "client_egress":
             let message = try ClientEgress(event: frame.event, payload: frame.payload)
-            #expect(try ClientEgress(event: message.event, payload: message.payload) == message)
+            let sent = try #require(message.frames(for: .v1).first)
+            #expect(sent.event == frame.event)
+            #expect(try ClientEgress(event: sent.event, payload: sent.payload) == message)
         case "gateway_ingress":
             let message = try GatewayIngress(event: frame.event, payload: frame.payload)
             #expect(try GatewayIngress(event: message.event, payload: message.payload) == message)
@@ -50,7 +52,9 @@ import Testing
             }
         case "gateway_egress":
             let message = try GatewayEgress(event: frame.event, payload: frame.payload)
-            #expect(try GatewayEgress(event: message.event, payload: message.payload) == message)
+            let sent = try #require(message.frames(for: .v1).first)
+            #expect(sent.event == frame.event)
+            #expect(try GatewayEgress(event: sent.event, payload: sent.payload) == message)
         default:
             Issue.record("unexpected kind \(example.kind)")
         }
@@ -79,9 +83,9 @@ import Testing
         let frame = try PhoenixFrame(decoding: example.json)
         let ours: String = switch example.kind {
         case "client_ingress": try ClientIngress(event: event, payload: frame.payload).payload
-        case "client_egress": try ClientEgress(event: event, payload: frame.payload).payload
+        case "client_egress": try #require(ClientEgress(event: event, payload: frame.payload).frames(for: .v1).first).payload
         case "gateway_ingress": try GatewayIngress(event: event, payload: frame.payload).payload
-        default: try GatewayEgress(event: event, payload: frame.payload).payload
+        default: try #require(GatewayEgress(event: event, payload: frame.payload).frames(for: .v1).first).payload
         }
         #expect(try canonical(ours) == canonical(frame.payload))
     }

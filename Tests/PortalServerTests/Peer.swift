@@ -11,11 +11,13 @@ final class Peer: Sendable {
     let events = EventQueue<PortalChannel<PhoenixRawPayload>.Event>()
     let publicKey: String
 
-    init(port: Int, mode: LoginUrl.Mode, token: String, externalId: String) {
+    /// - Parameter version: the Firezone version announced; the late-2025 releases unless set.
+    init(port: Int, mode: LoginUrl.Mode, token: String, externalId: String, api: PortalApi = .v2, version: String? = nil) {
         publicKey = Self.randomKey()
-        let url = try! LoginUrl(apiUrl: "ws://127.0.0.1:\(port)", mode: mode, token: token, device: .init(id: externalId, name: externalId))
+        let url = try! LoginUrl(apiUrl: "ws://127.0.0.1:\(port)", mode: mode, token: token, device: .init(id: externalId, name: externalId),
+                                api: api)
         let agent = UserAgent(osType: "Debian", osVersion: "12.0.0", component: mode == .client ? .headlessClient : .gateway,
-                              version: mode == .client ? "1.5.5" : "1.4.19", architecture: "x86_64", kernelRelease: "6.1.0")
+                              version: version ?? (mode == .client ? "1.5.5" : "1.4.19"), architecture: "x86_64", kernelRelease: "6.1.0")
         var logger = Logger(label: "peer")
         logger.logLevel = .critical
         channel = PortalChannel(configuration: .init(url: url, publicKey: publicKey, userAgent: agent, maxElapsed: .seconds(5),
@@ -45,8 +47,10 @@ final class Peer: Sendable {
         }
     }
 
-    func send(_ message: ClientEgress) { channel.send(event: message.event, payload: message.payload) }
-    func send(_ message: GatewayEgress) { channel.send(event: message.event, payload: message.payload) }
+    /// Sends the message as a client or gateway on this peer's API does.
+    func send(_ message: some PortalEgress) {
+        for frame in message.frames(for: channel.configuration.url.api) { channel.send(event: frame.event, payload: frame.payload) }
+    }
 
     /// The next push, decoded as `Message` (replies and other events skipped).
     func nextPush<Message: PortalPush>(_ type: Message.Type) async throws -> Message {
@@ -54,6 +58,11 @@ final class Peer: Sendable {
             guard case .message(let push) = event else { return nil }
             return try? Message(event: push.event, payload: push.json)
         }
+    }
+
+    /// The names of the pushes received so far.
+    var pushEvents: [String] {
+        events.all.compactMap { if case .message(let push) = $0 { push.event } else { nil } }
     }
 
     /// The reason of the next error reply.

@@ -42,13 +42,15 @@ import Testing
             stamp_secret: stamp
         """
 
-    @Test func aFullFlowFromCreateFlowToFlowCreatedWithCandidatesBothWays() async throws {
+    /// Both API generations, and a client on v1 with a gateway on v2 (the newest portal serves both at once).
+    @Test(arguments: [(PortalApi.v1, PortalApi.v1), (.v2, .v2), (.v1, .v2)])
+    func aFullFlowFromCreateFlowToFlowCreatedWithCandidatesBothWays(clientApi: PortalApi, gatewayApi: PortalApi) async throws {
         let portal = try PortalProcess(config: Self.config)
         defer { portal.removeFiles() }
         try await portal.start()
         defer { _ = portal.stop() }
 
-        let gateway = Peer(port: portal.port, mode: .gateway, token: "gw-token", externalId: "gateway-1")
+        let gateway = Peer(port: portal.port, mode: .gateway, token: "gw-token", externalId: "gateway-1", api: gatewayApi)
         let gatewayRun = gateway.start()
         #expect(try await gateway.events.next() == .joined)
         let gatewayInit = try await gateway.nextPush(GatewayIngress.self)
@@ -57,10 +59,11 @@ import Testing
         #expect(gatewayHello.relays.count == 2, "one entry per address family")
         #expect(gatewayHello.accountSlug == "e2e")
 
-        let client = Peer(port: portal.port, mode: .client, token: "alice-token", externalId: "laptop-1")
+        let client = Peer(port: portal.port, mode: .client, token: "alice-token", externalId: "laptop-1", api: clientApi)
         let clientRun = client.start()
         #expect(try await client.events.next() == .joined)
         guard case .initialize(let clientHello) = try await client.nextPush(ClientIngress.self) else { throw PortalProcessError("no init") }
+        #expect(clientHello.flowLogs?.uploadEnabled == false, "flow_logs present, uploads off")
         #expect(clientHello.resources.map(\.id).count == 2)
         #expect(clientHello.interface.upstreamDo53.map(\.ip.description) == ["1.1.1.1"])
         let intranet = try #require(clientHello.resources.first { if case .cidr = $0 { true } else { false } })
@@ -85,6 +88,10 @@ import Testing
         #expect(created.gatewayIceCredentials == authorize.gatewayIceCredentials)
         #expect(created.clientIceCredentials != created.gatewayIceCredentials)
         #expect(created.gatewayIpv4 == gatewayHello.interface.ipv4)
+        #expect(created.flowLogsIngestToken != nil && authorize.flowLogsIngestToken != nil && !created.useIceless && !authorize.useIceless)
+        #expect(created.flowLogsIngestToken != authorize.flowLogsIngestToken, "initiator and responder get their own tokens")
+        #expect(client.pushEvents.contains(clientApi == .v2 ? "authorization_created" : "flow_created"))
+        #expect(gateway.pushEvents.contains(gatewayApi == .v2 ? "create_authorization" : "authorize_flow"))
 
         let clientCandidate = try IceCandidateString.parse("candidate:1 1 udp 2130706431 192.0.2.10 50000 typ host")
         client.send(ClientEgress.broadcastIceCandidates(CandidatesForGateways(peers: [created.gatewayId], candidates: [clientCandidate])))
@@ -99,11 +106,21 @@ import Testing
         }
         #expect(atClient.candidates == [gatewayCandidate] && atClient.peer == created.gatewayId)
 
-        // A second flow_authorized with the same ref is refused; an unknown event gets unknown_message.
+        // A second flow_authorized with the same ref is refused; an unknown event gets unknown_message, and so does
+        // the other generation's name for create_flow.
         gateway.send(GatewayEgress.flowAuthorized(ref: authorize.ref))
         #expect(try await gateway.nextErrorReason() == "invalid_ref")
         client.channel.send(event: "prepare_connection", payload: "{}")
         #expect(try await client.nextErrorReason() == "unknown_message")
+        client.channel.send(event: clientApi == .v2 ? "create_flow" : "request_authorization", payload: #"{"resource_id":"\#(intranet.id)","connected_gateway_ids":[]}"#)
+        #expect(try await client.nextErrorReason() == "unknown_message")
+        if clientApi == .v2 {
+            client.send(ClientEgress.noRelays)
+            guard case .relaysPresence(let presence) = try await client.nextPush(ClientIngress.self) else {
+                throw PortalProcessError("no_relays was not answered with relays_presence")
+            }
+            #expect(presence.connected.count == 2 && presence.disconnectedIds.isEmpty)
+        }
 
         client.channel.close()
         gateway.channel.close()
@@ -117,9 +134,9 @@ import Testing
         try await portal.start()
         defer { _ = portal.stop() }
         let wrongToken = Peer(port: portal.port, mode: .client, token: "not-a-token", externalId: "x")
-        #expect(await wrongToken.fatalError() == .rejected(status: 401))
+        #expect(await wrongToken.fatalError() == .invalidToken)
         let gatewayTokenOnClientPath = Peer(port: portal.port, mode: .client, token: "gw-token", externalId: "x")
-        #expect(await gatewayTokenOnClientPath.fatalError() == .rejected(status: 401))
+        #expect(await gatewayTokenOnClientPath.fatalError() == .invalidToken)
         let status = try Shell.run(
             "python3", "-c", """
                 import asyncio, sys
@@ -128,14 +145,15 @@ import Testing
                 async def main():
                     try:
                         async with connect(sys.argv[1], user_agent_header="python-websockets"): print("upgraded")
-                    except InvalidStatus as e: print(e.response.status_code, e.response.body.decode())
+                    except InvalidStatus as e: print(e.response.status_code, e.response.headers["Content-Type"], e.response.body.decode())
                 asyncio.run(main())
                 """,
             "ws://127.0.0.1:\(portal.port)/client/websocket?token=alice-token&external_id=x&public_key=\(Peer.randomKeyForUrl())"
         ).output
         #expect(status.trimmingCharacters(in: .whitespacesAndNewlines)
-            == "422 Invalid or missing connection parameters: last_seen_user_agent: is invalid",
-            "a User-Agent without a component version")
+            == #"400 application/problem+json; charset=utf-8 {"type":"about:blank","title":"Bad Request","status":400,"#
+            + #""detail":"last_seen_user_agent is invalid","code":"invalid_connect_params"}"#,
+            "a User-Agent without a component version: RFC 9457 problem details")
     }
 
     @Test func sighupReloadPushesTheDifferences() async throws {

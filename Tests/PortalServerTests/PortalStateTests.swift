@@ -32,9 +32,9 @@ import Testing
         let outbox = Outbox()
         let device = try store.device(kind: role == .client ? .client : .gateway, externalId: externalId)
         if role == .client {
-            await state.clientJoined(request, device: device, outbox: outbox)
+            await state.clientJoined(request, device: device, api: .v1, outbox: outbox)
         } else {
-            await state.gatewayJoined(request, device: device, outbox: outbox)
+            await state.gatewayJoined(request, device: device, api: .v1, outbox: outbox)
         }
         var frames = outbox.frames.makeAsyncIterator()
         let hello = try Self.push(await frames.next())
@@ -51,6 +51,12 @@ import Testing
     }
 
     /// A client's or gateway's message as the portal's session decodes it: inside its frame, in one pass.
+    /// A message as the portal's v1 session decodes it.
+    static func decoded<Message: PhoenixPayload & PortalEgress>(_ message: Message) -> Result<Message, PhoenixPayloadError> {
+        let frame = message.frames(for: .v1)[0]
+        return decoded(frame.event, frame.payload, as: Message.self)
+    }
+
     static func decoded<Message: PhoenixPayload>(_ event: String, _ payload: String, as type: Message.Type)
         -> Result<Message, PhoenixPayloadError> {
         let text = PhoenixFrame(topic: "t", event: event, payload: payload, ref: 1).encoded()
@@ -64,14 +70,14 @@ import Testing
         let (client, clientFrames, _) = try await connect(.client, token: "alice-token", externalId: "laptop")
         var frames = clientFrames
         let unknown = ClientEgress.createFlow(CreateFlow(resourceId: ResourceId.random(), connectedGatewayIds: []))
-        #expect(await state.handleClientMessage(from: client, message: Self.decoded(unknown.event, unknown.payload, as: ClientEgress.self)) == .none)
+        #expect(await state.handleClientMessage(from: client, message: Self.decoded(unknown)) == .none)
         let notFound = try ClientIngress(event: "flow_creation_failed", payload: try Self.push(await frames.next()).payload)
         guard case .flowCreationFailed(let failure) = notFound else { throw PortalProcessError("not a failure") }
         #expect(failure.reason == .notFound)
 
         let intranet = try #require(await state.config.resources.first { $0.name == "intranet" }).id
         let flow = ClientEgress.createFlow(CreateFlow(resourceId: intranet, connectedGatewayIds: []))
-        _ = await state.handleClientMessage(from: client, message: Self.decoded(flow.event, flow.payload, as: ClientEgress.self))
+        _ = await state.handleClientMessage(from: client, message: Self.decoded(flow))
         guard case .flowCreationFailed(let offline) = try ClientIngress(event: "flow_creation_failed",
                                                                         payload: try Self.push(await frames.next()).payload)
         else { throw PortalProcessError("not a failure") }
@@ -87,13 +93,13 @@ import Testing
         var gatewayFrames = firstGatewayFrames
         let intranet = try #require(await state.config.resources.first { $0.name == "intranet" }).id
         let flow = ClientEgress.createFlow(CreateFlow(resourceId: intranet, connectedGatewayIds: []))
-        _ = await state.handleClientMessage(from: client, message: Self.decoded(flow.event, flow.payload, as: ClientEgress.self))
+        _ = await state.handleClientMessage(from: client, message: Self.decoded(flow))
         guard case .authorizeFlow(let authorize) = try GatewayIngress(event: "authorize_flow",
                                                                        payload: try Self.push(await gatewayFrames.next()).payload)
         else { throw PortalProcessError("no authorize_flow") }
         #expect(authorize.expiresAt.map { $0 == 1_800_003_600 } == true, "now + access_lifetime_seconds")
         let authorized = GatewayEgress.flowAuthorized(ref: authorize.ref)
-        #expect(await state.handleGatewayMessage(from: gateway, message: Self.decoded(authorized.event, authorized.payload, as: GatewayEgress.self)) == .ok("{}"))
+        #expect(await state.handleGatewayMessage(from: gateway, message: Self.decoded(authorized)) == .ok("{}"))
         _ = await clientFrames.next()  // flow_created
 
         func authorizationsOnRejoin() async throws -> [AccessExpiry] {
@@ -144,9 +150,9 @@ final class FakeWallClock: Sendable {
                 let outbox = Outbox()
                 let device = try store.device(kind: role == .client ? .client : .gateway, externalId: id)
                 if role == .client {
-                    await state.clientJoined(request, device: device, outbox: outbox)
+                    await state.clientJoined(request, device: device, api: .v1, outbox: outbox)
                 } else {
-                    await state.gatewayJoined(request, device: device, outbox: outbox)
+                    await state.gatewayJoined(request, device: device, api: .v1, outbox: outbox)
                 }
                 var frames = outbox.frames.makeAsyncIterator()
                 let initial = try tests.push(await frames.next())

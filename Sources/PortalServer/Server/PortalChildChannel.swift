@@ -8,8 +8,8 @@ import NIOWebSocket
 
 /// One accepted TCP connection: an HTTP/1.1 request that either upgrades to a portal WebSocket session or is
 /// answered with a status. hummingbird-websocket's own channel answers every refused upgrade with 400; the
-/// real portal answers 401 for a bad token and 422 for a bad device or User-Agent, and clients act on the
-/// difference (spec §1.8), so this channel records the refusal and writes its status.
+/// real portal answers 401 for a bad token and 400 for a bad device or User-Agent, with problem details whose
+/// `code` clients act on (spec §8), so this channel records the refusal and writes it.
 struct PortalChildChannel: ServerChildChannel {
     enum Negotiated: Sendable {
         case webSocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, PortalSession, AcceptedConnection)
@@ -39,7 +39,7 @@ struct PortalChildChannel: ServerChildChannel {
                     promise.completeWithTask {
                         let path = String(head.uri.prefix { $0 != "?" })
                         guard let session = endpoints[path] else {
-                            verdict.withLockedValue { $0 = .refused(.init(status: 404, reason: "Not found")) }
+                            verdict.withLockedValue { $0 = .refused(.init(status: 404, code: "not_found", detail: "Not found")) }
                             return nil
                         }
                         do {
@@ -104,15 +104,17 @@ struct PortalChildChannel: ServerChildChannel {
         try await channel.executeThenClose { inbound, outbound in
             let status: Int
             let body: String
+            let contentType: String
             if let refusal {
                 // NIO does not pass on the request of a refused upgrade: answer without reading it.
-                (status, body) = (refusal.status, refusal.reason)
+                (status, body, contentType) = (refusal.status, refusal.problemJson, "application/problem+json; charset=utf-8")
             } else {
                 var requests = inbound.makeAsyncIterator()
                 guard case .head(let head)? = try await requests.next() else { return }
                 (status, body) = head.uri == "/healthz" ? (200, "ok") : (404, "Not found")
+                contentType = "text/plain; charset=utf-8"
             }
-            let headers = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "\(body.utf8.count)"),
+            let headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", "\(body.utf8.count)"),
                                        ("Connection", "close")])
             try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers)))
             try await outbound.write(.body(.byteBuffer(ByteBuffer(string: body))))

@@ -2,17 +2,21 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import PhoenixChannel
 
-/// The development portal's network side on Hummingbird: `/client/websocket` and `/gateway/websocket`, with
-/// the real portal's upgrade checks answered by their HTTP status, and `/healthz`.
+/// The development portal's network side on Hummingbird: `/client/websocket` and `/gateway/websocket` (v1),
+/// `/client/v2/websocket` and `/gateway/v2/websocket` (v2), with the real portal's upgrade checks answered by
+/// their HTTP status and problem details, and `/healthz`.
 public enum PortalServer {
     /// A Hummingbird application serving the portal at `host:port` (port 0 picks one; `onListening` learns it).
     public static func application(state: PortalState, store: DeviceStore, host: String, port: Int, logger: Logger,
                                    onListening: @escaping @Sendable (Int) async -> Void = { _ in })
         -> some ApplicationProtocol
     {
-        let endpoints = Dictionary(uniqueKeysWithValues: [ConnectRequest.Role.client, .gateway].map { role in
-            ("/\(role.rawValue)/websocket", PortalSession(role: role, state: state, store: store))
+        let endpoints = Dictionary(uniqueKeysWithValues: [ConnectRequest.Role.client, .gateway].flatMap { role in
+            PortalApi.allCases.map { api in
+                ("/\(role.rawValue)\(api == .v2 ? "/v2" : "")/websocket", PortalSession(role: role, api: api, state: state, store: store))
+            }
         })
         return Application(
             router: Router(),

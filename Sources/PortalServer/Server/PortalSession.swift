@@ -10,13 +10,16 @@ struct AcceptedConnection: Sendable {
     var device: DeviceRecord
 }
 
-/// One role's WebSocket endpoint: the upgrade checks, then a Phoenix V1 session against ``PortalState``.
+/// One role's WebSocket endpoint of one API generation: the upgrade checks, then a Phoenix V1 session against
+/// ``PortalState``. A message named for the other generation is answered `unknown_message`, as the newest
+/// portal answers it.
 struct PortalSession: Sendable {
     let role: ConnectRequest.Role
+    let api: PortalApi
     let state: PortalState
     let store: DeviceStore
 
-    /// The real portal's checks, in its order: token (401), then device fields and User-Agent (422).
+    /// The real portal's checks, in its order: token (401), then device fields and User-Agent (400).
     func accept(uri: String, headers: HTTPHeaders) async throws(ConnectRequest.Refusal) -> AcceptedConnection {
         let config = await state.config
         let role = self.role
@@ -30,7 +33,7 @@ struct PortalSession: Sendable {
             let device = try store.device(kind: role == .client ? .client : .gateway, externalId: request.externalId)
             return AcceptedConnection(request: request, device: device)
         } catch {
-            throw ConnectRequest.Refusal(status: 500, reason: "Internal server error")
+            throw ConnectRequest.Refusal(status: 500, code: "unhandled_connect_error", detail: "An unexpected error occurred.")
         }
     }
 
@@ -54,16 +57,18 @@ struct PortalSession: Sendable {
                         await state.countMalformedFrame()
                         continue
                     }
-                    joined = await handle(frame, joined: joined, accepted: accepted, outbox: outbox) { message in
-                        await state.handleClientMessage(from: outbox, message: message)
+                    joined = await handle(frame, joined: joined, accepted: accepted, outbox: outbox) { [api] message in
+                        guard ClientEgress.isSent(as: frame.event, on: api) else { return .error(reason: "unknown_message") }
+                        return await state.handleClientMessage(from: outbox, message: message)
                     }
                 case .gateway:
                     guard let frame = try? PhoenixInbound<PhoenixServerPayload<GatewayEgress>>(decoding: text) else {
                         await state.countMalformedFrame()
                         continue
                     }
-                    joined = await handle(frame, joined: joined, accepted: accepted, outbox: outbox) { message in
-                        await state.handleGatewayMessage(from: outbox, message: message)
+                    joined = await handle(frame, joined: joined, accepted: accepted, outbox: outbox) { [api] message in
+                        guard GatewayEgress.isSent(as: frame.event, on: api) else { return .error(reason: "unknown_message") }
+                        return await state.handleGatewayMessage(from: outbox, message: message)
                     }
                 }
             }
@@ -87,9 +92,9 @@ struct PortalSession: Sendable {
         case (topic, .success(.join)):
             outbox.send(frame.reply(status: "ok"))
             if role == .client {
-                await state.clientJoined(accepted.request, device: accepted.device, outbox: outbox)
+                await state.clientJoined(accepted.request, device: accepted.device, api: api, outbox: outbox)
             } else {
-                await state.gatewayJoined(accepted.request, device: accepted.device, outbox: outbox)
+                await state.gatewayJoined(accepted.request, device: accepted.device, api: api, outbox: outbox)
             }
             return true
         case (topic, .success(.leave)):

@@ -53,7 +53,7 @@ extension PortalState {
     /// `resource_deleted` for what the client may no longer reach (or what moved site, first),
     /// `resource_created_or_updated` for what is new or changed.
     private func pushResourceDiff(to client: ClientSession) {
-        let now = config.resources(for: client.actor).map { $0.clientView(sites: config.sites) }
+        let now = client.resources(in: config)
         let nowById = Dictionary(uniqueKeysWithValues: now.map { ($0.id, $0) })
         for (id, before) in client.sentResources.sorted(by: { $0.key < $1.key }) {
             guard let after = nowById[id] else {

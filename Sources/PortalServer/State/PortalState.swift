@@ -1,4 +1,5 @@
 import FlowBroker
+import Crypto
 import FoundationEssentials
 import Logging
 import PhoenixChannel
@@ -26,6 +27,10 @@ public actor PortalState {
     /// The credentials must not change from one join to the next: coturn ties an allocation to its username,
     /// and a node that reconnects (same socket, new username) could neither reuse nor delete its allocation.
     static let relayCredentialsExpireAt: Int64 = 2_145_916_800
+    /// `init.flow_logs`: uploads off (an interval of 0), as this portal has no ingest API.
+    static let flowLogs = FlowLogsConfig(apiUrl: "https://flow-logs.invalid", uploadIntervalSecs: 0, uploadBatchSize: 1000)
+    /// Signs the flow-log ingest tokens; a new one every run.
+    let ingestKey = SymmetricKey(size: .bits256)
 
     public init(config: PortalConfig, store: DeviceStore, logger: Logger,
                 wallClock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
@@ -53,14 +58,18 @@ public actor PortalState {
 
     // MARK: Joining and leaving
 
-    /// A client joined its topic: remember it (replacing an older connection of the same device) and send `init`.
-    public func clientJoined(_ request: ConnectRequest, device: DeviceRecord, outbox: Outbox) {
+    /// A client joined its topic on a socket of `api`: remember it (replacing an older connection of the same
+    /// device) and send `init`, with the resources and keys its version is shown.
+    public func clientJoined(_ request: ConnectRequest, device: DeviceRecord, api: PortalApi, outbox: Outbox) {
         guard let actor = config.actor(forClientToken: request.token) else { return }
         let id = ClientId(device.id.uuid)
         if let old = clients[id], old.outbox !== outbox { old.outbox.finish() }
+        let readsSites = VersionGates.Version(request.userAgent.version).map {
+            VersionGates.readsSites(component: request.userAgent.component, version: $0)
+        } ?? false
         var session = ClientSession(id: id, token: request.token, actor: actor.name, device: device, publicKey: request.publicKey,
-                                    userAgent: request.userAgent, outbox: outbox)
-        let resources = config.resources(for: actor.name).map { $0.clientView(sites: config.sites) }
+                                    userAgent: request.userAgent, outbox: outbox, view: PortalView(api: api, sitesKey: readsSites))
+        let resources = session.resources(in: config)
         session.sentResources = Dictionary(uniqueKeysWithValues: resources.map { ($0.id, $0) })
         clients[id] = session
         broker.clientJoined(FlowBroker.Client(
@@ -68,26 +77,33 @@ public actor PortalState {
             version: request.userAgent.version, deviceOsName: request.userAgent.osName, deviceOsVersion: request.userAgent.osVersion,
             subject: Subject(actorName: actor.name, actorEmail: actor.email)))
         let message = ClientInit(interface: clientInterface(device), resources: resources,
-                                 relays: relays(for: request.publicKey, expiresAt: Self.relayCredentialsExpireAt))
+                                 relays: relays(for: request.publicKey, expiresAt: Self.relayCredentialsExpireAt), flowLogs: Self.flowLogs)
         push(.initialize(message), to: session)
-        logger.info("Client joined", metadata: ["client": "\(id)", "actor": "\(actor.name)", "name": "\(request.name)"])
+        logger.info("Client joined", metadata: [
+            "client": "\(id)", "actor": "\(actor.name)", "name": "\(request.name)", "api": "\(api)",
+            "version": "\(request.userAgent.component)/\(request.userAgent.version)",
+        ])
     }
 
-    /// A gateway joined its topic: remember it and send `init` with its authorizations.
-    public func gatewayJoined(_ request: ConnectRequest, device: DeviceRecord, outbox: Outbox) {
+    /// A gateway joined its topic on a socket of `api`: remember it and send `init` with its authorizations.
+    public func gatewayJoined(_ request: ConnectRequest, device: DeviceRecord, api: PortalApi, outbox: Outbox) {
         guard let site = config.site(forGatewayToken: request.token) else { return }
         let id = GatewayId(device.id.uuid)
         if let old = gateways[id], old.outbox !== outbox { old.outbox.finish() }
         let session = GatewaySession(id: id, token: request.token, site: site.id, device: device, publicKey: request.publicKey,
-                                     outbox: outbox)
+                                     outbox: outbox, view: PortalView(api: api, sitesKey: false))
         gateways[id] = session
-        broker.gatewayJoined(FlowBroker.Gateway(id: id, publicKey: request.publicKey, site: site.id, ipv4: device.ipv4, ipv6: device.ipv6))
+        broker.gatewayJoined(FlowBroker.Gateway(id: id, publicKey: request.publicKey, site: site.id, ipv4: device.ipv4, ipv6: device.ipv6,
+                                                version: request.userAgent.version))
         let granted = broker.authorizations(on: id)
         let message = GatewayInit(interface: GatewayInterface(ipv4: device.ipv4, ipv6: device.ipv6),
                                   relays: relays(for: request.publicKey, expiresAt: Self.relayCredentialsExpireAt),
-                                  accountSlug: config.accountSlug, authorizations: granted)
-        session.outbox.push(topic: "gateway", event: "init", payload: GatewayIngress.initialize(message).payload)
-        logger.info("Gateway joined", metadata: ["gateway": "\(id)", "site": "\(site.name)", "name": "\(request.name)"])
+                                  accountSlug: config.accountSlug, authorizations: granted, flowLogs: Self.flowLogs)
+        push(.initialize(message), to: session)
+        logger.info("Gateway joined", metadata: [
+            "gateway": "\(id)", "site": "\(site.name)", "name": "\(request.name)", "api": "\(api)",
+            "version": "\(request.userAgent.component)/\(request.userAgent.version)",
+        ])
     }
 
     /// A connection ended; forget its session unless a newer connection replaced it.
@@ -112,6 +128,11 @@ public actor PortalState {
     public func handleClientMessage(from outbox: Outbox, message: Result<ClientEgress, PhoenixPayloadError>) -> Reply {
         guard let client = clients.values.first(where: { $0.outbox === outbox }) else { return .error(reason: "unmatched topic") }
         guard case .success(let message) = message else { return refuse(message) }
+        if message == .noRelays {
+            push(.relaysPresence(RelaysPresence(disconnectedIds: [], connected: relays(for: client.publicKey,
+                                                                                      expiresAt: Self.relayCredentialsExpireAt))), to: client)
+            return .none
+        }
         broker.handle(message, from: client.id, policy: policy, unixTime: wallClock())
         deliverBrokerOutputs()
         return .none
@@ -121,6 +142,11 @@ public actor PortalState {
     public func handleGatewayMessage(from outbox: Outbox, message: Result<GatewayEgress, PhoenixPayloadError>) -> Reply {
         guard let gateway = gateways.values.first(where: { $0.outbox === outbox }) else { return .error(reason: "unmatched topic") }
         guard case .success(let message) = message else { return refuse(message) }
+        if message == .noRelays {
+            push(.relaysPresence(RelaysPresence(disconnectedIds: [], connected: relays(for: gateway.publicKey,
+                                                                                      expiresAt: Self.relayCredentialsExpireAt))), to: gateway)
+            return .none
+        }
         let reply = broker.handle(message, from: gateway.id)
         deliverBrokerOutputs()
         switch reply {
@@ -148,7 +174,7 @@ public actor PortalState {
     // MARK: Helpers
 
     /// The configuration's policies, as the broker asks for them.
-    var policy: PortalPolicy { PortalPolicy(config: config, clients: clients, gateways: gateways) }
+    var policy: PortalPolicy { PortalPolicy(config: config, clients: clients, gateways: gateways, ingestKey: ingestKey) }
 
     /// Pushes what the broker has for the connected peers.
     func deliverBrokerOutputs() {
@@ -161,11 +187,11 @@ public actor PortalState {
     }
 
     func push(_ message: ClientIngress, to client: ClientSession) {
-        client.outbox.push(topic: "client", event: message.event, payload: message.payload)
+        client.outbox.push(topic: "client", event: message.event(in: client.view), payload: message.payload(in: client.view))
     }
 
     func push(_ message: GatewayIngress, to gateway: GatewaySession) {
-        gateway.outbox.push(topic: "gateway", event: message.event, payload: message.payload)
+        gateway.outbox.push(topic: "gateway", event: message.event(in: gateway.view), payload: message.payload(in: gateway.view))
     }
 
     func clientInterface(_ device: DeviceRecord) -> ClientInterface {

@@ -1,3 +1,4 @@
+import FlowBroker
 import PhoenixChannel
 import PortalMessages
 import SansIO
@@ -34,8 +35,17 @@ struct ClientSession: Sendable {
     var publicKey: PublicKey
     var userAgent: ConnectRequest.UserAgentParts
     var outbox: Outbox
+    /// How pushes are named and keyed for this connection.
+    var view: PortalView
     /// The resources last sent, to diff against on reload.
     var sentResources: [ResourceId: ClientResource] = [:]
+
+    /// The resources the configuration grants, as this client's version is shown them.
+    func resources(in config: PortalConfig) -> [ClientResource] {
+        let granted = config.resources(for: actor).map { $0.clientView(sites: config.sites) }
+        guard let version = VersionGates.Version(userAgent.version) else { return granted }
+        return granted.compactMap { VersionGates.adapt($0, for: version) }
+    }
 }
 
 /// A connected gateway.
@@ -46,4 +56,5 @@ struct GatewaySession: Sendable {
     var device: DeviceRecord
     var publicKey: PublicKey
     var outbox: Outbox
+    var view: PortalView
 }

@@ -77,6 +77,9 @@ public final class ClientState {
             node.replaceRelays(with: initMessage.relays, now: now)
             interface = initMessage.interface
             setAllResources(initMessage.resources, now: now)
+            for resource in initMessage.unsupportedResources {
+                events.append(.ignored(UnsupportedPush(event: "init", resourceType: resource.type, resourceId: resource.id)))
+            }
         case .configChanged(let interface):
             self.interface = interface
             recomputeTunConfig()
@@ -96,6 +99,8 @@ public final class ClientState {
             flowCreated(flow, now: now)
         case .flowCreationFailed(let failure):
             flowCreationFailed(failure)
+        case .unsupported(let push):
+            events.append(.ignored(push))
         }
     }
 

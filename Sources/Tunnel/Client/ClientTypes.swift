@@ -25,6 +25,9 @@ public enum ClientEvent: Hashable, Sendable {
     case noRelays
     /// A portal message that could not be applied, with the reason.
     case refused(String)
+    /// A portal message for something this client does not implement (client-to-client access, device pools):
+    /// ignored, as the Firezone clients the portal meant it for would use it.
+    case ignored(UnsupportedPush)
     /// Resolve this query with the upstream, then call ``ClientState/dnsAnswered(_:response:now:)``.
     case recurseDns(ClientDns.PendingQuery, upstream: DnsUpstream)
     /// The stub resolver assigned proxy IPs to a new domain: keep all records for the next session

@@ -152,7 +152,8 @@ final class StubPortal: FlowPolicy {
 
     /// Like the real portal, the same credentials and key for every flow of one client–gateway pair, so a
     /// second resource on a gateway reuses the connection.
-    func secrets(client: FlowBroker.Client, gateway: FlowBroker.Gateway) -> FlowSecrets {
+    func secrets(client: FlowBroker.Client, gateway: FlowBroker.Gateway, resource: ResourceId, unixTime: Int64,
+                 expiresAt: Int64?) -> FlowSecrets {
         FlowSecrets(presharedKey: PresharedKey(WireGuardKey(bytes: [UInt8](repeating: 7, count: 32))!),
                     client: IceCredentials(ufrag: "cuf1", password: "client-password-1-xxxxxxxxxx"),
                     gateway: IceCredentials(ufrag: "guf1", password: "gateway-password-1-xxxxxxxxxx"))

@@ -107,7 +107,7 @@ public final class SimulatedNode: SimulatedHost {
             events.append(event)
             onEvent(event)
             if case .connectionEstablished(let peer) = event, let packets = waiting.removeValue(forKey: peer) {
-                for packet in packets { try? send(packet, to: peer, in: simulation) }
+                for packet in packets { _ = try? send(packet, to: peer, in: simulation) }
             }
         }
     }
