@@ -107,7 +107,7 @@ let package = Package(
         ),
         .target(
             name: "AppOptions",
-            dependencies: ["AppRuntime", "SansIO", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["AppRuntime", "PhoenixChannel", "SansIO", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
@@ -235,7 +235,7 @@ let package = Package(
         ]),
         .testTarget(name: "PortalServerTests", dependencies: [
             "PortalServer", "Portal", "PortalMessages", "PhoenixChannel", "PhoenixChannelTransport", "SansIO", "Ice", "TestSupport",
-            .product(name: "Logging", package: "swift-log"),
+            "Tunnel", "Noise", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "PortalMessagesTests", dependencies: ["PortalMessages", "PhoenixChannel", "Ice", "SansIO"]),
         .testTarget(name: "TurnTests", dependencies: [

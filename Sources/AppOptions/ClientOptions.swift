@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PhoenixChannel
 
 /// `firezone-client`'s command line (spec `portal-phoenix.md` §7.2); each flag falls back to its variable.
 public struct ClientArguments: ParsableArguments {
@@ -31,6 +32,8 @@ public struct ClientArguments: ParsableArguments {
     public var tokenPath: String?
     @Flag(help: .hidden)
     public var incBuf = false
+    @Option(help: "The portal API: v2, or v1 for portals before mid-2026 (FIREZONE_PORTAL_API; default v2).")
+    public var portalApi: String?
 
     public init() {}
 
@@ -68,6 +71,7 @@ public struct ClientConfiguration: Equatable, Sendable {
     public var tokenPath = ClientConfiguration.defaultTokenPath
     public var raiseSocketBuffers = false
     public var logFilter = "info"
+    public var portalApi = PortalApi.v2
 
     /// The defaults, with the name.
     public init(name: String) {
@@ -99,6 +103,7 @@ public struct ClientConfiguration: Equatable, Sendable {
         configuration.tokenPath = settings.string(arguments.tokenPath, "FIREZONE_TOKEN_PATH") ?? Self.defaultTokenPath
         configuration.raiseSocketBuffers = try settings.bool(arguments.incBuf, "FIREZONE_INC_BUF")
         configuration.logFilter = environment["RUST_LOG"] ?? "info"
+        configuration.portalApi = try settings.oneOf(arguments.portalApi, "FIREZONE_PORTAL_API", name: "--portal-api", default: .v2)
         return configuration
     }
 }

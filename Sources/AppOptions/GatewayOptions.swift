@@ -1,6 +1,7 @@
 import AppRuntime
 import ArgumentParser
 import Foundation
+import PhoenixChannel
 import SansIO
 
 /// `firezone-gateway`'s command line (spec `portal-phoenix.md` §7.1); each flag falls back to its variable.
@@ -27,6 +28,11 @@ public struct GatewayArguments: ParsableArguments {
     public var metrics: String?
     @Flag(help: .hidden)
     public var validateChecksums = false
+    @Option(name: [.customShort("m"), .long],
+            help: "Keep serving established tunnels and retrying the portal this long, e.g. 5m, 1h, 30d (FIREZONE_MAX_PARTITION_TIME; default 24h).")
+    public var maxPartitionTime: String?
+    @Option(help: "The portal API: v2, or v1 for portals before mid-2026 (FIREZONE_PORTAL_API; default v2).")
+    public var portalApi: String?
 
     public init() {}
 }
@@ -53,6 +59,9 @@ public struct GatewayConfiguration: Equatable, Sendable {
     public var healthCheckAddress = SocketAddress("0.0.0.0:8080")!
     public var metrics: MetricsExporter?
     public var validateChecksums = false
+    /// How long to keep reconnecting to the portal, serving established tunnels meanwhile (#11664).
+    public var maxPartitionTime = Duration.seconds(86_400)
+    public var portalApi = PortalApi.v2
 
     /// The defaults, with the token and the name.
     public init(token: String, name: String) {
@@ -85,6 +94,13 @@ public struct GatewayConfiguration: Equatable, Sendable {
             configuration.metrics = try settings.oneOf(arguments.metrics, "FIREZONE_METRICS", name: "--metrics", default: MetricsExporter.stdout)
         }
         configuration.validateChecksums = try settings.bool(arguments.validateChecksums, "FIREZONE_VALIDATE_CHECKSUMS")
+        if let text = settings.string(arguments.maxPartitionTime, "FIREZONE_MAX_PARTITION_TIME") {
+            guard let duration = HumanDuration.parse(text) else {
+                throw .invalidValue(name: "--max-partition-time", value: text, expected: "a duration such as 5m, 1h or 30d")
+            }
+            configuration.maxPartitionTime = duration
+        }
+        configuration.portalApi = try settings.oneOf(arguments.portalApi, "FIREZONE_PORTAL_API", name: "--portal-api", default: .v2)
         return configuration
     }
 

@@ -28,8 +28,11 @@ public final class AppShell<Plane: PortalPlane>: Sendable {
                 afterBatch: @escaping (Plane, Instant) -> Void) throws {
         self.channel = channel
         self.logger = logger
+        let api = channel.configuration.url.api
         loop = try EventLoop(plane: plane, tun: tun, sockets: sockets) { plane, now in
-            while let message = plane.pollPortalMessage() { channel.send(event: message.event, payload: message.payload) }
+            while let message = plane.pollPortalMessage() {
+                for frame in message.frames(for: api) { channel.send(event: frame.event, payload: frame.payload) }
+            }
             afterBatch(plane, now)
         }
         thread = EventLoopThread(loop)
@@ -66,5 +69,20 @@ public final class AppShell<Plane: PortalPlane>: Sendable {
         var sockets = [try UdpSocket(bind: SocketAddress("0.0.0.0:0")!, options: options)]
         if let v6 = try? UdpSocket(bind: SocketAddress("[::]:0")!, options: options) { sockets.append(v6) }
         return sockets
+    }
+}
+
+extension PortalChannel {
+    /// The tunnel has no relay: on the v2 API, `no_relays`, which the portal answers with `relays_presence`;
+    /// on v1, a new connection for a fresh `init` (spec `portal-phoenix.md` §5.2, §8).
+    public func requestRelays(logger: Logger) {
+        switch configuration.url.api {
+        case .v2:
+            logger.info("No relay is known; asking the portal for relays")
+            send(event: "no_relays", payload: "{}")
+        case .v1:
+            logger.info("No relay is known; reconnecting to the portal for a fresh init")
+            reconnect(reason: "no relays")
+        }
     }
 }

@@ -11,7 +11,8 @@ import PhoenixChannel
 struct ClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "firezone-client",
-        abstract: "The Firezone headless client: routes the resources of its policies through gateways."
+        abstract: "The Firezone headless client: routes the resources of its policies through gateways.",
+        version: ProtocolLevel.versionText(firezoneComponent: "headless-client", firezoneVersion: ProtocolLevel.headlessClient)
     )
 
     @OptionGroup var arguments: ClientArguments
@@ -32,7 +33,8 @@ struct ClientCommand: AsyncParsableCommand {
             let token = try ClientToken.read(environmentToken: environmentToken, path: configuration.tokenPath)
             if environmentToken == nil { logger.info("Loaded token from disk", metadata: ["path": "\(configuration.tokenPath)"]) }
             let id = try configuration.id ?? DeviceId.getOrCreate(.client)
-            let url = try LoginUrl(apiUrl: configuration.apiUrl, mode: .client, token: token, device: .init(id: id, name: configuration.name))
+            let url = try LoginUrl(apiUrl: configuration.apiUrl, mode: .client, token: token, device: .init(id: id, name: configuration.name),
+                                   api: configuration.portalApi)
             if configuration.checkOnly {
                 logger.info("Check passed", metadata: ["url": "\(url)"])
                 return

@@ -17,7 +17,6 @@ import UnixSignals
 /// the portal channel feeding it, the TUN configuration applied over rtnetlink, recursion to the system's
 /// resolvers, and the signals of §7.2 (SIGHUP resets, SIGINT/SIGTERM shut down).
 struct ClientService {
-    static let version = "0.1.0"
     /// Firezone's routing table and firewall mark on Linux (spec `tunnel-dns.md` §4.11).
     static let table: UInt32 = 0x2021_FD00
     static let mark: UInt32 = 0xFD00_2021
@@ -39,9 +38,14 @@ struct ClientService {
         }
         let key = SecretKey.generatePrivateKey()
         let channel = PortalChannel<ClientIngress>(
-            configuration: .init(url: url, publicKey: key.publicKey.base64, userAgent: .current(component: .headlessClient, version: Self.version),
+            configuration: .init(url: url, publicKey: key.publicKey.base64,
+                                 userAgent: .current(component: .headlessClient, version: ProtocolLevel.headlessClient),
                                  maxElapsed: configuration.maxPartitionTime, firewallMark: Self.mark),
             topic: "client", logger: Logger(label: "firezone_headless_client::portal"))
+        logger.info("Starting", metadata: [
+            "version": "\(ProtocolLevel.toolkit)", "protocol": "headless-client/\(ProtocolLevel.headlessClient)",
+            "portal_api": "\(url.api)",
+        ])
         let tun = try TunDevice.preferringOffloads()
         let netlink = try RouteNetlink()
         try netlink.setLink(index: tun.index, up: true, mtu: 1280)
@@ -52,6 +56,7 @@ struct ClientService {
         let routing = ClientRouting(netlink: netlink, index: tun.index, table: Self.table, mark: Self.mark, logger: logger)
         let ready = ReadySignal(exitWhenReady: configuration.exitWhenReady, logger: logger) { channel.close() }
         let recursion = RecursionWorker()
+        let eventLogger = Logger(label: "firezone_headless_client::eventloop")
         let shell = try AppShell(plane: state, tun: tun, sockets: sockets, channel: channel, logger: logger) { state, _ in
             while let event = state.pollEvent() {
                 switch event {
@@ -60,11 +65,12 @@ struct ClientService {
                     dnsControl.apply(config)
                     ready.fire()
                 case let .recurseDns(pending, upstream): recursion.recurse(pending, via: upstream)
-                case .refused(let reason): Logger(label: "firezone_headless_client::eventloop").warning("Refused portal message: \(reason)")
+                case .refused(let reason): eventLogger.warning("Refused portal message: \(reason)")
+                case .ignored(let push) where push.resourceType != nil:
+                    eventLogger.info("Ignoring a resource of a type this client does not implement: \(push)")
+                case .ignored(let push): eventLogger.debug("Ignoring a portal message this client does not implement: \(push)")
                 case .resourcesChanged: dnsControl.flush()
-                case .noRelays:
-                    Logger(label: "firezone_headless_client::eventloop").warning("A flow was created while no relay is known; reconnecting to the portal")
-                    channel.reconnect(reason: "no relays")
+                case .noRelays: channel.requestRelays(logger: eventLogger)
                 case .proxyIpRecordsChanged: break
                 }
             }

@@ -10,7 +10,8 @@ import Logging
 struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "firezone-gateway",
-        abstract: "The Firezone gateway: forwards authorised clients' traffic to the resources of its site."
+        abstract: "The Firezone gateway: forwards authorised clients' traffic to the resources of its site.",
+        version: ProtocolLevel.versionText(firezoneComponent: "gateway", firezoneVersion: ProtocolLevel.gateway)
     )
 
     @OptionGroup var arguments: GatewayArguments

@@ -17,7 +17,6 @@ import UnixSignals
 /// The gateway's pieces wired together: the TUN device and sockets on an ``EventLoop`` driving `GatewayState`,
 /// the portal channel feeding it, DNS resolution on worker threads, the health check, and graceful shutdown.
 struct GatewayService {
-    static let version = "0.1.0"
     /// Firezone's tunnel ranges: the gateway routes replies to clients into the tunnel.
     static let tunnelRanges = [IpNetwork("100.64.0.0/11")!, IpNetwork("fd00:2021:1111::/107")!]
 
@@ -32,11 +31,16 @@ struct GatewayService {
         let id = try configuration.id ?? DeviceId.getOrCreate(.gateway)
         let key = SecretKey.generatePrivateKey()
         let url = try LoginUrl(apiUrl: configuration.apiUrl, mode: .gateway, token: configuration.token,
-                               device: .init(id: id, name: configuration.name))
+                               device: .init(id: id, name: configuration.name), api: configuration.portalApi)
         let channel = PortalChannel<GatewayIngress>(
-            configuration: .init(url: url, publicKey: key.publicKey.base64, userAgent: .current(component: .gateway, version: Self.version),
-                                 maxElapsed: .seconds(15 * 60)),
+            configuration: .init(url: url, publicKey: key.publicKey.base64,
+                                 userAgent: .current(component: .gateway, version: ProtocolLevel.gateway),
+                                 maxElapsed: configuration.maxPartitionTime),
             topic: "gateway", logger: Logger(label: "firezone_gateway::portal"))
+        logger.info("Starting", metadata: [
+            "version": "\(ProtocolLevel.toolkit)", "protocol": "gateway/\(ProtocolLevel.gateway)", "portal_api": "\(configuration.portalApi)",
+            "max_partition_time": "\(configuration.maxPartitionTime)",
+        ])
 
         let tun = try TunDevice.preferringOffloads()
         let netlink = try RouteNetlink()
@@ -50,6 +54,7 @@ struct GatewayService {
         state.tracksFlows = FlowLog.isEnabled(by: configuration.logFilter)
         let workers = GatewayWorkers(nameservers: nameservers, logger: logger)
         let interface = InterfaceConfigurator(netlink: netlink, index: tun.index, logger: logger)
+        let eventLogger = Logger(label: "firezone_gateway::eventloop")
         let shell = try AppShell(plane: state, tun: tun, sockets: sockets, channel: channel, logger: logger) { state, _ in
             while let flow = state.pollFlowRecord() { FlowLog.log(flow) }
             while let event = state.pollEvent() {
@@ -57,10 +62,8 @@ struct GatewayService {
                 case let .interfaceConfigured(ipv4, ipv6): interface.apply(ipv4: ipv4, ipv6: ipv6)
                 case .resolve(let request): workers.resolve(request)
                 case .forwardDns(let query): workers.forward(query)
-                case .noRelays:
-                    Logger(label: "firezone_gateway::eventloop").warning("A flow was authorised while no relay is known; reconnecting to the portal")
-                    channel.reconnect(reason: "no relays")
-                case .refused(let reason): Logger(label: "firezone_gateway::eventloop").warning("Refused portal message: \(reason)")
+                case .noRelays: channel.requestRelays(logger: eventLogger)
+                case .refused(let reason): eventLogger.warning("Refused portal message: \(reason)")
                 }
             }
         }
