@@ -70,7 +70,18 @@ public final class Allocations {
         return failed
     }
 
-    /// Forgets every allocation (a reset), remembering their IPs.
+    /// Starts every allocation over from scratch with the same server and credentials (a reset, #14301): our new
+    /// socket needs a new allocation and a new nonce, but the portal's credentials outlive the reset, so relay
+    /// candidates come back without waiting for the portal. A relay that frees a username's older allocation
+    /// on a new ALLOCATE (Firezone's) frees the one the old socket held.
+    public func restartAll(now: Instant, random: () -> any RandomNumberGenerator) {
+        entries = entries.map { entry in
+            (entry.id, TurnAllocation(server: entry.allocation.server, credentials: entry.allocation.credentials, now: now,
+                                      random: random()))
+        }
+    }
+
+    /// Forgets every allocation, remembering their IPs.
     public func removeAll() {
         for entry in entries { remember(entry.allocation) }
         entries.removeAll()

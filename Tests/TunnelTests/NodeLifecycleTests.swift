@@ -149,21 +149,27 @@ struct NodeLifecycleTests {
         #expect(!reflexive.contains(path.destination))
     }
 
-    @Test("reset closes every connection and replaces the key pair")
+    /// Firezone #14301: the portal's TURN credentials outlive a reset, so the allocations start over at once with
+    /// them (from the new sockets the caller binds) instead of waiting for the portal's next `init`.
+    @Test("reset closes every connection, replaces the key pair and restarts the allocations with the same credentials")
     func reset() throws {
         let world = TwoPeers()
         try world.establish()
         let oldKey = world.client.node.publicKey
+        let relays = world.client.node.allocations.entries.map { ($0.id, $0.allocation.credentials) }
         world.client.node.reset(now: world.simulation.now)
         world.client.flush(in: world.simulation)
         #expect(world.client.events.last == .connectionClosed("gateway"))
         #expect(world.client.node.publicKey != oldKey)
         #expect(world.client.node.connectionCount == 0)
+        let after = world.client.node.allocations.entries
+        #expect(!after.isEmpty && after.map(\.id) == relays.map(\.0) && after.map(\.allocation.credentials) == relays.map(\.1))
+        world.simulation.run(for: .seconds(2))
+        let allocated = world.client.node.allocations.entries.filter { $0.allocation.isAllocated }.count
+        #expect(allocated == after.count, "allocated again without the portal")
         let pairing = StubSignalling.pairing(3)
-        #expect(throws: NodeError.noTurnServers) {
-            try world.client.node.upsertConnection("gateway", remoteKey: world.gateway.node.publicKey,
-                                                   presharedKey: pairing.presharedKey, local: pairing.clientCredentials,
-                                                   remote: pairing.gatewayCredentials, now: world.simulation.now)
-        }
+        try world.client.node.upsertConnection("gateway", remoteKey: world.gateway.node.publicKey,
+                                               presharedKey: pairing.presharedKey, local: pairing.clientCredentials,
+                                               remote: pairing.gatewayCredentials, now: world.simulation.now)
     }
 }

@@ -160,11 +160,12 @@ public final class Node<PeerId: Hashable & Sendable> {
         forget(peer, now: now)
     }
 
-    /// Roaming (spec §1.9): every allocation and connection is dropped (``NodeEvent/connectionClosed(_:)``
-    /// for each), queued output discarded, and a new key pair generated. The caller rebinds its sockets,
-    /// reconnects to the portal with the new key and adds the relays again.
+    /// Roaming (spec §1.9, §7): every connection is dropped (``NodeEvent/connectionClosed(_:)`` for each),
+    /// queued output discarded, a new key pair generated, and every allocation started over with the same
+    /// credentials (#14301), from the sockets the caller rebinds. The caller then reconnects to the portal
+    /// with the new key.
     public func reset(now: Instant) {
-        allocations.removeAll()
+        allocations.restartAll(now: now) { random.split() }
         transmits.removeAll()
         events.removeAll()
         for peer in connections.keys { events.append(.connectionClosed(peer)) }
