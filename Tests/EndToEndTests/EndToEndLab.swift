@@ -58,6 +58,9 @@ final class EndToEndLab {
 
     /// The gateway's `RUST_LOG`, when not the default.
     var gatewayLogFilter: String?
+    /// The gateway's environment beyond what every gateway here gets (`FIREZONE_PORTAL_API`,
+    /// `FIREZONE_MAX_PARTITION_TIME`, ...).
+    var gatewayEnvironment: [String: String] = [:]
 
     init(config: String = EndToEndLab.config) throws {
         client = try TestNamespace("xc")
@@ -151,6 +154,7 @@ final class EndToEndLab {
     func startGateway(log: String = "gateway") throws {
         var environment = ["FIREZONE_API_URL": Self.portalUrl, "FIREZONE_ID": "e2e-gateway", "HEALTH_CHECK_ADDR": "127.0.0.1:8080"]
         if let gatewayLogFilter { environment["RUST_LOG"] = gatewayLogFilter }
+        environment.merge(gatewayEnvironment) { _, extra in extra }
         try start(log, ["firezone-gateway", "gateway-token-hq"], in: gateway, environment: environment)
         try waitFor("TUN device configured", in: log)
         gatewayLog = log
@@ -232,8 +236,28 @@ final class EndToEndLab {
         logNames.map { "---- \($0).log\n\(String(log($0).suffix(3000)))" }.joined(separator: "\n")
     }
 
-    func waitFor(_ text: String, in name: String) throws {
-        try Binaries.waitFor(text, in: "\(directory)/\(name).log")
+    func waitFor(_ text: String, in name: String, seconds: Double = 30) throws {
+        try Binaries.waitFor(text, in: "\(directory)/\(name).log", seconds: seconds)
+    }
+
+    /// The WARN and ERROR lines of the client's and gateway's logs that no pattern in `expected` explains.
+    func unexpectedWarnings(expected: [String] = []) -> [String] {
+        logNames.filter { $0.hasPrefix("client") || $0.hasPrefix("gateway") }.flatMap { name in
+            log(name).split(separator: "\n").map(String.init).filter { line in
+                (line.contains(" WARN ") || line.contains(" ERROR ")) && !expected.contains { line.contains($0) }
+            }.map { "\(name): \($0)" }
+        }
+    }
+
+    /// Starts a command in the client's namespace that runs on its own (a long ping), logging to `name`.
+    func startInClient(_ name: String, _ arguments: [String]) throws {
+        try start(name, arguments, in: client, system: true)
+    }
+
+    /// Waits until the process started as `name` exits; its status.
+    func waitForExit(_ name: String, killAfter seconds: Double) -> Int32 {
+        guard let index = processes.lastIndex(where: { $0.name == name }) else { return -1 }
+        return processes.remove(at: index).process.waitForExit(killAfter: seconds)
     }
 
     private func start(_ name: String, _ arguments: [String], in namespace: TestNamespace, environment: [String: String] = [:],

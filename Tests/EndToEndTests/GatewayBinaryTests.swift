@@ -155,9 +155,9 @@ enum Binaries {
         return process
     }
 
-    /// Waits until `file` contains `text` (up to 30 s).
-    static func waitFor(_ text: String, in file: String) throws {
-        let deadline = Date().addingTimeInterval(30)
+    /// Waits until `file` contains `text` (up to `seconds`).
+    static func waitFor(_ text: String, in file: String, seconds: Double = 30) throws {
+        let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if let contents = try? String(contentsOfFile: file, encoding: .utf8), contents.contains(text) { return }
             usleep(20_000)
