@@ -58,7 +58,7 @@ let package = Package(
         .target(name: "PcapFile", dependencies: ["CPcap"]),
         .target(name: "Noise", dependencies: ["SansIO", "CSodium", "CBlake2"]),
         .target(name: "Stun", dependencies: ["SansIO", .product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "Turn", dependencies: ["Stun", "SansIO"]),
+        .target(name: "Turn", dependencies: ["Stun", "SansIO", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Ice", dependencies: ["Stun", "SansIO"]),
         .target(name: "Dns", dependencies: ["IpPacket"]),
         .target(name: "DnsNat", dependencies: ["Dns", "P2pControl", "IpPacket"]),
@@ -198,6 +198,7 @@ let package = Package(
         .executableTarget(name: "FuzzTunOffload", dependencies: ["TunOffload", "IpPacket"], path: "Fuzz/TunOffload"),
         .executableTarget(name: "FuzzPcapReplay", dependencies: ["Replay", "PcapFile"], path: "Fuzz/PcapReplay"),
         .executableTarget(name: "FuzzPortalMessage", dependencies: ["PhoenixChannel", "PortalMessages", "SansIO"], path: "Fuzz/PortalMessage"),
+        .executableTarget(name: "FuzzPortalRefusal", dependencies: ["PhoenixChannel", "PortalMessages", "SansIO"], path: "Fuzz/PortalRefusal"),
 
         // Tests.
         .testTarget(
