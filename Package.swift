@@ -211,7 +211,7 @@ let package = Package(
         .testTarget(name: "SansIOTests", dependencies: ["SansIO"]),
         .testTarget(name: "SimulatedNetworkTests", dependencies: ["SimulatedNetwork", "SansIO"]),
         .testTarget(name: "FlowBrokerTests", dependencies: ["FlowBroker", "PortalMessages", "Ice", "SansIO"]),
-        .testTarget(name: "AppOptionsTests", dependencies: ["AppOptions", "AppRuntime", "SansIO", "TestSupport"]),
+        .testTarget(name: "AppOptionsTests", dependencies: ["AppOptions", "AppRuntime", "PhoenixChannel", "SansIO", "TestSupport"]),
         .testTarget(name: "AppRuntimeTests", dependencies: [
             "AppRuntime", "CLinuxNetlink", "CLinuxIO", "IpPacket", "Dns", "SansIO", "TestSupport", "Tunnel", "PortalMessages", "Noise",
             "FlowBroker",

@@ -212,10 +212,13 @@ public struct ClientInit: Hashable, Sendable, Codable {
         flowLogs = try container.decodeIfPresent(FlowLogsConfig.self, forKey: .flowLogs)
     }
 
+    /// Resources of unsupported types are written back as their type and id, so what decoded re-encodes equal.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(interface, forKey: .interface)
-        try container.encode(resources, forKey: .resources)
+        var list = container.nestedUnkeyedContainer(forKey: .resources)
+        for resource in resources { try list.encode(resource) }
+        for unsupported in unsupportedResources { try list.encode(unsupported) }
         try container.encode(relays, forKey: .relays)
         try container.encode(authorizations, forKey: .authorizations)
         try container.encodeIfPresent(flowLogs, forKey: .flowLogs)
@@ -312,7 +315,7 @@ public struct FlowCreated: Hashable, Sendable, Codable {
         try container.encode(presharedKey, forKey: .presharedKey)
         try container.encode(clientIceCredentials, forKey: .clientIceCredentials)
         try container.encode(gatewayIceCredentials, forKey: .gatewayIceCredentials)
-        if PortalView.of(encoder).api == .v2 { try container.encode(useIceless, forKey: .useIceless) }
+        if useIceless || PortalView.of(encoder).api == .v2 { try container.encode(useIceless, forKey: .useIceless) }
         try container.encodeIfPresent(flowLogsIngestToken, forKey: .flowLogsIngestToken)
     }
 }

@@ -255,7 +255,7 @@ public struct AuthorizeFlow: Hashable, Sendable, Codable {
         try container.encode(gatewayIceCredentials, forKey: .gatewayIceCredentials)
         try container.encodeIfPresent(subject, forKey: .subject)
         try container.encode(expiresAt, forKey: .expiresAt)
-        if PortalView.of(encoder).api == .v2 { try container.encode(useIceless, forKey: .useIceless) }
+        if useIceless || PortalView.of(encoder).api == .v2 { try container.encode(useIceless, forKey: .useIceless) }
         try container.encodeIfPresent(flowLogsIngestToken, forKey: .flowLogsIngestToken)
     }
 }

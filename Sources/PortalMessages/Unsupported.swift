@@ -27,8 +27,8 @@ public struct UnsupportedPush: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A resource of a type this client does not implement, left out of `init`.
-public struct UnsupportedResource: Hashable, Sendable, CustomStringConvertible {
+/// A resource of a type this client does not implement, left out of `init`; encodes as its type and id.
+public struct UnsupportedResource: Hashable, Sendable, Encodable, CustomStringConvertible {
     public var type: String
     public var id: ResourceId?
 
@@ -38,6 +38,14 @@ public struct UnsupportedResource: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(type) \(id.map { "\($0)" } ?? "without id")" }
+
+    private enum CodingKeys: String, CodingKey { case type, id }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(type, forKey: .type)
+        try container.encodeIfPresent(id, forKey: .id)
+    }
 }
 
 /// `ICE-less` support, as `set_snownet_capabilities` announces it (§8). Missing fields are `false`.

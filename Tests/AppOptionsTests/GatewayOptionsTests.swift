@@ -1,5 +1,6 @@
 import AppOptions
 import AppRuntime
+import PhoenixChannel
 import SansIO
 import Testing
 
@@ -56,6 +57,22 @@ struct GatewayOptionsTests {
         }
         #expect(throws: OptionError.invalidValue(name: "--health-check-addr", value: "nowhere", expected: "an address:port")) {
             try resolve(["t"], ["HEALTH_CHECK_ADDR": "nowhere"])
+        }
+    }
+
+    @Test("the partition time (24 h by default, #11664) and the portal API (v2 by default) from flags or variables")
+    func partitionTimeAndPortalApi() throws {
+        let defaults = try resolve(["t"], [:])
+        #expect(defaults.maxPartitionTime == .seconds(86_400) && defaults.portalApi == .v2)
+        let fromEnvironment = try resolve(["t"], ["FIREZONE_MAX_PARTITION_TIME": "30m", "FIREZONE_PORTAL_API": "v1"])
+        #expect(fromEnvironment.maxPartitionTime == .seconds(1800) && fromEnvironment.portalApi == .v1)
+        let fromFlags = try resolve(["t", "-m", "2h", "--portal-api", "v2"], ["FIREZONE_MAX_PARTITION_TIME": "30m", "FIREZONE_PORTAL_API": "v1"])
+        #expect(fromFlags.maxPartitionTime == .seconds(7200) && fromFlags.portalApi == .v2)
+        #expect(throws: OptionError.invalidValue(name: "--max-partition-time", value: "forever", expected: "a duration such as 5m, 1h or 30d")) {
+            try resolve(["t"], ["FIREZONE_MAX_PARTITION_TIME": "forever"])
+        }
+        #expect(throws: OptionError.invalidValue(name: "--portal-api", value: "v3", expected: "v1, v2")) {
+            try resolve(["t", "--portal-api", "v3"], [:])
         }
     }
 }
