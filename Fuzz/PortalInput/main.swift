@@ -1,8 +1,9 @@
 // libFuzzer harness for what the development portal reads: byte 0 picks the input, the rest is its text.
 //   even: a YAML configuration file. It parses or throws a ConfigError whose line lies within the file.
 //   odd:  an upgrade request as "request-target\nUser-Agent". The query decodes and the connect checks pass
-//         or refuse with 401/422, never anything else.
+//         or refuse with 401 or 400, never anything else, and the refusal's problem details are JSON.
 // Never a crash or a hang. Build and run with `scripts/fuzz PortalInput [seconds]`.
+import Foundation
 import PortalInput
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -24,7 +25,8 @@ public func fuzzPortalInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         _ = try ConnectRequest(role: .client, query: query, authorization: nil,
                                userAgent: parts.count > 1 ? String(parts[1]) : nil, tokenIsKnown: { $0 == "known" })
     } catch {
-        precondition(error.status == 401 || error.status == 422, "unexpected status \(error.status)")
+        precondition(error.status == 401 || error.status == 400, "unexpected status \(error.status)")
+        precondition((try? JSONSerialization.jsonObject(with: Data(error.problemJson.utf8))) is [String: Any], "problem details are a JSON object")
     }
     return 0
 }
