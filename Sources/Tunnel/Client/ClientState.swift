@@ -120,6 +120,11 @@ public final class ClientState {
         events.isEmpty ? nil : events.removeFirst()
     }
 
+    /// The next line for the app's log: connections, their paths and ends, relays (``TunnelReport``).
+    public func pollReport() -> TunnelReport? {
+        node.pollReport()
+    }
+
     public func pollTransmit() -> NodeTransmit? {
         node.pollTransmit()
     }
@@ -299,12 +304,13 @@ public final class ClientState {
 
     /// Turns the node's events into portal messages, statuses and released packets; after every input.
     func drainNodeEvents(now: Instant) {
+        var round = CandidateRound<GatewayId>()
         while let event = node.pollEvent() {
             switch event {
             case let .newIceCandidate(peer, candidate):
-                portalOutbox.append(.broadcastIceCandidates(CandidatesForGateways(peers: [peer], candidates: [candidate])))
+                round.add(candidate, for: peer, invalidated: false)
             case let .invalidateIceCandidate(peer, candidate):
-                portalOutbox.append(.broadcastInvalidatedIceCandidates(CandidatesForGateways(peers: [peer], candidates: [candidate])))
+                round.add(candidate, for: peer, invalidated: true)
             case .connectionFailed(let gateway, _):
                 cleanUp(gateway)
             case .connectionEstablished(let gateway):
@@ -313,6 +319,10 @@ public final class ClientState {
             case .connectionClosed(let gateway):
                 setStatus(.unknown, ofSitesOf: gateway)
             }
+        }
+        for message in round.messages {
+            let candidates = CandidatesForGateways(peers: [message.peer], candidates: message.candidates)
+            portalOutbox.append(message.invalidated ? .broadcastInvalidatedIceCandidates(candidates) : .broadcastIceCandidates(candidates))
         }
     }
 }

@@ -98,6 +98,11 @@ public final class GatewayState {
         return events.isEmpty ? nil : events.removeFirst()
     }
 
+    /// The next line for the app's log: connections, their paths and ends, relays (``TunnelReport``).
+    public func pollReport() -> TunnelReport? {
+        node.pollReport()
+    }
+
     public func pollTransmit() -> NodeTransmit? {
         node.pollTransmit()
     }
@@ -215,16 +220,21 @@ public final class GatewayState {
     }
 
     private func drainNodeEvents() {
+        var round = CandidateRound<ClientId>()
         while let event = node.pollEvent() {
             switch event {
             case let .newIceCandidate(peer, candidate):
-                portalOutbox.append(.broadcastIceCandidates(CandidatesForClients(peers: [peer], candidates: [candidate])))
+                round.add(candidate, for: peer, invalidated: false)
             case let .invalidateIceCandidate(peer, candidate):
-                portalOutbox.append(.broadcastInvalidatedIceCandidates(CandidatesForClients(peers: [peer], candidates: [candidate])))
+                round.add(candidate, for: peer, invalidated: true)
             case .connectionEstablished, .connectionFailed, .connectionClosed:
                 // The client's state outlives its connections (spec §5.11).
                 break
             }
+        }
+        for message in round.messages {
+            let candidates = CandidatesForClients(peers: [message.peer], candidates: message.candidates)
+            portalOutbox.append(message.invalidated ? .broadcastInvalidatedIceCandidates(candidates) : .broadcastIceCandidates(candidates))
         }
     }
 

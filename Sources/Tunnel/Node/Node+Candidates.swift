@@ -80,12 +80,17 @@ extension Node {
     /// its relay candidates (spec §3.8, §3.10). Without any relay it tries again on the next tick.
     func replaceLostRelays(now: Instant) {
         let failed = allocations.entries.filter { $0.allocation.failureReason != nil }
-        for (_, allocation) in failed { invalidateRelayCandidates(of: allocation) }
+        for (id, allocation) in failed {
+            report(.info, "Disconnecting from relay", ["rid": id, "reason": allocation.failureReason.map { "\($0)" } ?? ""])
+            invalidateRelayCandidates(of: allocation)
+        }
         allocations.removeFailed()
         for connection in connections.values {
             guard connection.relay.map({ allocations.allocation(id: $0) == nil }) ?? true else { continue }
+            let old = connection.relay
             connection.relay = sampleRelay()
             guard let relay = connection.relay, let allocation = allocations.allocation(id: relay) else { continue }
+            report(.info, "Migrating connection to new relay", connection.peer, ["old": old ?? "none", "new": relay])
             signal(addRelayCandidates(of: allocation, to: connection), for: connection, now: now)
             connection.markActivity(now: now)
         }

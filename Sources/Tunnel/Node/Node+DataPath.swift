@@ -185,6 +185,7 @@ extension Node {
             case .sessionEstablished:
                 guard !connection.announcedEstablished else { continue }
                 connection.announcedEstablished = true
+                report(.info, "Connection established", connection.peer, ["path": connection.socket.map { "\($0)" } ?? "none"])
                 events.append(.connectionEstablished(connection.peer))
             case .connectionExpired:
                 connection.fail(.wireGuardExpired, now: now)

@@ -69,10 +69,12 @@ extension Node {
     func nominate(_ socket: PeerSocket, for connection: Connection<PeerId>, now: Instant) {
         switch connection.state {
         case .connecting(let wireGuard):
+            report(.info, "Connection path selected", connection.peer, ["path": "\(socket)"])
             connection.state = .connected(socket, lastActivity: now)
             for datagram in wireGuard { datagram.withUnsafeBytes { send($0, on: socket, now: now) } }
         case let .connected(current, lastActivity):
             guard current != socket else { return }
+            report(.info, "Updating peer socket", connection.peer, ["old": "\(current)", "new": "\(socket)"])
             connection.state = .connected(socket, lastActivity: lastActivity)
         case .idle:
             connection.state = .idle(socket)
@@ -112,6 +114,7 @@ extension Node {
         for connection in connections.values {
             guard case .failed(let reason, _) = connection.state else { continue }
             forget(connection.peer, now: now)
+            report(.info, "Connection failed (\(reason))", connection.peer)
             events.append(.connectionFailed(connection.peer, reason: reason))
             probeRelay(of: connection, now: now)
         }

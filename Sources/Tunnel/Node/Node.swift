@@ -32,6 +32,7 @@ public final class Node<PeerId: Hashable & Sendable> {
     var random: SplitMix64
     var transmits: [NodeTransmit] = []
     var events: [NodeEvent<PeerId>] = []
+    var reports: [TunnelReport] = []
     let timeAnchor: Instant
     let unixNanosecondsAtAnchor: Int64
     /// Room for one message of a tunnel's control path (handshakes, keepalives, flushed packets) plus a
@@ -40,6 +41,7 @@ public final class Node<PeerId: Hashable & Sendable> {
 
     static var scratchCapacity: Int { 2048 }
     static var recentlyClosedMemory: Duration { .seconds(5) }
+    static var reportCapacity: Int { 1024 }
 
     /// - Parameters:
     ///   - privateKey: the node's static key; `reset` replaces it with one drawn from `random`.
@@ -87,6 +89,7 @@ public final class Node<PeerId: Hashable & Sendable> {
     ) throws(NodeError) {
         if let existing = connections[peer],
            existing.matches(remoteKey: remoteKey, presharedKey: presharedKey, local: local, remote: remote) {
+            report(.info, "Reusing existing connection", peer)
             existing.markActivity(now: now)
             for candidate in existing.agent.localCandidates where candidate.kind != .peerReflexive {
                 events.append(.newIceCandidate(peer: peer, candidate: candidate))
@@ -98,7 +101,10 @@ public final class Node<PeerId: Hashable & Sendable> {
         }
         guard let relay = sampleRelay() else { throw .noTurnServers }
         guard let index = nextConnectionIndex() else { throw .tooManyPeers }
-        if let old = connections.removeValue(forKey: peer) {
+        let old = connections.removeValue(forKey: peer)
+        report(.info, old == nil ? "Creating new connection" : "Replacing existing connection", peer,
+               ["index": "\(index)", "relay": relay])
+        if let old {
             peerByIndex[old.index] = nil
             // The peer started over (new credentials): perhaps because our path through the relay broke.
             probeRelay(of: old, now: now)
@@ -140,14 +146,23 @@ public final class Node<PeerId: Hashable & Sendable> {
     /// Closes a connection gracefully (spec §1.8): if it had a path and a session that can still send, `goodbye`
     /// (a p2p control packet) is encrypted and sent once on it; ``NodeEvent/connectionClosed(_:)`` is emitted.
     public func closeConnection(_ peer: PeerId, goodbye: UnsafeRawBufferPointer, now: Instant) {
-        guard let connection = forget(peer, now: now), let socket = connection.socket else { return }
+        guard let connection = forget(peer, now: now) else { return }
+        guard let socket = connection.socket else {
+            report(.info, "Connection closed during ICE", peer)
+            return
+        }
         events.append(.connectionClosed(peer))
         // Only on a session that can still send: otherwise encapsulate would queue the Goodbye and write a
         // handshake initiation, whose answer would then arrive for a connection that is gone.
-        guard connection.tunnel.canSendWithoutHandshake(at: now), goodbye.count + 36 <= scratch.count else { return }
         let body = UnsafeMutableRawBufferPointer(rebasing: scratch[4...])
-        guard case .writeToNetwork(let count) = connection.tunnel.encapsulate(goodbye, into: body, now: now) else { return }
+        guard connection.tunnel.canSendWithoutHandshake(at: now), goodbye.count + 36 <= scratch.count,
+              case .writeToNetwork(let count) = connection.tunnel.encapsulate(goodbye, into: body, now: now)
+        else {
+            report(.info, "Connection closed proactively (no session to send goodbye)", peer)
+            return
+        }
         send(UnsafeRawBufferPointer(rebasing: body[0..<count]), on: socket, now: now)
+        report(.info, "Connection closed proactively (sent goodbye)", peer)
     }
 
     /// Closes every connection gracefully.
@@ -157,7 +172,8 @@ public final class Node<PeerId: Hashable & Sendable> {
 
     /// Drops a connection's state without a word (used when the peer said goodbye).
     public func removeConnection(_ peer: PeerId, now: Instant) {
-        forget(peer, now: now)
+        guard forget(peer, now: now) != nil else { return }
+        report(.info, "Connection removed (peer said goodbye)", peer)
     }
 
     /// Roaming (spec §1.9, §7): every connection is dropped (``NodeEvent/connectionClosed(_:)`` for each),
@@ -168,6 +184,7 @@ public final class Node<PeerId: Hashable & Sendable> {
         allocations.restartAll(now: now) { random.split() }
         transmits.removeAll()
         events.removeAll()
+        report(.info, "Resetting node", ["connections": "\(connections.count)", "relays": "\(allocations.entries.count)"])
         for peer in connections.keys { events.append(.connectionClosed(peer)) }
         connections.removeAll()
         peerByIndex.removeAll()
@@ -186,6 +203,7 @@ public final class Node<PeerId: Hashable & Sendable> {
             guard let allocation = allocations.allocation(id: id) else { continue }
             invalidateRelayCandidates(of: allocation)
             allocations.remove(id: id)
+            report(.info, "Removed TURN server", ["rid": id, "address": allocation.server.addresses.map(\.description).joined(separator: ", ")])
         }
         let addedIds = Set(added.map(\.id))
         for (id, allocation) in allocations.entries where !addedIds.contains(id) {
@@ -196,6 +214,11 @@ public final class Node<PeerId: Hashable & Sendable> {
             let result = allocations.upsert(id: relay.id, server: relay.server, credentials: relay.credentials,
                                             now: now, random: random.split())
             if result == .replaced, let previous { invalidateRelayCandidates(of: previous) }
+            switch result {
+            case .added: report(.info, "Added new TURN server", ["rid": relay.id, "address": relay.server.addresses.map(\.description).joined(separator: ", ")])
+            case .replaced: report(.info, "Replaced TURN server", ["rid": relay.id, "address": relay.server.addresses.map(\.description).joined(separator: ", ")])
+            case .skipped: report(.debug, "Skipping known TURN server", ["rid": relay.id, "address": relay.server.addresses.map(\.description).joined(separator: ", ")])
+            }
         }
         replaceLostRelays(now: now)
     }
@@ -214,6 +237,24 @@ public final class Node<PeerId: Hashable & Sendable> {
 
     public func pollEvent() -> NodeEvent<PeerId>? {
         events.isEmpty ? nil : events.removeFirst()
+    }
+
+    /// The next line for the app's log (connections, paths, relays).
+    public func pollReport() -> TunnelReport? {
+        reports.isEmpty ? nil : reports.removeFirst()
+    }
+
+    /// The field naming a peer in reports: a gateway's peers are clients (`cid`), a client's gateways (`gid`).
+    var peerField: String { role == .client ? "gid" : "cid" }
+
+    func report(_ level: TunnelReport.Level, _ message: String, _ peer: PeerId, _ fields: [String: String] = [:]) {
+        report(level, message, fields.merging([peerField: "\(peer)"]) { $1 })
+    }
+
+    func report(_ level: TunnelReport.Level, _ message: String, _ fields: [String: String]) {
+        // Bounded for callers that never read reports (replays, simulations): the oldest go first.
+        if reports.count >= Self.reportCapacity { reports.removeFirst() }
+        reports.append(TunnelReport(level, message, fields))
     }
 
     // MARK: Details
