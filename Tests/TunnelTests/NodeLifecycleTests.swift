@@ -56,6 +56,47 @@ struct NodeLifecycleTests {
         #expect(try world.client.send(world.ping(1), to: "gateway", in: world.simulation))
     }
 
+    /// Seed #10102: the gateway lost the connection without a Goodbye (its state was cleared) while the client kept
+    /// it. The portal's next flow makes both sides upsert with unchanged parameters: the client keeps its
+    /// connection but rolls the WireGuard session (its last proactive handshake being over 20 s old), so traffic
+    /// resumes at once; a second upsert within 20 s starts no second handshake.
+    @Test("session roll-over on upsert: the gateway lost the connection silently; traffic resumes and two upserts make one handshake")
+    func sessionRollOverOnUpsert() throws {
+        let world = TwoPeers()
+        try world.establish()
+        world.simulation.run(for: .seconds(25))  // past the debounce of the first handshake
+        var initiations = 0
+        let clientIp = world.client.socket.ip
+        world.simulation.dropRules.append { datagram in
+            if datagram.source.ip == clientIp, datagram.payload.count == 148, datagram.payload.first == 1 { initiations += 1 }
+            return false
+        }
+        world.gateway.node.removeConnection("client", now: world.simulation.now)
+        #expect(world.gateway.node.connectionCount == 0 && world.client.node.connectionCount == 1)
+
+        try world.signalling.connect(world.client, world.gateway)
+        let upsertedAt = world.simulation.now, packetsBefore = world.gateway.packets(from: "client").count
+        var resumedAfter: Duration?
+        for sequence in 1...20 {
+            _ = try world.client.send(world.ping(sequence), to: "gateway", in: world.simulation)
+            if world.simulation.run(within: .milliseconds(500), until: { world.gateway.packets(from: "client").count > packetsBefore }) {
+                resumedAfter = world.simulation.now - upsertedAt
+                break
+            }
+        }
+        let resumed = try #require(resumedAfter, "no packet reached the gateway within 10 s: \(world.gateway.refusals)")
+        #expect(resumed < .seconds(3), "traffic resumed after \(resumed)")
+        #expect(initiations >= 1, "the client rolled its session")
+
+        world.simulation.run(for: .seconds(5))
+        let beforeSecondUpsert = initiations
+        try world.signalling.connect(world.client, world.gateway)
+        try world.client.send(world.ping(99), to: "gateway", in: world.simulation)
+        #expect(world.simulation.run(within: .seconds(1)) { world.gateway.packets(from: "client").last == world.ping(99) })
+        world.simulation.run(for: .seconds(5))
+        #expect(initiations == beforeSecondUpsert, "a second upsert within 20 s rolls no second session")
+    }
+
     @Test("upsert with a changed preshared key replaces the connection (seed 004 #9999)")
     func upsertWithNewPresharedKey() throws {
         let world = TwoPeers()
