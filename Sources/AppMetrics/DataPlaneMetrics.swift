@@ -18,6 +18,7 @@ extension PrometheusTotals.Metric {
             .total("malformed_tun_packets") { loop($0).malformedTunPackets },
             .total("send_failures") { loop($0).sendFailures },
             .total("socket_replacement_failures") { loop($0).socketReplacementFailures },
+            .total("udp_segmentation_refusals") { loop($0).segmentationRefusals },
             .total("batches") { loop($0).batches },
             .total("datagrams_from_stale_relays") { node($0).fromStaleRelay },
             .total("unmatched_stun_messages") { node($0).unmatchedStun },

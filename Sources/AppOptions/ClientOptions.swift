@@ -1,3 +1,4 @@
+import AppRuntime
 import ArgumentParser
 import Foundation
 import PhoenixChannel
@@ -70,6 +71,8 @@ public struct ClientConfiguration: Equatable, Sendable {
     public var metrics: MetricsExporter?
     public var tokenPath = ClientConfiguration.defaultTokenPath
     public var raiseSocketBuffers = false
+    /// The UDP socket buffers asked for, and what `rmem_max`/`wmem_max` are raised to.
+    public var socketBuffers = SocketBufferSizes()
     public var logFilter = "info"
     public var portalApi = PortalApi.v2
 
@@ -103,6 +106,7 @@ public struct ClientConfiguration: Equatable, Sendable {
         configuration.tokenPath = settings.string(arguments.tokenPath, "FIREZONE_TOKEN_PATH") ?? Self.defaultTokenPath
         configuration.raiseSocketBuffers = try settings.bool(arguments.incBuf, "FIREZONE_INC_BUF")
         configuration.logFilter = environment["RUST_LOG"] ?? "info"
+        configuration.socketBuffers = try settings.socketBuffers()
         configuration.portalApi = try settings.oneOf(arguments.portalApi, "FIREZONE_PORTAL_API", name: "--portal-api", default: .v2)
         return configuration
     }

@@ -56,6 +56,8 @@ public struct GatewayConfiguration: Equatable, Sendable {
     public var telemetry = true
     public var checkPrivileges = true
     public var raiseSocketBuffers = true
+    /// The UDP socket buffers asked for, and what `rmem_max`/`wmem_max` are raised to.
+    public var socketBuffers = SocketBufferSizes()
     public var healthCheckAddress = SocketAddress("0.0.0.0:8080")!
     public var metrics: MetricsExporter?
     public var validateChecksums = false
@@ -81,6 +83,7 @@ public struct GatewayConfiguration: Equatable, Sendable {
         configuration.id = settings.string(arguments.firezoneId, "FIREZONE_ID").flatMap { $0.isEmpty ? nil : $0 }
         configuration.logFormat = try settings.oneOf(arguments.logFormat, "FIREZONE_LOG_FORMAT", name: "--log-format", default: .human)
         configuration.logFilter = environment["RUST_LOG"] ?? "info"
+        configuration.socketBuffers = try settings.socketBuffers()
         configuration.telemetry = try !settings.bool(arguments.noTelemetry, "FIREZONE_NO_TELEMETRY")
         configuration.checkPrivileges = !arguments.noCheck
         configuration.raiseSocketBuffers = try !settings.bool(arguments.noIncBuf, "FIREZONE_NO_INC_BUF")

@@ -1,3 +1,5 @@
+import AppRuntime
+
 /// A flag's value or, when the flag is absent, its environment variable's (spec §7.1: "A flag with an env var
 /// reads it when the flag is absent").
 struct Settings {
@@ -25,5 +27,21 @@ struct Settings {
             throw .invalidValue(name: name, value: text, expected: Value.allCases.map(\.rawValue).joined(separator: ", "))
         }
         return value
+    }
+
+    /// A byte count from a variable only (Firezone has no flag for it): a positive integer.
+    func byteCount(_ variable: String, default fallback: Int) throws(OptionError) -> Int {
+        guard let text = environment[variable] else { return fallback }
+        guard let value = Int(text), value > 0 else {
+            throw .invalidValue(name: variable, value: text, expected: "a positive number of bytes")
+        }
+        return value
+    }
+
+    /// `FIREZONE_UDP_SEND_BUFFER_SIZE` and `FIREZONE_UDP_RECV_BUFFER_SIZE` over Firezone's defaults.
+    func socketBuffers() throws(OptionError) -> SocketBufferSizes {
+        let defaults = SocketBufferSizes()
+        return SocketBufferSizes(send: try byteCount("FIREZONE_UDP_SEND_BUFFER_SIZE", default: defaults.send),
+                                 receive: try byteCount("FIREZONE_UDP_RECV_BUFFER_SIZE", default: defaults.receive))
     }
 }

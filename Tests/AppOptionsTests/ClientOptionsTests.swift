@@ -1,4 +1,5 @@
 import AppOptions
+import AppRuntime
 import Foundation
 import TestSupport
 import Testing
@@ -105,6 +106,15 @@ struct ClientOptionsTests {
     }
 
     /// A child process waited for on a thread of its own, so the concurrency pool stays free.
+    @Test("UDP socket buffers from FIREZONE_UDP_SEND_BUFFER_SIZE and FIREZONE_UDP_RECV_BUFFER_SIZE, Firezone's by default (#10234)")
+    func socketBuffers() throws {
+        #expect(try resolve([]).socketBuffers == SocketBufferSizes())
+        #expect(try resolve([], ["FIREZONE_UDP_SEND_BUFFER_SIZE": "2097152"]).socketBuffers == SocketBufferSizes(send: 2_097_152))
+        #expect(throws: OptionError.invalidValue(name: "FIREZONE_UDP_SEND_BUFFER_SIZE", value: "lots", expected: "a positive number of bytes")) {
+            try resolve([], ["FIREZONE_UDP_SEND_BUFFER_SIZE": "lots"])
+        }
+    }
+
     static func offPool<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
         try await withCheckedThrowingContinuation { continuation in
             Thread { continuation.resume(with: Swift.Result { try body() }) }.start()

@@ -75,4 +75,16 @@ struct GatewayOptionsTests {
             try resolve(["t", "--portal-api", "v3"], [:])
         }
     }
+
+    @Test("UDP socket buffers: Firezone's 16 MiB / 128 MiB, or FIREZONE_UDP_SEND_BUFFER_SIZE and FIREZONE_UDP_RECV_BUFFER_SIZE (#10234)")
+    func socketBuffers() throws {
+        #expect(try resolve(["t"], [:]).socketBuffers == SocketBufferSizes(send: 16_777_216, receive: 134_217_728))
+        let sized = try resolve(["t"], ["FIREZONE_UDP_SEND_BUFFER_SIZE": "1048576", "FIREZONE_UDP_RECV_BUFFER_SIZE": "4194304"])
+        #expect(sized.socketBuffers == SocketBufferSizes(send: 1_048_576, receive: 4_194_304))
+        for bad in ["0", "-5", "16M", ""] {
+            #expect(throws: OptionError.invalidValue(name: "FIREZONE_UDP_RECV_BUFFER_SIZE", value: bad, expected: "a positive number of bytes")) {
+                try resolve(["t"], ["FIREZONE_UDP_RECV_BUFFER_SIZE": bad])
+            }
+        }
+    }
 }

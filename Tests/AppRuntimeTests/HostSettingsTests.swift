@@ -130,3 +130,39 @@ struct ResolvConfControlTests {
         }
     }
 }
+
+/// `rmem_max` and `wmem_max` raised at start (seed #10349), against files in a scratch directory standing in for
+/// `/proc/sys/net/core`.
+@Suite("AppRuntime: the socket buffer limits")
+struct SocketBufferLimitsTests {
+    @Test("low limits are raised to the requested sizes, a higher one is left alone, a missing file is reported")
+    func raise() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fz-core-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "212992\n".write(toFile: directory + "/rmem_max", atomically: false, encoding: .utf8)
+        try "33554432\n".write(toFile: directory + "/wmem_max", atomically: false, encoding: .utf8)
+
+        let outcomes = SocketBufferLimits.raise(to: SocketBufferSizes(), directory: directory)
+
+        #expect(outcomes == [.raised(name: "rmem_max", to: 134_217_728), .alreadyEnough(name: "wmem_max", current: 33_554_432)])
+        #expect(try String(contentsOfFile: directory + "/rmem_max", encoding: .utf8) == "134217728\n")
+        #expect(try String(contentsOfFile: directory + "/wmem_max", encoding: .utf8) == "33554432\n")
+        #expect(outcomes.map(\.description) == ["Set `core.rmem_max` to 134217728", "`core.wmem_max` is already 33554432"])
+
+        let custom = SocketBufferLimits.raise(to: SocketBufferSizes(send: 67_108_864, receive: 1_000), directory: directory)
+        #expect(custom == [.alreadyEnough(name: "rmem_max", current: 134_217_728), .raised(name: "wmem_max", to: 67_108_864)])
+
+        let missing = SocketBufferLimits.raise(directory: directory + "/nonexistent")
+        #expect(missing.count == 2)
+        #expect(missing.allSatisfy { if case .failed = $0 { true } else { false } }, "\(missing)")
+        #expect(missing.first?.description.hasPrefix("Failed to increase `core.rmem_max`: open ") == true, "\(missing)")
+    }
+
+    @Test("Firezone's defaults: 16 MiB to send, 128 MiB to receive; sockets ask for them")
+    func defaults() {
+        #expect(SocketBufferSizes() == SocketBufferSizes(send: 16 << 20, receive: 128 << 20))
+        let options = UdpSocket.Options(buffers: SocketBufferSizes(send: 1 << 20, receive: 2 << 20))
+        #expect(options.sendBufferSize == 1 << 20 && options.receiveBufferSize == 2 << 20)
+    }
+}

@@ -104,4 +104,51 @@ struct UdpSocketTests {
         } }
         #expect(outcome == "mark fd002021 sent 2 arrived 2 refused [\"sendmmsg to 192.0.2.1:9: Network is unreachable\"] buffers true")
     }
+
+    /// Firezone #10279: a kernel refuses a segmented send the egress path cannot offload: EIO from a device
+    /// without transmit checksum offload (`ethtool -K <dev> tx off`, as eBPF setups do) on kernels before 6.11,
+    /// which checksum in software since; EINVAL for a socket without UDP checksums (`SO_NO_CHECK`), the refusal
+    /// provoked here. The message's datagrams go again one by one, and the socket segments no more.
+    @Test("GSO refused by the kernel: the datagrams go one by one, in order, and segmentation stays off")
+    func segmentationRefused() async throws {
+        let outcome = try await TestNamespace.with("gsoeio") { namespace in
+            return try namespace.inside { () throws -> String in
+                var plain = UdpSocket.Options()
+                plain.receiveOffload = false
+                let receiver = try UdpSocket(bind: SocketAddress("127.0.0.1:0")!, options: plain)
+                let sender = try UdpSocket(bind: SocketAddress("127.0.0.1:0")!)
+                var noChecksum: Int32 = 1
+                setsockopt(sender.fileDescriptor, SOL_SOCKET, SO_NO_CHECK, &noChecksum, socklen_t(MemoryLayout<Int32>.size))
+                let offloadBefore = sender.sendOffload
+                let batch = SendBatch(coalescing: sender.sendOffload)
+                for payload in Self.payloads(10, size: 1000) + [[UInt8](repeating: 0xEE, count: 100)] + Self.payloads(5, size: 500) {
+                    _ = payload.withUnsafeBytes { batch.append($0, to: receiver.localAddress) }
+                }
+                let first = sender.send(batch)
+                let firstRead = try Self.drain(receiver, expecting: 16)
+                for payload in Self.payloads(8, size: 1000) { _ = payload.withUnsafeBytes { batch.append($0, to: receiver.localAddress) } }
+                let second = sender.send(batch)
+                let secondRead = try Self.drain(receiver, expecting: 8)
+                return "offload \(offloadBefore)->\(sender.sendOffload) coalescing \(batch.coalescing)"
+                    + " first sent \(first.sent) refused \(first.refused.count) fell back \(first.segmentationRefused) arrived \(firstRead.count)"
+                    + " in order \(firstRead.map(\.bytes) == Self.payloads(10, size: 1000) + [[UInt8](repeating: 0xEE, count: 100)] + Self.payloads(5, size: 500))"
+                    + " second sent \(second.sent) fell back \(second.segmentationRefused) arrived \(secondRead.count)"
+            }
+        }
+        #expect(outcome == "offload true->false coalescing false first sent 16 refused 0 fell back true arrived 16 in order true"
+                + " second sent 8 fell back false arrived 8")
+    }
+
+    @Test("a preferred port is taken when free; when another socket has it, the kernel picks one and says why")
+    func preferredPort() async throws {
+        let outcome = try await TestNamespace.with("port") { namespace in try namespace.inside { () throws -> String in
+            let holder = try UdpSocket(bind: SocketAddress("127.0.0.1:0")!)
+            let port = holder.localAddress.port
+            let busy = try UdpSocket.bind(IpAddress("127.0.0.1")!, preferringPort: port)
+            let free = try UdpSocket.bind(IpAddress("127.0.0.1")!, preferringPort: 52625)
+            return "busy: other port \(busy.socket.localAddress.port != port) \(busy.unavailable?.errno == EADDRINUSE)"
+                + " free: \(free.socket.localAddress.port) \(free.unavailable == nil)"
+        } }
+        #expect(outcome == "busy: other port true true free: 52625 true")
+    }
 }

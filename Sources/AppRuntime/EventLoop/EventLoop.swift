@@ -24,6 +24,8 @@ public struct EventLoopStatistics: Sendable, Equatable {
     public var tunWriteFailures = 0
     /// Datagrams the kernel would not send.
     public var sendFailures = 0
+    /// Sockets that stopped segmenting because the egress device refused a segmented send (Firezone #10279).
+    public var segmentationRefusals = 0
     /// ``EventLoop/replaceSockets(_:failed:)`` calls whose new sockets could not be made (the old ones stayed).
     public var socketReplacementFailures = 0
     public var batches = 0
@@ -309,6 +311,7 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
         let result = sockets[index].send(sendBatches[index])
         tally.datagramsSent += result.sent
         tally.sendFailures += result.refused.count
+        if result.segmentationRefused { tally.segmentationRefusals += 1 }
     }
 
     private func swapSockets(_ make: () throws -> [UdpSocket], failed: (any Error) -> Void) {

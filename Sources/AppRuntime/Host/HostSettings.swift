@@ -29,22 +29,51 @@ public enum ResolvConf {
     }
 }
 
-/// Raises `net.core.rmem_max` and `wmem_max` so the 16 MiB socket buffers take effect (Firezone's values,
-/// seed 004 #10349). Returns what could not be written; the caller logs it at INFO and carries on.
-public enum SocketBufferLimits {
-    public static let receive = 134_217_728
-    public static let send = 16_777_216
+/// The UDP socket buffers the tunnel asks for: Firezone's 16 MiB to send and 128 MiB to receive (spec
+/// `snownet.md` §6), or what `FIREZONE_UDP_SEND_BUFFER_SIZE` / `FIREZONE_UDP_RECV_BUFFER_SIZE` say (#10234).
+public struct SocketBufferSizes: Equatable, Sendable {
+    public var send: Int
+    public var receive: Int
 
-    public static func raise(directory: String = "/proc/sys/net/core") -> [SystemCallError] {
-        var failures: [SystemCallError] = []
-        for (name, value) in [("rmem_max", receive), ("wmem_max", send)] {
-            do {
-                try HostFile.write("\(value)\n", to: "\(directory)/\(name)")
-            } catch {
-                failures.append(error)
+    public init(send: Int = 16 * 1024 * 1024, receive: Int = 128 * 1024 * 1024) {
+        self.send = send
+        self.receive = receive
+    }
+}
+
+/// Raises `net.core.rmem_max` and `wmem_max` so the requested socket buffers take effect without
+/// `CAP_NET_ADMIN`'s forced sizes (seed #10349). A limit already as high is left alone, never lowered.
+public enum SocketBufferLimits {
+    /// What became of one limit; the apps log each at INFO and carry on whatever happened.
+    public enum Outcome: Equatable, Sendable, CustomStringConvertible {
+        case raised(name: String, to: Int)
+        case alreadyEnough(name: String, current: Int)
+        case failed(name: String, SystemCallError)
+
+        public var description: String {
+            switch self {
+            case let .raised(name, value): "Set `core.\(name)` to \(value)"
+            case let .alreadyEnough(name, current): "`core.\(name)` is already \(current)"
+            case let .failed(name, error): "Failed to increase `core.\(name)`: \(error)"
             }
         }
-        return failures
+    }
+
+    public static func raise(to sizes: SocketBufferSizes = SocketBufferSizes(),
+                             directory: String = "/proc/sys/net/core") -> [Outcome] {
+        [("rmem_max", sizes.receive), ("wmem_max", sizes.send)].map { name, value in
+            let path = "\(directory)/\(name)"
+            if let text = try? HostFile.read(path),
+               let current = Int(text.filter { !$0.isWhitespace }), current >= value {
+                return .alreadyEnough(name: name, current: current)
+            }
+            do throws(SystemCallError) {
+                try HostFile.write("\(value)\n", to: path)
+                return .raised(name: name, to: value)
+            } catch {
+                return .failed(name: name, error)
+            }
+        }
     }
 }
 

@@ -97,7 +97,9 @@ public final class SendBatch {
     /// The kernel's limit on segments per send (`UDP_MAX_SEGMENTS`).
     public static let maximumSegments = 64
     public let capacity: Int
-    public let coalescing: Bool
+    /// Whether runs of datagrams to one destination join into one segmented message; the socket turns it off when
+    /// its egress device refuses segmentation.
+    public internal(set) var coalescing: Bool
     private let groupSize = 65_000
     let messages: UnsafeMutablePointer<cudp_mmsghdr>
     private let vectors: UnsafeMutablePointer<iovec>
@@ -191,6 +193,22 @@ public final class SendBatch {
     }
 
     func segments(of index: Int) -> Int { segmentCounts[index] }
+
+    /// A plain message header for each datagram of message `index`, in order (the message as prepared untouched).
+    func forEachSegment(of index: Int, _ body: (inout msghdr) -> Void) {
+        let base = storage + index * groupSize
+        var start = 0
+        while start < lengths[index] {
+            let length = min(segmentSizes[index], lengths[index] - start)
+            var vector = iovec(iov_base: base + start, iov_len: length)
+            withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                var header = msghdr(msg_name: UnsafeMutableRawPointer(names + index), msg_namelen: messages[index].msg_hdr.msg_namelen,
+                                    msg_iov: vectorPointer, msg_iovlen: 1, msg_control: nil, msg_controllen: 0, msg_flags: 0)
+                body(&header)
+            }
+            start += length
+        }
+    }
     func destination(of index: Int) -> SocketAddress { destinations[index] }
 
     private func copy(_ payload: UnsafeRawBufferPointer, into group: Int, at offset: Int) {

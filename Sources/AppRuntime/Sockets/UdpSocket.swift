@@ -12,20 +12,23 @@ public final class UdpSocket {
     public let localAddress: SocketAddress
     /// The kernel coalesces received datagrams (`UDP_GRO`).
     public let receiveOffload: Bool
-    /// The kernel segments sent buffers (`UDP_SEGMENT`).
-    public let sendOffload: Bool
+    /// The kernel segments sent buffers (`UDP_SEGMENT`); turned off for good when the egress device refuses a
+    /// segmented send.
+    public private(set) var sendOffload: Bool
 
     public struct Options: Sendable {
         /// Firezone's `0xfd002021`, or `nil` for none.
         public var firewallMark: UInt32?
         /// Bytes; raised past `rmem_max`/`wmem_max` with the `…FORCE` options when the process may.
-        public var receiveBufferSize = 16 * 1024 * 1024
-        public var sendBufferSize = 16 * 1024 * 1024
+        public var receiveBufferSize: Int
+        public var sendBufferSize: Int
         public var receiveOffload = true
         public var sendOffload = true
 
-        public init(firewallMark: UInt32? = nil) {
+        public init(firewallMark: UInt32? = nil, buffers: SocketBufferSizes = SocketBufferSizes()) {
             self.firewallMark = firewallMark
+            receiveBufferSize = buffers.receive
+            sendBufferSize = buffers.send
         }
     }
 
@@ -66,6 +69,18 @@ public final class UdpSocket {
         sendOffload = options.sendOffload && (try? Self.set(fd, CUDP_SOL_UDP, CUDP_UDP_SEGMENT, 0, "UDP_SEGMENT")) != nil
     }
 
+    /// Binds `ip:port` when that port is free, else a port the kernel picks; `unavailable` is why `port` was not
+    /// taken (`nil` when it was).
+    public static func bind(_ ip: IpAddress, preferringPort port: UInt16, options: Options = Options())
+        throws(SystemCallError) -> (socket: UdpSocket, unavailable: SystemCallError?) {
+        do {
+            return (try UdpSocket(bind: SocketAddress(ip: ip, port: port), options: options), nil)
+        } catch {
+            guard port != 0 else { throw error }
+            return (try UdpSocket(bind: SocketAddress(ip: ip, port: 0), options: options), error)
+        }
+    }
+
     deinit {
         close(fileDescriptor)
     }
@@ -90,12 +105,17 @@ public final class UdpSocket {
 
     /// Sends everything in `batch` and empties it. A datagram the kernel refuses (an unreachable network, a full
     /// buffer) is skipped and counted in the result; the rest still go.
+    ///
+    /// A segmented message the egress device cannot offload (`EIO`, or `EINVAL`, e.g. with transmit checksum
+    /// offload off) goes again as its datagrams one by one, and this socket segments no more (Firezone #10279);
+    /// `segmentationRefused` says that happened in this call.
     @discardableResult
-    public func send(_ batch: SendBatch) -> (sent: Int, refused: [SystemCallError]) {
+    public func send(_ batch: SendBatch) -> (sent: Int, refused: [SystemCallError], segmentationRefused: Bool) {
         defer { batch.removeAll() }
         let total = batch.prepare(segmenting: sendOffload)
         var offset = 0, sent = 0
         var refused: [SystemCallError] = []
+        var segmentationRefused = false
         while offset < total {
             let count = cudp_sendmmsg(fileDescriptor, batch.messages + offset, UInt32(total - offset), 0)
             if count > 0 {
@@ -103,11 +123,36 @@ public final class UdpSocket {
                 offset += Int(count)
                 continue
             }
-            if errno == EINTR { continue }
-            refused.append(.last("sendmmsg to \(batch.destination(of: offset))"))
+            let error = SystemCallError.last("sendmmsg to \(batch.destination(of: offset))")
+            if error.errno == EINTR { continue }
+            if (error.errno == EIO || error.errno == EINVAL), batch.segments(of: offset) > 1 {
+                segmentationRefused = segmentationRefused || sendOffload
+                sendOffload = false
+                batch.coalescing = false
+                sent += sendSegmentsOneByOne(batch, message: offset, refused: &refused)
+            } else {
+                refused.append(error)
+            }
             offset += 1
         }
-        return (sent, refused)
+        return (sent, refused, segmentationRefused)
+    }
+
+    private func sendSegmentsOneByOne(_ batch: SendBatch, message: Int, refused: inout [SystemCallError]) -> Int {
+        var sent = 0
+        batch.forEachSegment(of: message) { header in
+            while true {
+                if sendmsg(fileDescriptor, &header, 0) >= 0 {
+                    sent += 1
+                    return
+                }
+                guard errno == EINTR else {
+                    refused.append(.last("sendmsg to \(batch.destination(of: message))"))
+                    return
+                }
+            }
+        }
+        return sent
     }
 
     private static func set(_ fd: Int32, _ level: Int32, _ option: Int32, _ value: Int32, _ name: String) throws(SystemCallError) {
