@@ -5,6 +5,7 @@ import PhoenixChannel
 import PhoenixChannelTransport
 import PortalMessages
 import SansIO
+import Tunnel
 
 /// What the client and the gateway share around their tunnel: the data plane on an ``EventLoop`` thread and
 /// the portal channel feeding it. Portal messages go to the plane on the loop; after every batch the plane's
@@ -29,10 +30,12 @@ public final class AppShell<Plane: PortalPlane>: Sendable {
         self.channel = channel
         self.logger = logger
         let api = channel.configuration.url.api
+        let tunnelLogger = Logger(label: "snownet")
         loop = try EventLoop(plane: plane, tun: tun, sockets: sockets) { plane, now in
             while let message = plane.pollPortalMessage() {
                 for frame in message.frames(for: api) { channel.send(event: frame.event, payload: frame.payload) }
             }
+            while let report = plane.pollReport() { tunnelLogger.log(report) }
             afterBatch(plane, now)
         }
         thread = EventLoopThread(loop)
@@ -64,11 +67,26 @@ public final class AppShell<Plane: PortalPlane>: Sendable {
         thread.stopAndJoin()
     }
 
-    /// The tunnel's UDP sockets on every address: IPv4, and IPv6 where the host has it.
-    public static func bindSockets(options: UdpSocket.Options = .init()) throws -> [UdpSocket] {
-        var sockets = [try UdpSocket(bind: SocketAddress("0.0.0.0:0")!, options: options)]
-        if let v6 = try? UdpSocket(bind: SocketAddress("[::]:0")!, options: options) { sockets.append(v6) }
+    /// Firezone's listen port, 49152 + 3473 ("FIRE" on a phone pad): an admin can forward it through a NAT,
+    /// which is what makes the optimistic candidates of spec `snownet.md` §2.4 find a direct path.
+    public static var defaultListenPort: UInt16 { 52625 }
+
+    /// The tunnel's UDP sockets on every address: IPv4, and IPv6 where the host has it, each on `preferredPort`
+    /// when it is free and on a port the kernel picks when not (logged at INFO).
+    public static func bindSockets(options: UdpSocket.Options = .init(), preferredPort: UInt16 = defaultListenPort,
+                                   logger: Logger? = nil) throws -> [UdpSocket] {
+        var sockets = [try bind(ip: "0.0.0.0", preferredPort, options, logger)]
+        if let v6 = try? bind(ip: "::", preferredPort, options, logger) { sockets.append(v6) }
         return sockets
+    }
+
+    private static func bind(ip: String, _ port: UInt16, _ options: UdpSocket.Options, _ logger: Logger?) throws -> UdpSocket {
+        let bound = try UdpSocket.bind(IpAddress(ip)!, preferringPort: port, options: options)
+        if let unavailable = bound.unavailable {
+            logger?.info("UDP port \(port) is not available; listening on \(bound.socket.localAddress) instead",
+                         metadata: ["error": "\(unavailable)"])
+        }
+        return bound.socket
     }
 }
 
@@ -83,6 +101,17 @@ extension PortalChannel {
         case .v1:
             logger.info("No relay is known; reconnecting to the portal for a fresh init")
             reconnect(reason: "no relays")
+        }
+    }
+}
+
+extension Logger {
+    /// A ``TunnelReport`` at its level, its fields as metadata.
+    public func log(_ report: TunnelReport) {
+        let metadata = report.fields.mapValues { Logger.MetadataValue.string($0) }
+        switch report.level {
+        case .debug: debug("\(report.message)", metadata: metadata)
+        case .info: info("\(report.message)", metadata: metadata)
         }
     }
 }

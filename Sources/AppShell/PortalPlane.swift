@@ -16,6 +16,8 @@ public protocol PortalPlane: DataPlane {
     func pollPortalMessage() -> Egress?
     /// Goodbye to every peer.
     func shutdown(now: Instant)
+    /// The next line for the log: connections, paths, relays.
+    func pollReport() -> TunnelReport?
 }
 
 extension ClientState: PortalPlane {}

@@ -25,16 +25,18 @@ struct ClientService {
     let url: LoginUrl
     let logger: Logger
 
-    /// The tunnel's sockets, marked so their traffic bypasses the tunnel's routes.
-    static func makeSockets() throws -> [UdpSocket] {
-        try AppShell<ClientState>.bindSockets(options: UdpSocket.Options(firewallMark: mark))
+    /// The tunnel's sockets, marked so their traffic bypasses the tunnel's routes. The first ones try Firezone's
+    /// listen port; a reset's take new ports, since relays key allocations by the 3-tuple.
+    static func makeSockets(buffers: SocketBufferSizes, preferredPort: UInt16, logger: Logger) throws -> [UdpSocket] {
+        try AppShell<ClientState>.bindSockets(options: UdpSocket.Options(firewallMark: mark, buffers: buffers),
+                                              preferredPort: preferredPort, logger: logger)
     }
 
     func run() async throws {
         let dnsControl = SystemDnsControl(method: configuration.dnsControl, logger: Logger(label: "firezone_headless_client::dns_control"))
         dnsControl.deactivate()
         if configuration.raiseSocketBuffers {
-            for failure in SocketBufferLimits.raise() { logger.info("Failed to raise socket buffer limit: \(failure)") }
+            for outcome in SocketBufferLimits.raise(to: configuration.socketBuffers) { logger.info("\(outcome)") }
         }
         let key = SecretKey.generatePrivateKey()
         let channel = PortalChannel<ClientIngress>(
@@ -49,7 +51,8 @@ struct ClientService {
         let tun = try TunDevice.preferringOffloads()
         let netlink = try RouteNetlink()
         try netlink.setLink(index: tun.index, up: true, mtu: 1280)
-        let sockets = try Self.makeSockets()
+        let sockets = try Self.makeSockets(buffers: configuration.socketBuffers,
+                                           preferredPort: AppShell<ClientState>.defaultListenPort, logger: logger)
         let state = ClientState(privateKey: key, now: MonotonicClock.now(), unixTimeNanoseconds: Int64(Date().timeIntervalSince1970 * 1_000_000_000),
                                 internetResourceEnabled: configuration.activateInternetResource)
         state.setSystemResolvers(dnsControl.systemResolvers())
@@ -80,7 +83,9 @@ struct ClientService {
         // A reset (spec snownet.md §1.9): new sockets, since relays key allocations by the 3-tuple, a new key and
         // no connections, then a new portal connection with the new public key for a fresh `init`.
         let resetSession = { @Sendable (reason: String) in
-            loop.replaceSockets({ try Self.makeSockets() }) { error in
+            loop.replaceSockets({ [buffers = configuration.socketBuffers] in
+                try Self.makeSockets(buffers: buffers, preferredPort: 0, logger: logger)
+            }) { error in
                 logger.error("Failed to make new UDP sockets for the reset; keeping the old ones: \(error)")
             }
             loop.execute { state, now in
@@ -97,6 +102,8 @@ struct ClientService {
             routing.remove()
             dnsControl.deactivate()
         }
+        // Goodbye to every peer on every way out, a refusal by the portal included (#10401); before the routes go.
+        defer { shell.stop() }
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             switch configuration.metrics {
@@ -121,6 +128,5 @@ struct ClientService {
             try await shell.runPortal(host: url.host)
             group.cancelAll()
         }
-        shell.stop()
     }
 }

@@ -25,7 +25,7 @@ struct GatewayService {
 
     func run() async throws {
         if configuration.raiseSocketBuffers {
-            for failure in SocketBufferLimits.raise() { logger.info("Failed to raise socket buffer limit: \(failure)") }
+            for outcome in SocketBufferLimits.raise(to: configuration.socketBuffers) { logger.info("\(outcome)") }
         }
         let nameservers = NameserverSet(try ResolvConf.nameservers())
         let id = try configuration.id ?? DeviceId.getOrCreate(.gateway)
@@ -48,7 +48,7 @@ struct GatewayService {
         let masquerade = Masquerade(logger: logger)
         masquerade.install()
         defer { masquerade.remove() }
-        let sockets = try AppShell<GatewayState>.bindSockets()
+        let sockets = try AppShell<GatewayState>.bindSockets(options: UdpSocket.Options(buffers: configuration.socketBuffers), logger: logger)
         let state = GatewayState(privateKey: key, now: MonotonicClock.now(),
                                  unixTimeNanoseconds: Int64(Date().timeIntervalSince1970 * 1_000_000_000))
         state.tracksFlows = FlowLog.isEnabled(by: configuration.logFilter)
@@ -66,6 +66,11 @@ struct GatewayService {
                 case .refused(let reason): eventLogger.warning("Refused portal message: \(reason)")
                 }
             }
+        }
+        // Goodbye to every peer on every way out, a refusal by the portal included (#10401).
+        defer {
+            shell.stop()
+            interface.remove()
         }
         let loop = shell.loop
         workers.loop = loop
@@ -94,8 +99,6 @@ struct GatewayService {
             try await shell.runPortal(host: url.host)
             group.cancelAll()
         }
-        shell.stop()
-        interface.remove()
     }
 
     /// Ranks the system nameservers now and every 60 s (spec `tunnel-dns.md` §5.9), until cancelled.

@@ -3,7 +3,8 @@ import PortalMessages
 extension PortalState {
     /// Applies a new configuration (SIGHUP) and pushes what changed to everyone connected: resource diffs to
     /// clients, `resource_updated` and `reject_access` to gateways, `relays_presence` to both, `config_changed`
-    /// for new DNS upstreams, and `phx_close` to a client or gateway whose token was removed.
+    /// for new DNS upstreams; to a client whose token was removed `disconnect` `token_expired` (v2) or `phx_close`
+    /// (v1), and `phx_close` to a gateway whose token was removed.
     public func reload(_ new: PortalConfig) {
         let old = config
         config = new
@@ -22,7 +23,12 @@ extension PortalState {
 
     private func closeSessionsWithRevokedTokens() {
         for client in clients.values where config.actor(forClientToken: client.token) == nil {
-            client.outbox.push(topic: "client", event: "phx_close", payload: "{}")
+            // Today's portal tells a client its token is gone; the baseline's channel just stopped (spec §8).
+            if client.view.api == .v2 {
+                client.outbox.push(topic: "client", event: "disconnect", payload: #"{"reason":"token_expired"}"#)
+            } else {
+                client.outbox.push(topic: "client", event: "phx_close", payload: "{}")
+            }
             client.outbox.finish()
             forgetClient(client.id)
         }
