@@ -85,4 +85,57 @@ struct EndToEndSeedTests {
             #expect(lab.unexpectedWarnings().isEmpty, "\(lab.unexpectedWarnings())\n\(lab.logs)")
         }
     }
+
+    /// Seed #10347: the event loop takes what is ready from every source in turn, and a bad datagram is counted and
+    /// skipped without aborting its batch. A flood of garbage at the gateway's UDP socket (random bytes, STUN and
+    /// ChannelData look-alikes, WireGuard data for unknown sessions) runs while pings cross the tunnel.
+    @Test("a UDP socket flooded with garbage: pings through the tunnel still pass, the garbage is counted")
+    func floodedSocketStaysFair() async throws {
+        try await offPool {
+            let lab = try EndToEndLab()
+            defer { lab.tearDown() }
+            try lab.startInfrastructure()
+            try lab.startClient(["--dns-control", "disabled"])
+            #expect(try lab.pingResource().replies >= 3, "\(lab.logs)")
+            try lab.startInClient("flood", ["python3", "-c", Self.flood, "10.99.0.2", "52625", "12"])
+            try lab.waitFor("flooding", in: "flood")
+            let ping = try lab.inClient("ping", "-n", "-c", "40", "-i", "0.2", "-w", "30", "10.77.0.5")
+            let sent = lab.waitForExit("flood", killAfter: 30)
+            let metrics = try lab.inGateway("curl", "-sS", "--max-time", "10", "http://127.0.0.1:8080/metrics").output
+            let value = { (name: String) in
+                metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) } ?? 0
+            }
+            #expect(sent == 0, "\(lab.log("flood"))")
+            #expect(pingReplies(ping.output) >= 38, "\(ping.output)\n\(lab.log("flood"))")
+            let counted = value("firezone_gateway_refused_total") + value("firezone_gateway_unmatched_stun_messages_total")
+            #expect(counted >= 10_000, "the garbage is counted: \(metrics)\n\(lab.log("flood"))")
+            #expect(lab.log("gateway").contains("Listening on 0.0.0.0:52625"), "Firezone's listen port: \(lab.logs)")
+            #expect(lab.unexpectedWarnings().isEmpty, "\(lab.unexpectedWarnings())")
+            print("flood: \(lab.log("flood").split(separator: "\n").last ?? ""), counted \(Int(counted)), ping \(pingReplies(ping.output)) of 40")
+        }
+    }
+
+    /// Garbage datagrams for `seconds` to `host port`: random bytes, STUN and ChannelData look-alikes, and
+    /// WireGuard data messages for session indices nobody has; prints how many it sent.
+    static let flood = #"""
+        import os, random, socket, struct, sys, time
+        host, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        kinds = [
+            lambda: os.urandom(random.randint(1, 1400)),
+            lambda: b"\x00\x01" + struct.pack("!H", random.randint(0, 1400)) + b"\x21\x12\xa4\x42" + os.urandom(random.randint(0, 200)),
+            lambda: bytes([0x40 + random.randint(0, 15), random.randint(0, 255)]) + struct.pack("!H", random.randint(0, 1400)) + os.urandom(random.randint(0, 200)),
+            lambda: struct.pack("<II", 4, random.getrandbits(32)) + os.urandom(8 + random.randint(16, 1300)),
+        ]
+        print("flooding", flush=True)
+        sent, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            for _ in range(256):
+                try:
+                    sock.sendto(random.choice(kinds)(), (host, port))
+                    sent += 1
+                except OSError:
+                    pass
+        print("sent", sent, flush=True)
+        """#
 }

@@ -1,4 +1,5 @@
 import IpPacket
+import Noise
 import PortalMessages
 import SansIO
 import Testing
@@ -166,5 +167,35 @@ struct ClientPartsTests {
         pending.discardAll()
         let afterDiscard = pending.release(.connection(Self.gateway))
         #expect(afterDiscard.isEmpty)
+    }
+
+    // MARK: One batch, one configuration
+
+    /// Seed #10223: the portal's messages of one batch (init, then resources added and removed) leave one TUN
+    /// configuration and one resource list to apply, the latest, so the app touches netlink once.
+    @Test("several changes in one batch queue only the latest TUN configuration and resource list")
+    func latestConfigurationOnly() throws {
+        let state = ClientState(privateKey: SecretKey(bytes: [UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: 0),
+                                unixTimeNanoseconds: 1_700_000_000_000_000_000)
+        let interface = ClientInterface(ipv4: IPv4Address(100, 64, 0, 2), ipv6: IPv6Address("fd00:2021:1111::2")!)
+        let now = Instant(nanoseconds: 1_000)
+        state.handle(.initialize(ClientInit(interface: interface, resources: [Self.cidr(1, "10.1.0.0/16")], relays: [])), now: now)
+        state.handle(.resourceCreatedOrUpdated(Self.cidr(2, "10.2.0.0/16")), now: now)
+        state.handle(.resourceCreatedOrUpdated(Self.cidr(3, "10.3.0.0/16")), now: now)
+        state.handle(.resourceDeleted(Self.id(1)), now: now)
+        var configurations: [TunConfig] = [], lists: [[ResourceView]] = []
+        while let event = state.pollEvent() {
+            if case .tunInterfaceUpdated(let config) = event { configurations.append(config) }
+            if case .resourcesChanged(let views) = event { lists.append(views) }
+        }
+        #expect(configurations.count == 1 && lists.count == 1, "\(configurations) \(lists)")
+        let routes = try #require(configurations.first).routes
+        #expect(routes.contains(IpNetwork("10.2.0.0/16")!) && routes.contains(IpNetwork("10.3.0.0/16")!))
+        #expect(!routes.contains(IpNetwork("10.1.0.0/16")!))
+        #expect(lists.first?.map(\.resource.id) == [Self.id(2), Self.id(3)])
+
+        state.handle(.resourceDeleted(Self.id(2)), now: now)
+        #expect(state.pollEvent().map { if case .tunInterfaceUpdated = $0 { true } else { false } } == true,
+                "a later batch gets its own configuration")
     }
 }

@@ -232,11 +232,14 @@ public final class ClientState {
                                dnsServers: dns.resolver.sentinels.mapping.map(\.sentinel), searchDomain: interface.searchDomain)
         guard config != tunConfig else { return }
         tunConfig = config
+        // Only the latest configuration is applied (seed #10223): one not yet polled is replaced, not queued behind.
+        events.removeAll { if case .tunInterfaceUpdated = $0 { true } else { false } }
         events.append(.tunInterfaceUpdated(config))
     }
 
     func emitResourcesIfChanged() {
         guard let views = resources.changedViews() else { return }
+        events.removeAll { if case .resourcesChanged = $0 { true } else { false } }
         events.append(.resourcesChanged(views))
     }
 

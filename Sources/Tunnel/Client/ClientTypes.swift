@@ -18,8 +18,10 @@ public struct TunConfig: Hashable, Sendable {
 
 /// What the client asks of its app besides sending datagrams. Emitted only on change.
 public enum ClientEvent: Hashable, Sendable {
+    /// Configure the TUN device so. Only the latest is queued: a newer one replaces one not yet polled (#10223).
     case tunInterfaceUpdated(TunConfig)
-    /// Every resource with its status, sorted by id; emitted when a resource or a status changes.
+    /// Every resource with its status, sorted by id; emitted when a resource or a status changes, and like the
+    /// TUN configuration only the latest is queued.
     case resourcesChanged([ResourceView])
     /// `flow_created` arrived while no relay is known: reconnect to the portal for a new `init`.
     case noRelays
