@@ -16,7 +16,7 @@ struct TunnelReportTests {
         return reports
     }
 
-    @Test("a connection's life in the log: relays added, created, path, established, goodbye on both sides, with cid/gid/rid")
+    @Test("a connection's life in the log: relays added, created, path, established, goodbye on both sides, allocation freed")
     func connectionLifecycle() throws {
         let world = try ClientGatewayWorld()
         world.client.fromTun(try world.ping(world.host, sequence: 1), in: world.simulation)
@@ -35,10 +35,15 @@ struct TunnelReportTests {
         }
         #expect(client.first { $0.message == "Connection established" }?.fields["path"]?.hasPrefix("direct ") == true, "\(client)")
 
+        #expect(world.relay.server.allocatedClients.count == 2, "the client's and the gateway's")
         world.client.state.shutdown(now: world.simulation.now)
         world.client.flush(in: world.simulation)
         world.simulation.run(for: .milliseconds(200))
-        #expect(Self.drain(world.client.state.pollReport).map(\.description) == ["Connection closed proactively (sent goodbye) gid=\(gid)"])
+        #expect(world.relay.server.allocatedClients.map(\.client) != [], "the gateway's stays")
+        #expect(!world.relay.server.allocatedClients.contains { $0.client == world.client.socket },
+                "the client deleted its allocation on the way out")
+        #expect(Self.drain(world.client.state.pollReport).map(\.description)
+                == ["Connection closed proactively (sent goodbye) gid=\(gid)", "Freeing allocation rid=\(world.relay.id)"])
         #expect(Self.drain(world.gateway.state.pollReport).map(\.description) == ["Connection removed (peer said goodbye) cid=\(cid)"])
     }
 

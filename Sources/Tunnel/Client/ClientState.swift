@@ -173,9 +173,9 @@ public final class ClientState {
         drainNodeEvents(now: now)
     }
 
-    /// Sign-out: a Goodbye to every gateway.
+    /// Sign-out: a Goodbye to every gateway, and every relay allocation deleted.
     public func shutdown(now: Instant) {
-        node.closeAllSayingGoodbye(now: now)
+        node.shutDown(now: now)
         drainNodeEvents(now: now)
     }
 

@@ -129,9 +129,9 @@ public final class GatewayState {
         node.pollTimeout().earliest(nextTick).earliest(tcpDns.pollTimeout())
     }
 
-    /// Graceful shutdown: a Goodbye to every client; flows in progress end.
+    /// Graceful shutdown: a Goodbye to every client, every relay allocation deleted; flows in progress end.
     public func shutdown(now: Instant) {
-        node.closeAllSayingGoodbye(now: now)
+        node.shutDown(now: now)
         flows.finishAll(unixNanoseconds: unixNanoseconds(now))
     }
 

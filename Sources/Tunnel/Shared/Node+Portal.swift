@@ -28,6 +28,17 @@ extension Node {
     func closeAllSayingGoodbye(now: Instant) {
         for peer in peerIds { closeSayingGoodbye(peer, now: now) }
     }
+
+    /// The process is going away: every connection gets its Goodbye and every allocation is deleted on its relay
+    /// (REFRESH with LIFETIME 0). Otherwise a relay such as coturn keeps the allocation for its lifetime, and the
+    /// next process on the same listen port (52625) cannot allocate there with its new credentials (441).
+    func shutDown(now: Instant) {
+        closeAllSayingGoodbye(now: now)
+        for (id, allocation) in allocations.entries where allocation.isAllocated {
+            allocation.deallocate(now: now)
+            report(.debug, "Freeing allocation", ["rid": id])
+        }
+    }
 }
 
 extension RelayDescription {
