@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Noise", targets: ["Noise"]),
         .library(name: "Stun", targets: ["Stun"]),
         .library(name: "Turn", targets: ["Turn"]),
+        .library(name: "TurnRelay", targets: ["TurnRelay"]),
         .library(name: "Ice", targets: ["Ice"]),
         .library(name: "Dns", targets: ["Dns"]),
         .library(name: "DnsNat", targets: ["DnsNat"]),
@@ -59,6 +60,7 @@ let package = Package(
         .target(name: "Noise", dependencies: ["SansIO", "CSodium", "CBlake2"]),
         .target(name: "Stun", dependencies: ["SansIO", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Turn", dependencies: ["Stun", "SansIO", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "TurnRelay", dependencies: ["Stun", "SansIO", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Ice", dependencies: ["Stun", "SansIO"]),
         .target(name: "Dns", dependencies: ["IpPacket"]),
         .target(name: "DnsNat", dependencies: ["Dns", "P2pControl", "IpPacket"]),
@@ -239,6 +241,7 @@ let package = Package(
             "Tunnel", "Noise", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "PortalMessagesTests", dependencies: ["PortalMessages", "PhoenixChannel", "Ice", "SansIO"]),
+        .testTarget(name: "TurnRelayTests", dependencies: ["TurnRelay", "Turn", "Stun", "SansIO", "TestSupport"]),
         .testTarget(name: "TurnTests", dependencies: [
             "Turn", "Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),

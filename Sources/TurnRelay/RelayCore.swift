@@ -1,0 +1,142 @@
+import SansIO
+import Stun
+
+/// A TURN relay with Firezone's semantics (spec `snownet.md` §3.11, §7), sans-IO: the IO layer feeds it what
+/// arrives on the listening port (``handleFromClient(_:from:now:unixTime:)``) and on allocations' ports
+/// (``relayFromPeer(_:count:from:port:now:)``), sends what they return, opens and closes relayed ports as
+/// ``pollEvent()`` says, and calls ``handleTimeout(now:)`` at ``pollTimeout()``.
+///
+/// BINDING is answered unauthenticated; ALLOCATE, REFRESH, CHANNEL-BIND and CREATE-PERMISSION need long-term
+/// credentials (``RelayAuthentication``), nonces are bound to the client's socket and good for
+/// ``RelayConfiguration/nonceUses`` requests (438 after), and every answer to a request that named a known user
+/// is signed, 401 and 438 included. Data flows over channels only: no Send or Data indications. Datagrams from
+/// port 0 are dropped (#14036).
+///
+/// ```swift
+/// let relay = RelayCore(configuration: RelayConfiguration(publicIPv4: ip, authentication: .firezone(secret: s)))
+/// switch relay.handleFromClient(bytes, from: client, now: now, unixTime: unix) {
+/// case .answer(let answer): listening.send(answer, to: client)
+/// case .relay(let forward): ports[forward.port].send(bytes[forward.payload], to: forward.peer)
+/// case .drop: break
+/// }
+/// while let event = relay.pollEvent() { open or close the port }
+/// ```
+public final class RelayCore {
+    public let configuration: RelayConfiguration
+    public internal(set) var statistics = RelayStatistics()
+
+    var allocations: [SocketAddress: Allocation] = [:]
+    var clientByPort: [UInt16: SocketAddress] = [:]
+    var clientByUsername: [String: SocketAddress] = [:]
+    var nonces: [SocketAddress: Nonce] = [:]
+    var events: [RelayEvent] = []
+    var random: SplitMix64
+
+    static var defaultLifetime: Duration { .seconds(600) }
+    static var maximumLifetime: Duration { .seconds(3600) }
+    static var channelLifetime: Duration { .seconds(600) }
+    /// After a channel expires, its number and peer stay reserved this long (RFC 8656 §12).
+    static var channelCoolDown: Duration { .seconds(300) }
+    static var channelNumbers: ClosedRange<UInt16> { 0x4000...0x4FFF }
+
+    public init(configuration: RelayConfiguration, random: any RandomNumberGenerator = SystemRandomNumberGenerator()) {
+        self.configuration = configuration
+        var base = random
+        self.random = SplitMix64(seed: base.next())
+    }
+
+    /// What to do with a datagram that arrived on the listening port.
+    public enum ClientOutcome: Hashable, Sendable {
+        /// Send these bytes back to the client from the listening port.
+        case answer([UInt8])
+        /// ChannelData of a bound channel: send its payload from the allocation's port to the peer.
+        case relay(PeerBound)
+        case drop
+    }
+
+    public var allocationCount: Int { allocations.count }
+    public var channelCount: Int { allocations.values.reduce(0) { $0 + $1.channels.count } }
+
+    /// Handles a datagram from `client` on the listening port. `unixTime` decides whether credentials expired.
+    public func handleFromClient(_ datagram: UnsafeRawBufferPointer, from client: SocketAddress, now: Instant,
+                                 unixTime: Int64) -> ClientOutcome {
+        guard client.port != 0 else {
+            statistics.fromPortZero += 1
+            return .drop
+        }
+        guard let first = datagram.first else { return dropped() }
+        switch first {
+        case 0x40...0x4F:
+            return relayFromClient(datagram, from: client, now: now)
+        case 0x00...0x01:
+            guard let request = try? StunMessage(decoding: datagram), request.messageClass == .request else { return dropped() }
+            return .answer(answer(request, from: client, now: now, unixTime: unixTime))
+        default:
+            return dropped()
+        }
+    }
+
+    public func pollEvent() -> RelayEvent? {
+        events.isEmpty ? nil : events.removeFirst()
+    }
+
+    /// Frees expired allocations (their ports close) and forgets channels past their cool-down.
+    public func handleTimeout(now: Instant) {
+        for (client, allocation) in allocations {
+            guard allocation.expires > now else {
+                free(client, now: now)
+                continue
+            }
+            let stale = allocation.channels.filter { $0.value.expires + Self.channelCoolDown <= now }
+            for (number, channel) in stale {
+                allocations[client]?.channels[number] = nil
+                allocations[client]?.channelByPeer[channel.peer] = nil
+            }
+        }
+    }
+
+    /// The next expiry of an allocation or a channel's cool-down.
+    public func pollTimeout() -> Instant? {
+        var earliest: Instant?
+        for allocation in allocations.values {
+            earliest = min(earliest ?? allocation.expires, allocation.expires)
+            for channel in allocation.channels.values {
+                earliest = min(earliest ?? channel.expires, channel.expires + Self.channelCoolDown)
+            }
+        }
+        return earliest
+    }
+
+    func dropped() -> ClientOutcome {
+        statistics.dropped += 1
+        return .drop
+    }
+
+    func free(_ client: SocketAddress, now: Instant) {
+        guard let allocation = allocations.removeValue(forKey: client) else { return }
+        clientByPort[allocation.port] = nil
+        if clientByUsername[allocation.username] == client { clientByUsername[allocation.username] = nil }
+        events.append(.portClosed(port: allocation.port))
+    }
+}
+
+/// One client's allocation: its relayed port on one or both families, and its channels.
+struct Allocation {
+    let username: String
+    let port: UInt16
+    let families: [IpVersion]
+    var expires: Instant
+    var channels: [UInt16: Channel] = [:]
+    var channelByPeer: [SocketAddress: UInt16] = [:]
+}
+
+struct Channel {
+    let peer: SocketAddress
+    /// Bound until then; reserved for the cool-down after.
+    var expires: Instant
+}
+
+struct Nonce {
+    var value: String
+    var uses: Int
+}
