@@ -27,6 +27,7 @@ let package = Package(
         .executable(name: "firezone-portal", targets: ["Portal"]),
         .executable(name: "firezone-gateway", targets: ["Gateway"]),
         .executable(name: "firezone-client", targets: ["Client"]),
+        .executable(name: "firezone-relay", targets: ["Relay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -104,8 +105,9 @@ let package = Package(
         // The apps' metrics: their own totals mirrored into swift-metrics, Prometheus text, `--metrics stdout`.
         .target(
             name: "AppMetrics",
-            dependencies: ["AppRuntime", "Tunnel", .product(name: "Metrics", package: "swift-metrics"),
-                           .product(name: "Prometheus", package: "swift-prometheus")]
+            dependencies: ["AppRuntime", "SansIO", "Tunnel", .product(name: "Metrics", package: "swift-metrics"),
+                           .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
         .target(
             name: "AppOptions",
@@ -128,6 +130,15 @@ let package = Package(
             path: "Sources/Apps/PcapReplay"
         ),
 
+        .executableTarget(
+            name: "Relay",
+            dependencies: [
+                "AppOptions", "AppMetrics", "AppRuntime", "CLinuxIO", "SansIO", "TurnRelay",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Apps/Relay"
+        ),
         .executableTarget(
             name: "Gateway",
             dependencies: [

@@ -11,6 +11,8 @@ public enum OptionError: Error, Hashable, Sendable, CustomStringConvertible {
     case clientTokenMissing(path: String)
     /// The token file exists but may not be used (owner, mode, encoding).
     case tokenFileRefused(String)
+    /// A setting without which the program cannot run, named with its flags and variables.
+    case missing(String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,7 @@ public enum OptionError: Error, Hashable, Sendable, CustomStringConvertible {
         case .gatewayTokenMissing: "Failed to read `FIREZONE_TOKEN` systemd credential"
         case .clientTokenMissing(let path): "Can't find the Firezone token in $FIREZONE_TOKEN or in `\(path)`"
         case .tokenFileRefused(let reason): reason
+        case .missing(let what): "missing \(what)"
         }
     }
 }

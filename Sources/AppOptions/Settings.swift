@@ -44,4 +44,11 @@ struct Settings {
         return SocketBufferSizes(send: try byteCount("FIREZONE_UDP_SEND_BUFFER_SIZE", default: defaults.send),
                                  receive: try byteCount("FIREZONE_UDP_RECV_BUFFER_SIZE", default: defaults.receive))
     }
+
+    /// A UDP port from a flag or its variable: 1 to 65535.
+    func port(_ flag: String?, _ variable: String, name: String, default fallback: UInt16) throws(OptionError) -> UInt16 {
+        guard let text = string(flag, variable) else { return fallback }
+        guard let port = UInt16(text), port > 0 else { throw .invalidValue(name: name, value: text, expected: "a port from 1 to 65535") }
+        return port
+    }
 }

@@ -26,8 +26,10 @@ extension RelayCore {
         }
         issued.uses += 1
         nonces[client] = issued
-        guard request.unknownComprehensionRequired.isEmpty else {
-            return encode(error(request, 420, extra: [.unknownAttributes(request.unknownComprehensionRequired)]), key: key)
+        // EVEN-PORT is understood (the relayed port is made even; a reservation of the next one is not offered).
+        let unknown = request.unknownComprehensionRequired.filter { $0 != Self.evenPort }
+        guard unknown.isEmpty else {
+            return encode(error(request, 420, extra: [.unknownAttributes(unknown)]), key: key)
         }
         let response: StunMessage
         switch request.method {
@@ -59,7 +61,7 @@ extension RelayCore {
             free(older, now: now)
             statistics.allocationsFreedByUsername += 1
         }
-        guard let port = freePort() else { return error(request, 508) }
+        guard let port = freePort(even: request.unknownComprehensionRequired.contains(Self.evenPort)) else { return error(request, 508) }
         let requested = request.first { if case .lifetime(let seconds) = $0 { seconds } else { nil } }
         let lifetime = Self.lifetime(requested)
         allocations[client] = Allocation(username: username, port: port, families: families, expires: now + lifetime)
@@ -88,7 +90,7 @@ extension RelayCore {
     private func channelBind(_ request: StunMessage, from client: SocketAddress, now: Instant) -> StunMessage {
         guard let allocation = allocations[client], allocation.expires > now else { return error(request, 437) }
         guard let number = request.first({ if case .channelNumber(let number) = $0 { number } else { nil } }),
-              Self.channelNumbers.contains(number),
+              configuration.channelNumbers.contains(number),
               let peer = request.first({ if case .xorPeerAddress(let address) = $0 { address } else { nil } })
         else { return error(request, 400) }
         guard allocation.families.contains(peer.ip.version) else { return error(request, 443) }
@@ -122,14 +124,18 @@ extension RelayCore {
         return .success(additional != nil && configuration.serves(.v6) ? [.v4, .v6] : [primary])
     }
 
-    /// A random free port of the range, else the first free one; `nil` when every port is taken (508).
-    private func freePort() -> UInt16? {
+    static var evenPort: UInt16 { 0x0018 }
+
+    /// A random free port of the range (an even one if asked), else the first free one; `nil` when every port is
+    /// taken (508).
+    private func freePort(even: Bool) -> UInt16? {
         let range = configuration.ports
+        func usable(_ port: UInt16) -> Bool { clientByPort[port] == nil && (!even || port % 2 == 0) }
         for _ in 0..<16 {
             let candidate = UInt16.random(in: range, using: &random)
-            if clientByPort[candidate] == nil { return candidate }
+            if usable(candidate) { return candidate }
         }
-        return range.first { clientByPort[$0] == nil }
+        return range.first(where: usable)
     }
 
     /// The requested lifetime up to an hour; 600 s when none was asked for (Firezone: no lower bound).

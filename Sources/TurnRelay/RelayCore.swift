@@ -37,7 +37,6 @@ public final class RelayCore {
     static var channelLifetime: Duration { .seconds(600) }
     /// After a channel expires, its number and peer stay reserved this long (RFC 8656 §12).
     static var channelCoolDown: Duration { .seconds(300) }
-    static var channelNumbers: ClosedRange<UInt16> { 0x4000...0x4FFF }
 
     public init(configuration: RelayConfiguration, random: any RandomNumberGenerator = SystemRandomNumberGenerator()) {
         self.configuration = configuration
@@ -66,7 +65,7 @@ public final class RelayCore {
         }
         guard let first = datagram.first else { return dropped() }
         switch first {
-        case 0x40...0x4F:
+        case 0x40...0x7F where configuration.channelNumbers.contains(UInt16(first) << 8):
             return relayFromClient(datagram, from: client, now: now)
         case 0x00...0x01:
             guard let request = try? StunMessage(decoding: datagram), request.messageClass == .request else { return dropped() }
@@ -74,6 +73,15 @@ public final class RelayCore {
         default:
             return dropped()
         }
+    }
+
+    /// The IO layer could not open `port` (something else holds it): its allocation is freed, so the client's next
+    /// request gets 437 and it allocates again, on another port.
+    public func portUnavailable(_ port: UInt16, now: Instant) {
+        guard let client = clientByPort[port] else { return }
+        statistics.portsUnavailable += 1
+        free(client, now: now)
+        _ = events.popLast()  // the port was never opened: nothing to close
     }
 
     public func pollEvent() -> RelayEvent? {

@@ -35,6 +35,12 @@ public struct RelayConfiguration: Sendable {
     }
 
     /// Whether the relay can relay to and from `version`.
+    /// The channel numbers CHANNEL-BIND accepts: RFC 8656's 0x4000–0x4FFF, which Firezone's clients demultiplex
+    /// by; with coturn's REST credentials also RFC 5766's 0x5000–0x7FFE, which coturn's own clients still use.
+    public var channelNumbers: ClosedRange<UInt16> {
+        if case .coturnRestApi = authentication { 0x4000...0x7FFE } else { 0x4000...0x4FFF }
+    }
+
     public func serves(_ version: IpVersion) -> Bool {
         version == .v4 ? publicIPv4 != nil : publicIPv6 != nil
     }
@@ -87,6 +93,8 @@ public struct RelayStatistics: Hashable, Sendable {
     /// Datagrams from source port 0 (#14036).
     public var fromPortZero = 0
     public var allocationsFreedByUsername = 0
+    /// Allocations freed because their port could not be opened.
+    public var portsUnavailable = 0
 
     public init() {}
 }

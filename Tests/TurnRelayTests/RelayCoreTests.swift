@@ -212,4 +212,28 @@ struct RelayCoreTests {
         }
         #expect(relay.statistics.errorResponses[401] == 5_000)
     }
+
+    @Test("EVEN-PORT is understood (an even port); RESERVATION-TOKEN is not (420); REST credentials accept RFC 5766 channels")
+    func coturnClientsAttributes() throws {
+        let relay = Self.relay(authentication: .coturnRestApi(secret: "rest"))
+        let probe = RelayProbe(relay, client: "203.0.113.5:40000")
+        probe.username = "1900000000:alice"
+        probe.password = RelayCredentials.restApiPassword(secret: "rest", username: probe.username)
+        let evenPort = StunAttribute.other(type: 0x0018, value: [0x80, 0, 0, 0])
+        let answer = try #require(probe.allocate([.requestedTransport(17), evenPort]))
+        #expect(answer.isSuccess && answer.relayedAddresses.first.map { $0.port % 2 == 0 } == true, "\(answer)")
+        let other = RelayProbe(relay, client: "203.0.113.5:40001")
+        other.username = probe.username
+        other.password = probe.password
+        let token = StunAttribute.other(type: 0x0022, value: [UInt8](repeating: 1, count: 8))
+        #expect(other.allocate([.requestedTransport(17), token])?.errorCode == 420)
+        let peer = SocketAddress("198.51.100.7:5000")!
+        #expect(probe.ask(.channelBind, [.channelNumber(0x5DA1), .xorPeerAddress(peer)])?.isSuccess == true)
+        let data: [UInt8] = [0x5D, 0xA1, 0x00, 0x01, 9]
+        #expect(data.withUnsafeBytes { relay.handleFromClient($0, from: probe.client, now: probe.now, unixTime: probe.unixTime) }
+                != .drop)
+        let firezone = RelayProbe(Self.relay(), client: "203.0.113.5:40000")
+        #expect(firezone.allocate()?.isSuccess == true)
+        #expect(firezone.ask(.channelBind, [.channelNumber(0x5DA1), .xorPeerAddress(peer)])?.errorCode == 400, "RFC 8656's range only")
+    }
 }

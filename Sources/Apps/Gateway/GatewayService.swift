@@ -78,11 +78,10 @@ struct GatewayService {
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             let metrics = GatewayMetrics.make()
-            group.addTask {
-                try await HealthCheck.serve(at: configuration.healthCheckAddress, logger: logger) {
-                    metrics.render(await GatewayMetrics.sample(loop))
-                }
+            let health = HealthCheck(at: configuration.healthCheckAddress, label: "firezone_gateway::health") {
+                metrics.render(await GatewayMetrics.sample(loop))
             }
+            group.addTask { try await health.run() }
             switch configuration.metrics {
             case .stdout?: group.addTask { await MetricsPrinter.run { metrics.render(await GatewayMetrics.sample(loop)) } }
             case .otelCollector?: logger.warning("Metrics export to an OpenTelemetry collector is not supported; GET /metrics has them")

@@ -1,0 +1,103 @@
+import AppRuntime
+import ArgumentParser
+import SansIO
+
+/// `firezone-relay`'s command line, after Firezone's relay (spec `snownet.md` §3.12); each flag falls back to its
+/// variable.
+public struct RelayArguments: ParsableArguments {
+    @Option(name: .customLong("public-ip4-addr"), help: "The IPv4 address clients and peers reach (PUBLIC_IP4_ADDR).")
+    public var publicIp4Addr: String?
+    @Option(name: .customLong("public-ip6-addr"), help: "The IPv6 address clients and peers reach (PUBLIC_IP6_ADDR).")
+    public var publicIp6Addr: String?
+    @Option(name: .customLong("bind-ip4-addr"), help: "Where to bind IPv4 sockets (BIND_IP4_ADDR; default 0.0.0.0).")
+    public var bindIp4Addr: String?
+    @Option(name: .customLong("bind-ip6-addr"), help: "Where to bind IPv6 sockets (BIND_IP6_ADDR; default ::).")
+    public var bindIp6Addr: String?
+    @Option(help: "The TURN port (LISTEN_PORT; default 3478).")
+    public var listenPort: String?
+    @Option(help: "The lowest port of allocations (LOWEST_PORT; default 49152).")
+    public var lowestPort: String?
+    @Option(help: "The highest port of allocations (HIGHEST_PORT; default 65535).")
+    public var highestPort: String?
+    @Option(help: "The secret credentials are derived from (FIREZONE_RELAY_SECRET).")
+    public var secret: String?
+    @Option(help: "firezone (username <expiry>:<salt>, SHA-256) or coturn-rest-api (HMAC-SHA1) (FIREZONE_RELAY_CREDENTIALS).")
+    public var credentials: String?
+    @Option(help: "human or json (FIREZONE_LOG_FORMAT).")
+    public var logFormat: String?
+    @Option(help: "Where /healthz, /readyz and /metrics are served (HEALTH_CHECK_ADDR; default 0.0.0.0:8080).")
+    public var healthCheckAddr: String?
+
+    public init() {}
+}
+
+/// How the relay derives passwords (`--credentials`).
+public enum RelayCredentialScheme: String, Sendable, CaseIterable {
+    case firezone
+    case coturnRestApi = "coturn-rest-api"
+}
+
+/// Everything the relay runs with, after flags, variables and the defaults.
+public struct RelayOptions: Equatable, Sendable {
+    public var publicIPv4: IPv4Address?
+    public var publicIPv6: IPv6Address?
+    public var bindIPv4 = IPv4Address(0, 0, 0, 0)
+    public var bindIPv6 = IPv6Address.unspecified
+    public var listenPort: UInt16 = 3478
+    public var ports: ClosedRange<UInt16> = 49152...65535
+    public var secret: String
+    public var credentials = RelayCredentialScheme.firezone
+    public var logFormat = LogFormat.human
+    /// `RUST_LOG`, default `info`.
+    public var logFilter = "info"
+    public var healthCheckAddress = SocketAddress("0.0.0.0:8080")!
+
+    public init(publicIPv4: IPv4Address?, publicIPv6: IPv6Address? = nil, secret: String) {
+        self.publicIPv4 = publicIPv4
+        self.publicIPv6 = publicIPv6
+        self.secret = secret
+    }
+
+    public static func resolve(_ arguments: RelayArguments, environment: [String: String]) throws(OptionError) -> RelayOptions {
+        let settings = Settings(environment: environment)
+        let publicIPv4 = try settings.string(arguments.publicIp4Addr, "PUBLIC_IP4_ADDR").map { text throws(OptionError) in
+            guard let address = IPv4Address(text) else { throw .invalidValue(name: "--public-ip4-addr", value: text, expected: "an IPv4 address") }
+            return address
+        }
+        let publicIPv6 = try settings.string(arguments.publicIp6Addr, "PUBLIC_IP6_ADDR").map { text throws(OptionError) in
+            guard let address = IPv6Address(text) else { throw .invalidValue(name: "--public-ip6-addr", value: text, expected: "an IPv6 address") }
+            return address
+        }
+        guard publicIPv4 != nil || publicIPv6 != nil else { throw .missing("--public-ip4-addr or --public-ip6-addr (PUBLIC_IP4_ADDR, PUBLIC_IP6_ADDR)") }
+        guard let secret = settings.string(arguments.secret, "FIREZONE_RELAY_SECRET"), !secret.isEmpty else {
+            throw .missing("--secret (FIREZONE_RELAY_SECRET): without a portal the relay needs a fixed secret to check credentials")
+        }
+        var options = RelayOptions(publicIPv4: publicIPv4, publicIPv6: publicIPv6, secret: secret)
+        if let text = settings.string(arguments.bindIp4Addr, "BIND_IP4_ADDR") {
+            guard let address = IPv4Address(text) else { throw .invalidValue(name: "--bind-ip4-addr", value: text, expected: "an IPv4 address") }
+            options.bindIPv4 = address
+        }
+        if let text = settings.string(arguments.bindIp6Addr, "BIND_IP6_ADDR") {
+            guard let address = IPv6Address(text) else { throw .invalidValue(name: "--bind-ip6-addr", value: text, expected: "an IPv6 address") }
+            options.bindIPv6 = address
+        }
+        options.listenPort = try settings.port(arguments.listenPort, "LISTEN_PORT", name: "--listen-port", default: 3478)
+        let lowest = try settings.port(arguments.lowestPort, "LOWEST_PORT", name: "--lowest-port", default: 49152)
+        let highest = try settings.port(arguments.highestPort, "HIGHEST_PORT", name: "--highest-port", default: 65535)
+        guard lowest <= highest, !(lowest...highest).contains(options.listenPort) else {
+            throw .invalidValue(name: "--lowest-port", value: "\(lowest)...\(highest)",
+                                expected: "a range of ports not holding the listening port \(options.listenPort)")
+        }
+        options.ports = lowest...highest
+        options.credentials = try settings.oneOf(arguments.credentials, "FIREZONE_RELAY_CREDENTIALS", name: "--credentials", default: .firezone)
+        options.logFormat = try settings.oneOf(arguments.logFormat, "FIREZONE_LOG_FORMAT", name: "--log-format", default: .human)
+        options.logFilter = environment["RUST_LOG"] ?? "info"
+        if let text = settings.string(arguments.healthCheckAddr, "HEALTH_CHECK_ADDR") {
+            guard let address = SocketAddress(text) else {
+                throw .invalidValue(name: "--health-check-addr", value: text, expected: "an address:port")
+            }
+            options.healthCheckAddress = address
+        }
+        return options
+    }
+}

@@ -1,0 +1,85 @@
+import AppMetrics
+import AppOptions
+import AppRuntime
+import ArgumentParser
+import Foundation
+import Logging
+import SansIO
+import TurnRelay
+import UnixSignals
+
+/// `firezone-relay`: a TURN relay with Firezone's semantics on UDP port 3478 (spec `snownet.md` §3.11, §3.12).
+/// Exit 0 after SIGINT/SIGTERM, 1 on a fatal error (printed to stderr), 64 on bad usage.
+@main
+struct RelayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "firezone-relay",
+        abstract: "A TURN relay with Firezone's semantics: clients and gateways reach each other through it.",
+        version: ProtocolLevel.toolkit
+    )
+
+    @OptionGroup var arguments: RelayArguments
+
+    func run() async throws {
+        let options: RelayOptions
+        do {
+            options = try RelayOptions.resolve(arguments, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let filter = LogFilter(options.logFilter)
+        FirezoneLogHandler.bootstrap(filter: filter, format: options.logFormat)
+        let logger = Logger(label: "firezone_relay")
+        for problem in filter.problems { logger.warning("Ignoring log filter directive \(problem)") }
+        do {
+            try await serve(options, logger: logger)
+            logger.info("Goodbye!")
+        } catch {
+            logger.error("Failed to run the relay: \(error)")
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    private func serve(_ options: RelayOptions, logger: Logger) async throws {
+        var configuration = RelayConfiguration(publicIPv4: options.publicIPv4, publicIPv6: options.publicIPv6, authentication: .firezone(secret: options.secret))
+        if options.credentials == .coturnRestApi { configuration.authentication = .coturnRestApi(secret: options.secret) }
+        configuration.listenPort = options.listenPort
+        configuration.ports = options.ports
+        configuration.software = "firezone-relay; rev=\(ProtocolLevel.toolkit)"
+        let core = RelayCore(configuration: configuration)
+        let loop = try RelayLoop(core: core, listenPort: options.listenPort, bindIPv4: options.bindIPv4, bindIPv6: options.bindIPv6,
+                                 logger: Logger(label: "firezone_relay::relay"))
+        logger.info("Starting", metadata: [
+            "version": "\(ProtocolLevel.toolkit)", "public_ip4": "\(options.publicIPv4.map { "\($0)" } ?? "none")",
+            "public_ip6": "\(options.publicIPv6.map { "\($0)" } ?? "none")", "ports": "\(options.ports.lowerBound)-\(options.ports.upperBound)",
+            "credentials": "\(options.credentials.rawValue)",
+        ])
+        logger.info("Listening for incoming traffic on UDP port \(options.listenPort)",
+                    metadata: ["addresses": "\(loop.listeningAddresses.map(\.description).joined(separator: ", "))"])
+        let finished = DispatchSemaphore(value: 0)
+        Thread {
+            loop.run()
+            finished.signal()
+        }.start()
+        defer {
+            loop.stop()
+            finished.wait()
+        }
+        let metrics = RelayMetrics.make()
+        let health = HealthCheck(at: options.healthCheckAddress, label: "firezone_relay::health") { metrics.render(loop.snapshot) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await health.run() }
+            group.addTask {
+                for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                    logger.info("Received \(signal == .sigterm ? "SIGTERM" : "SIGINT")")
+                    return
+                }
+            }
+            // The first to finish: a signal, or the health check failing (its address taken).
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+}

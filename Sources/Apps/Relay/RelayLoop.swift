@@ -1,0 +1,270 @@
+import AppRuntime
+import CLinuxIO
+import Glibc
+import Logging
+import SansIO
+import Synchronization
+import TurnRelay
+
+/// The relay's IO: the listening sockets (port 3478 on each family) and one socket per allocation port and family,
+/// on one epoll thread. What arrives goes through the ``RelayCore``; answers and relayed datagrams leave in
+/// `sendmmsg` batches (segmented where the kernel offloads it). Allocations' ports are bound and closed as the core
+/// says; a port something else holds frees its allocation.
+final class RelayLoop: @unchecked Sendable {
+    /// What the loop counted, readable from any thread.
+    struct Snapshot: Sendable {
+        var relay = RelayStatistics()
+        var allocations = 0
+        var channels = 0
+        var datagramsReceived = 0
+        var datagramsSent = 0
+        var sendFailures = 0
+    }
+
+    private let core: RelayCore
+    private let bind: (v4: IPv4Address, v6: IPv6Address)
+    private let listening: [UdpSocket]
+    private var portSockets: [UInt16: [UdpSocket]] = [:]
+    private var sendBatches: [Int32: SendBatch] = [:]
+    private var dirty: Set<Int32> = []
+    private let receiveBatch = ReceiveBatch(capacity: 32)
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536 + 4, alignment: 16)
+    private let epoll: Int32
+    private let wakeup: Int32
+    private let stopping = Atomic<Bool>(false)
+    private let counters = Mutex(Snapshot())
+    private var tally = Snapshot()
+    private let logger: Logger
+    private var nextReport: Instant?
+    private var nextChannelCount: Instant?
+
+    static var reportInterval: Duration { .seconds(60) }
+
+    init(core: RelayCore, listenPort: UInt16, bindIPv4: IPv4Address, bindIPv6: IPv6Address, logger: Logger) throws {
+        self.core = core
+        self.logger = logger
+        bind = (bindIPv4, bindIPv6)
+        var sockets: [UdpSocket] = []
+        if core.configuration.publicIPv4 != nil { sockets.append(try UdpSocket(bind: SocketAddress(ip: .v4(bindIPv4), port: listenPort))) }
+        if core.configuration.publicIPv6 != nil { sockets.append(try UdpSocket(bind: SocketAddress(ip: .v6(bindIPv6), port: listenPort))) }
+        listening = sockets
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epoll >= 0 else { throw SystemCallError("epoll_create1", errno: errno) }
+        wakeup = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
+        guard wakeup >= 0 else { throw SystemCallError("eventfd", errno: errno) }
+        register(wakeup, token: 0)
+        for (index, socket) in listening.enumerated() {
+            register(socket.fileDescriptor, token: UInt64(1 + index))
+            sendBatches[socket.fileDescriptor] = SendBatch(coalescing: socket.sendOffload)
+        }
+    }
+
+    deinit {
+        close(epoll)
+        close(wakeup)
+        scratch.deallocate()
+    }
+
+    var listeningAddresses: [SocketAddress] { listening.map(\.localAddress) }
+    var snapshot: Snapshot { counters.withLock { $0 } }
+
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        var one: UInt64 = 1
+        _ = write(wakeup, &one, 8)
+    }
+
+    /// Runs until ``stop()``; blocks the calling thread.
+    func run() {
+        var events = [epoll_event](repeating: epoll_event(), count: 64)
+        while !stopping.load(ordering: .acquiring) {
+            let timeout = Self.milliseconds(until: core.pollTimeout(), from: MonotonicClock.now())
+            let ready = epoll_wait(epoll, &events, Int32(events.count), min(timeout < 0 ? 1000 : timeout, 1000))
+            let now = MonotonicClock.now()
+            let unixTime = Int64(time(nil))
+            if ready > 0 {
+                for event in events[0..<Int(ready)] { handle(token: event.data.u64, now: now, unixTime: unixTime) }
+            }
+            if let deadline = core.pollTimeout(), deadline <= now { core.handleTimeout(now: now) }
+            applyEvents(now: now)
+            flush()
+            publish(now: now)
+        }
+    }
+
+    // MARK: Reading
+
+    private func handle(token: UInt64, now: Instant, unixTime: Int64) {
+        if token == 0 {
+            var value: UInt64 = 0
+            _ = read(wakeup, &value, 8)
+            return
+        }
+        if token < 1 << 32 {
+            readListening(listening[Int(token - 1)], now: now, unixTime: unixTime)
+            return
+        }
+        let port = UInt16(truncatingIfNeeded: token >> 8), index = Int(token & 0xFF)
+        guard let sockets = portSockets[port], index < sockets.count else { return }  // closed earlier in this batch
+        readPort(sockets[index], port: port, now: now)
+    }
+
+    private func readListening(_ socket: UdpSocket, now: Instant, unixTime: Int64) {
+        for _ in 0..<4 {
+            guard let received = try? socket.receive(into: receiveBatch), received > 0 else { return }
+            for index in 0..<received {
+                guard let client = receiveBatch.source(at: index) else { continue }
+                forEachSegment(index) { datagram in
+                    tally.datagramsReceived += 1
+                    switch core.handleFromClient(UnsafeRawBufferPointer(datagram), from: client, now: now, unixTime: unixTime) {
+                    case .answer(let answer):
+                        answer.withUnsafeBytes { enqueue($0, on: socket, to: client) }
+                    case .relay(let forward):
+                        guard let out = portSockets[forward.port]?.first(where: { $0.localAddress.ip.version == forward.peer.ip.version })
+                        else { return }
+                        enqueue(UnsafeRawBufferPointer(rebasing: datagram[forward.payload]), on: out, to: forward.peer)
+                    case .drop:
+                        break
+                    }
+                }
+            }
+            if received < receiveBatch.capacity { return }
+        }
+    }
+
+    private func readPort(_ socket: UdpSocket, port: UInt16, now: Instant) {
+        for _ in 0..<4 {
+            guard let received = try? socket.receive(into: receiveBatch), received > 0 else { return }
+            for index in 0..<received {
+                guard let peer = receiveBatch.source(at: index) else { continue }
+                forEachSegment(index) { datagram in
+                    tally.datagramsReceived += 1
+                    guard datagram.count + 4 <= scratch.count else { return }
+                    UnsafeMutableRawBufferPointer(rebasing: scratch[4..<(4 + datagram.count)]).copyMemory(from: UnsafeRawBufferPointer(datagram))
+                    guard let back = core.relayFromPeer(scratch, count: datagram.count, from: peer, port: port, now: now),
+                          let out = listening.first(where: { $0.localAddress.ip.version == back.client.ip.version })
+                    else { return }
+                    enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<back.count]), on: out, to: back.client)
+                }
+            }
+            if received < receiveBatch.capacity { return }
+        }
+    }
+
+    /// Each datagram of slot `index`: one, or the segments the kernel's receive offload joined.
+    private func forEachSegment(_ index: Int, _ body: (UnsafeMutableRawBufferPointer) -> Void) {
+        let bytes = receiveBatch.bytes(at: index), size = max(receiveBatch.segmentSize(at: index), 1)
+        var offset = 0
+        while offset < bytes.count {
+            body(UnsafeMutableRawBufferPointer(rebasing: bytes[offset..<min(bytes.count, offset + size)]))
+            offset += size
+        }
+    }
+
+    // MARK: Writing
+
+    private func enqueue(_ payload: UnsafeRawBufferPointer, on socket: UdpSocket, to destination: SocketAddress) {
+        let fd = socket.fileDescriptor
+        guard let batch = sendBatches[fd] else { return }
+        dirty.insert(fd)
+        if batch.append(payload, to: destination) { return }
+        send(socket, batch)
+        if !batch.append(payload, to: destination) { tally.sendFailures += 1 }
+    }
+
+    private func flush() {
+        for fd in dirty {
+            guard let batch = sendBatches[fd], let socket = socket(fd) else { continue }
+            send(socket, batch)
+        }
+        dirty.removeAll(keepingCapacity: true)
+    }
+
+    private func send(_ socket: UdpSocket, _ batch: SendBatch) {
+        let result = socket.send(batch)
+        tally.datagramsSent += result.sent
+        tally.sendFailures += result.refused.count
+    }
+
+    private func socket(_ fd: Int32) -> UdpSocket? {
+        if let socket = listening.first(where: { $0.fileDescriptor == fd }) { return socket }
+        for sockets in portSockets.values { if let socket = sockets.first(where: { $0.fileDescriptor == fd }) { return socket } }
+        return nil
+    }
+
+    // MARK: Ports
+
+    private func applyEvents(now: Instant) {
+        while let event = core.pollEvent() {
+            switch event {
+            case let .portOpened(port, families):
+                openPort(port, families: families, now: now)
+            case .portClosed(let port):
+                closePort(port)
+            }
+        }
+    }
+
+    private func openPort(_ port: UInt16, families: [IpVersion], now: Instant) {
+        var sockets: [UdpSocket] = []
+        for family in families {
+            let address = family == .v4 ? SocketAddress(ip: .v4(bind.v4), port: port) : SocketAddress(ip: .v6(bind.v6), port: port)
+            do {
+                sockets.append(try UdpSocket(bind: address))
+            } catch {
+                logger.info("Cannot open an allocation's port; freeing it", metadata: ["port": "\(port)", "error": "\(error)"])
+                core.portUnavailable(port, now: now)
+                return
+            }
+        }
+        for (index, socket) in sockets.enumerated() {
+            register(socket.fileDescriptor, token: 1 << 32 | UInt64(port) << 8 | UInt64(index))
+            sendBatches[socket.fileDescriptor] = SendBatch(coalescing: socket.sendOffload)
+        }
+        portSockets[port] = sockets
+        logger.info("Created allocation", metadata: ["port": "\(port)", "family": "\(families.map(\.description).joined(separator: ","))"])
+    }
+
+    private func closePort(_ port: UInt16) {
+        guard let sockets = portSockets.removeValue(forKey: port) else { return }
+        for socket in sockets {
+            _ = epoll_ctl(epoll, EPOLL_CTL_DEL, socket.fileDescriptor, nil)
+            if let batch = sendBatches.removeValue(forKey: socket.fileDescriptor), !batch.isEmpty { send(socket, batch) }
+            dirty.remove(socket.fileDescriptor)
+        }
+        logger.info("Freeing allocation", metadata: ["port": "\(port)"])
+    }
+
+    private func register(_ fd: Int32, token: UInt64) {
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.u64 = token
+        _ = epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
+    }
+
+    private func publish(now: Instant) {
+        tally.relay = core.statistics
+        tally.allocations = core.allocationCount
+        if nextChannelCount.map({ now >= $0 }) ?? true {
+            tally.channels = core.channelCount  // a walk over every allocation: once a second
+            nextChannelCount = now + .seconds(1)
+        }
+        if nextReport.map({ now >= $0 }) ?? true {
+            if nextReport != nil {
+                logger.info("Allocations = \(tally.allocations) Channels = \(tally.channels)", metadata: [
+                    "to_peers": "\(tally.relay.relayedToPeers)", "to_clients": "\(tally.relay.relayedToClients)",
+                ])
+            }
+            nextReport = now + Self.reportInterval
+        }
+        let snapshot = tally
+        counters.withLock { $0 = snapshot }
+    }
+
+    static func milliseconds(until deadline: Instant?, from now: Instant) -> Int32 {
+        guard let deadline else { return -1 }
+        let nanoseconds = (deadline - now).totalNanoseconds
+        guard nanoseconds > 0 else { return 0 }
+        return Int32(clamping: (nanoseconds + 999_999) / 1_000_000)
+    }
+}

@@ -1,0 +1,49 @@
+import AppOptions
+import ArgumentParser
+import SansIO
+import Testing
+
+@Suite("firezone-relay: flags, environment variables and defaults (spec snownet.md §3.12)")
+struct RelayOptionsTests {
+    func resolve(_ arguments: [String], _ environment: [String: String] = [:]) throws -> RelayOptions {
+        try RelayOptions.resolve(try RelayArguments.parse(arguments), environment: environment)
+    }
+
+    @Test("defaults: port 3478, allocations on 49152-65535, Firezone's credentials, health check on 0.0.0.0:8080")
+    func defaults() throws {
+        let options = try resolve(["--public-ip4-addr", "192.0.2.1", "--secret", "s"])
+        #expect(options == RelayOptions(publicIPv4: IPv4Address(192, 0, 2, 1), secret: "s"))
+        #expect(options.listenPort == 3478 && options.ports == 49152...65535 && options.credentials == .firezone)
+        #expect(options.healthCheckAddress == SocketAddress("0.0.0.0:8080")! && options.logFilter == "info")
+    }
+
+    @Test("variables fill absent flags; a flag wins")
+    func variables() throws {
+        let environment = ["PUBLIC_IP4_ADDR": "192.0.2.1", "PUBLIC_IP6_ADDR": "2001:db8::1", "FIREZONE_RELAY_SECRET": "env-secret",
+                           "LISTEN_PORT": "3479", "LOWEST_PORT": "50000", "HIGHEST_PORT": "50010", "BIND_IP4_ADDR": "10.0.0.1",
+                           "FIREZONE_RELAY_CREDENTIALS": "coturn-rest-api", "HEALTH_CHECK_ADDR": "127.0.0.1:9000", "RUST_LOG": "debug"]
+        let options = try resolve([], environment)
+        #expect(options.publicIPv6 == IPv6Address("2001:db8::1") && options.secret == "env-secret" && options.listenPort == 3479)
+        #expect(options.ports == 50000...50010 && options.bindIPv4 == IPv4Address(10, 0, 0, 1) && options.credentials == .coturnRestApi)
+        #expect(options.healthCheckAddress == SocketAddress("127.0.0.1:9000")! && options.logFilter == "debug")
+        #expect(try resolve(["--secret", "flag", "--listen-port", "3480"], environment).secret == "flag")
+    }
+
+    @Test("refusals: no public address, no secret, bad addresses and ports, a range holding the listening port")
+    func refusals() throws {
+        #expect(throws: OptionError.missing("--public-ip4-addr or --public-ip6-addr (PUBLIC_IP4_ADDR, PUBLIC_IP6_ADDR)")) {
+            try resolve(["--secret", "s"])
+        }
+        #expect(throws: OptionError.self) { try resolve(["--public-ip4-addr", "192.0.2.1"]) }
+        #expect(throws: OptionError.invalidValue(name: "--public-ip4-addr", value: "2001:db8::1", expected: "an IPv4 address")) {
+            try resolve(["--public-ip4-addr", "2001:db8::1", "--secret", "s"])
+        }
+        #expect(throws: OptionError.invalidValue(name: "--listen-port", value: "0", expected: "a port from 1 to 65535")) {
+            try resolve(["--public-ip4-addr", "192.0.2.1", "--secret", "s", "--listen-port", "0"])
+        }
+        #expect(throws: OptionError.self) {
+            try resolve(["--public-ip4-addr", "192.0.2.1", "--secret", "s", "--lowest-port", "3000", "--highest-port", "4000"])
+        }
+        #expect(throws: OptionError.self) { try resolve(["--public-ip4-addr", "192.0.2.1", "--secret", "s", "--credentials", "plain"]) }
+    }
+}

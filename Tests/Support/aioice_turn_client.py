@@ -1,0 +1,61 @@
+"""aioice's TURN client against a relay: allocate, then through a channel to a UDP echo peer and back.
+
+Usage: aioice_turn_client.py RELAY_HOST RELAY_PORT SECRET PEER_HOST COUNT
+The credentials are Firezone's (spec snownet.md §3.12), derived here independently of the Swift code:
+username "<expiry>:<salt>", password base64(sha256("<expiry>:<secret>:<salt>")) without padding.
+Prints "relayed <address> <count> of <count>" and exits 0 when every datagram came back from the peer's address.
+"""
+import asyncio
+import base64
+import hashlib
+import sys
+import time
+
+from aioice import turn
+
+
+def firezone_credentials(secret):
+    expiry = int(time.time()) + 3600
+    salt = "aioice"
+    digest = hashlib.sha256(f"{expiry}:{secret}:{salt}".encode()).digest()
+    return f"{expiry}:{salt}", base64.b64encode(digest).decode().rstrip("=")
+
+
+async def main(relay_host, relay_port, secret, peer_host, count):
+    loop = asyncio.get_running_loop()
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            self.transport.sendto(data, addr)
+
+    peer_transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=(peer_host, 0))
+    peer = peer_transport.get_extra_info("sockname")[:2]
+    received = asyncio.Queue()
+
+    class Client(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            received.put_nowait((data, addr[:2]))
+
+    username, password = firezone_credentials(secret)
+    transport, _ = await turn.create_turn_endpoint(Client, server_addr=(relay_host, relay_port),
+                                                   username=username, password=password)
+    relayed = transport.get_extra_info("sockname")
+    answered = 0
+    for index in range(count):
+        message = b"datagram %d through the relay" % index
+        transport.sendto(message, peer)
+        data, addr = await asyncio.wait_for(received.get(), 5)
+        if data == message and addr == peer:
+            answered += 1
+    print(f"relayed {relayed[0]}:{relayed[1]} {answered} of {count}", flush=True)
+    transport.close()
+    peer_transport.close()
+    return answered == count
+
+
+if __name__ == "__main__":
+    ok = asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])))
+    sys.exit(0 if ok else 1)
