@@ -145,6 +145,21 @@ final class EndToEndLab {
                              "--simple-log", "--log-file=stdout"], in: gateway, system: true)
     }
 
+    /// The lab with our relay in coturn's place: the portal mints Firezone credentials from its `stamp_secret`.
+    static var configWithOurRelay: String {
+        config.replacingOccurrences(of: "name: coturn", with: "name: ours")
+            .replacingOccurrences(of: "coturn_secret: dev-turn-secret", with: "stamp_secret: \(relaySecret)")
+    }
+
+    static let relaySecret = "lab-relay-secret"
+
+    /// `firezone-relay` on 10.99.0.2:3478 in coturn's place, with the secret the portal's `stamp_secret` names.
+    func startRelay(log: String = "relay") throws {
+        try start(log, ["firezone-relay", "--public-ip4-addr", "10.99.0.2", "--secret", Self.relaySecret, "--health-check-addr", "127.0.0.1:8089"],
+                  in: gateway)
+        try waitFor("Listening for incoming traffic on UDP port 3478", in: log)
+    }
+
     func startPortal(log: String = "portal") throws {
         try start(log, ["firezone-portal", "--config", directory + "/portal.yaml", "--listen", "10.99.0.2:8081",
                         "--database", directory + "/portal.sqlite"], in: gateway)
