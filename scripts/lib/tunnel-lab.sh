@@ -1,6 +1,7 @@
 # The demo's and the tunnel benchmark's topology, sourced by both (bash):
-#   client 10.99.0.1 ──veth── 10.99.0.2 gateway (portal :8081, coturn :3478) 10.77.0.1 ──veth── 10.77.0.5 resource
-# Needs: bin (where firezone-portal, -gateway and -client are). Defines lab_up, the namespaces $C $G $R, the
+#   client 10.99.0.1 ──veth── 10.99.0.2 gateway (portal :8081, relay :3478) 10.77.0.1 ──veth── 10.77.0.5 resource
+# The relay is our firezone-relay (LAB_RELAY=ours, the default) or coturn (LAB_RELAY=coturn).
+# Needs: bin (where firezone-portal, -relay, -gateway and -client are). Defines lab_up, the namespaces $C $G $R, the
 # gateway's and client's PIDs $GATEWAY_PID $CLIENT_PID, and an EXIT trap that removes everything again.
 suffix=$$
 C=fzdemo-client-$suffix G=fzdemo-gateway-$suffix R=fzdemo-resource-$suffix
@@ -27,7 +28,7 @@ wait_for() {  # wait_for FILE TEXT: up to 30 s
 lab_step() { [[ ${LAB_QUIET:-0} == 1 ]] || printf '\n== %s\n' "$*"; }
 
 lab_up() {
-    lab_step "namespaces: client, gateway (with the portal and coturn), resource host"
+    lab_step "namespaces: client, gateway (with the portal and the relay), resource host"
     for ns in "$C" "$G" "$R"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
     ip link add fzd-c$suffix netns "$C" type veth peer name fzd-gc$suffix netns "$G"
     ip link add fzd-g$suffix netns "$G" type veth peer name fzd-r$suffix netns "$R"
@@ -49,7 +50,8 @@ lab_up() {
     start "$R" iperf3.log iperf3 -s -B 10.77.0.5
     wait_for web80.log "Serving HTTP"; wait_for web8080.log "Serving HTTP"; wait_for dnsmasq.log "started"
 
-    lab_step "portal and coturn in the gateway's namespace"
+    local relay=${LAB_RELAY:-ours}
+    lab_step "portal and relay ($relay) in the gateway's namespace"
     cat >"$work/portal.yaml" <<'YAML'
 account_slug: demo
 upstream_dns: [10.77.0.5]
@@ -76,17 +78,25 @@ policies:
     resource: lab
   - actor: alice
     resource: wiki
-relays:
-  - name: coturn
-    addresses: ["10.99.0.2:3478"]
-    coturn_secret: demo-turn-secret
 YAML
-    start "$G" coturn.log turnserver -n --listening-ip=10.99.0.2 --listening-port=3478 --relay-ip=10.99.0.2 --min-port=49152 \
-        --max-port=65535 --realm=firezone --use-auth-secret --static-auth-secret=demo-turn-secret --fingerprint --no-tls --no-dtls \
-        --no-cli --simple-log --log-file=stdout
+    case $relay in
+    ours)
+        # The portal mints Firezone credentials from the relay's stamp secret; the relay derives the same.
+        printf 'relays:\n  - name: ours\n    addresses: ["10.99.0.2:3478"]\n    stamp_secret: demo-relay-secret\n' >>"$work/portal.yaml"
+        start "$G" relay.log "$bin/firezone-relay" --public-ip4-addr 10.99.0.2 --secret demo-relay-secret --health-check-addr 127.0.0.1:8089
+        wait_for relay.log "Listening for incoming traffic on UDP port 3478"
+        ;;
+    coturn)
+        printf 'relays:\n  - name: coturn\n    addresses: ["10.99.0.2:3478"]\n    coturn_secret: demo-turn-secret\n' >>"$work/portal.yaml"
+        start "$G" coturn.log turnserver -n --listening-ip=10.99.0.2 --listening-port=3478 --relay-ip=10.99.0.2 --min-port=49152 \
+            --max-port=65535 --realm=firezone --use-auth-secret --static-auth-secret=demo-turn-secret --fingerprint --no-tls --no-dtls \
+            --no-cli --simple-log --log-file=stdout
+        ;;
+    *) echo "lab: LAB_RELAY is ours or coturn, not '$relay'" >&2; exit 64 ;;
+    esac
     start "$G" portal.log "$bin/firezone-portal" --config "$work/portal.yaml" --listen 10.99.0.2:8081 --database "$work/portal.sqlite"
     wait_for portal.log "listening on 10.99.0.2:8081"
-    [[ ${LAB_QUIET:-0} == 1 ]] || echo "portal listening on ws://10.99.0.2:8081, coturn on 10.99.0.2:3478"
+    [[ ${LAB_QUIET:-0} == 1 ]] || echo "portal listening on ws://10.99.0.2:8081, $relay relay on 10.99.0.2:3478"
 
     lab_step "firezone-gateway"
     start "$G" gateway.log env FIREZONE_API_URL=ws://10.99.0.2:8081 FIREZONE_ID=demo-gateway HEALTH_CHECK_ADDR=127.0.0.1:8080 \
