@@ -84,7 +84,7 @@ let package = Package(
 
         // An in-memory network on a virtual clock, with NATs and relays: simulations, fuzzing and the replay.
         .target(name: "SimulatedNetwork", dependencies: [
-            "SansIO", "Turn", .product(name: "HeapModule", package: "swift-collections"),
+            "SansIO", "Stun", "Turn", "TurnRelay", .product(name: "HeapModule", package: "swift-collections"),
         ]),
 
         // The IO shell the tools share: TUN device, rtnetlink, sockets, event loop.
@@ -211,6 +211,7 @@ let package = Package(
         .executableTarget(name: "FuzzTunOffload", dependencies: ["TunOffload", "IpPacket"], path: "Fuzz/TunOffload"),
         .executableTarget(name: "FuzzPcapReplay", dependencies: ["Replay", "PcapFile"], path: "Fuzz/PcapReplay"),
         .executableTarget(name: "FuzzPortalMessage", dependencies: ["PhoenixChannel", "PortalMessages", "SansIO"], path: "Fuzz/PortalMessage"),
+        .executableTarget(name: "FuzzRelayCore", dependencies: ["TurnRelay", "Stun", "SansIO"], path: "Fuzz/RelayCore"),
         .executableTarget(name: "FuzzPortalRefusal", dependencies: ["PhoenixChannel", "PortalMessages", "SansIO"], path: "Fuzz/PortalRefusal"),
 
         // Tests.

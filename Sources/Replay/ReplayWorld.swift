@@ -62,8 +62,8 @@ final class ReplayWorld {
                              internetResourceEnabled: scenario.internetResourceEnabled, random: random.split())
         gateway = GatewayState(privateKey: Self.key(&random), now: start, unixTimeNanoseconds: unixTimeNanoseconds,
                                random: random.split())
-        relay = RelayHost(id: "00000000-0000-4000-8000-00000000e001", ip: Self.relayIp,
-                          username: "\(unixTimeNanoseconds / 1_000_000_000 + 86_400):replay", password: "replay-relay-password")
+        relay = RelayHost(id: "00000000-0000-4000-8000-00000000e001", ip: Self.relayIp, secret: "replay-relay-secret",
+                          expiresAt: unixTimeNanoseconds / 1_000_000_000 + 86_400)
         let presharedKey = PresharedKey(WireGuardKey(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })!)
         policy = ReplayPolicy(scenario: scenario, secrets: FlowSecrets(
             presharedKey: presharedKey, client: IceCredentials(ufrag: "rcli", password: "replay-client-ice-password"),

@@ -12,7 +12,11 @@ extension TurnAllocation {
 
     func sendAllocate(now: Instant) {
         var attributes: [StunAttribute] = [.requestedTransport(17)]
-        if requestsAdditionalFamily { attributes.append(.additionalAddressFamily(2)) }
+        if let requestedFamily {
+            attributes.append(.requestedAddressFamily(requestedFamily))
+        } else if requestsAdditionalFamily {
+            attributes.append(.additionalAddressFamily(2))
+        }
         attributes.append(.software(software))
         sendAuthenticated(.allocate, method: .allocate, attributes: attributes, now: now)
     }
@@ -206,8 +210,14 @@ extension TurnAllocation {
         case (420, _):
             fail(.unknownAttribute(message.first { if case .unknownAttributes(let t) = $0 { t } else { nil } } ?? []))
         case (440, .allocate) where requestsAdditionalFamily:
-            // A single-stack standard server refuses the additional IPv6 family: allocate IPv4 only.
+            // A single-stack standard server refuses the additional IPv6 family: allocate IPv4 only, or IPv6 alone from a
+            // relay known only by its IPv6 address.
             requestsAdditionalFamily = false
+            if server.ipv4 == nil { requestedFamily = 2 }
+            sendAllocate(now: now)
+        case (440, .allocate) where requestedFamily == nil && server.ipv6 != nil:
+            // IPv4 refused too: a relay without IPv4. Ask for IPv6 alone (a deviation: Firezone's client never does).
+            requestedFamily = 2
             sendAllocate(now: now)
         case (_, .allocate):
             bufferedBinds.removeAll()

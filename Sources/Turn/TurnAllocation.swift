@@ -34,6 +34,8 @@ public final class TurnAllocation {
     var lifetime: Duration = .zero
     var allocatedAt: Instant?
     var requestsAdditionalFamily = true
+    /// REQUESTED-ADDRESS-FAMILY, sent after a 440 from a relay without IPv4 (Firezone's client never sends it).
+    var requestedFamily: UInt8?
     var reallocateAfterDelete = false
     var lastKeepalive: Instant?
     var receivedAnyResponse = false

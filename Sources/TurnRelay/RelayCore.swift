@@ -54,6 +54,8 @@ public final class RelayCore {
     }
 
     public var allocationCount: Int { allocations.count }
+    /// The client sockets holding an allocation, in order.
+    public var allocatedClients: [SocketAddress] { allocations.keys.sorted { $0.description < $1.description } }
     public var channelCount: Int { allocations.values.reduce(0) { $0 + $1.channels.count } }
 
     /// Handles a datagram from `client` on the listening port. `unixTime` decides whether credentials expired.

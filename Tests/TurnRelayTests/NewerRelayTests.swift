@@ -2,8 +2,9 @@ import SansIO
 import Stun
 import Testing
 import Turn
+import TurnRelay
 
-/// Our TURN client against the toolkit's server with the newer Firezone relay rules (spec `snownet.md` §7 and the
+/// Our TURN client against the toolkit's relay core with the newer Firezone relay rules (spec `snownet.md` §7 and the
 /// relay issue): nonces bound to the client's socket and good for a limited number of requests, one allocation
 /// per username (#12319), and allocations restarted with the same credentials after a reset (#14301).
 @Suite struct NewerRelayTests {
@@ -12,23 +13,37 @@ import Turn
 
     /// Carries datagrams between allocations and the server; `nat` is the source the server sees for each.
     final class Wire {
-        let server = TurnServer(ip: NewerRelayTests.relayIp, secret: "relay-secret")
+        let server: RelayCore
         /// Drops the next response of this method (a lost answer).
         var dropNextSuccess: StunMethod?
+        var address: SocketAddress { SocketAddress(ip: NewerRelayTests.relayIp, port: 3478) }
+
+        init(nonceUses: Int = 10_000) {
+            var configuration = RelayConfiguration(publicIPv4: IPv4Address(192, 0, 2, 1), authentication: .firezone(secret: "relay-secret"))
+            configuration.nonceUses = nonceUses
+            server = RelayCore(configuration: configuration)
+        }
+
+        func credentials(salt: String, expiresAt: Int64) -> TurnCredentials {
+            TurnCredentials(username: "\(expiresAt):\(salt)",
+                            password: RelayCredentials.firezonePassword(secret: "relay-secret", expiresAt: expiresAt, salt: salt), realm: "firezone")
+        }
 
         /// Exchanges until quiet; the server sees `source` as the allocation's address.
         func exchange(_ allocation: TurnAllocation, from source: SocketAddress, now: Instant) {
             var rounds = 0
             while let transmit = allocation.pollTransmit(), rounds < 100 {
                 rounds += 1
-                let datagram = Datagram(source: source, destination: transmit.destination, payload: transmit.payload)
-                guard let answer = server.handle(datagram, now: now) else { continue }
-                if let method = dropNextSuccess, let message = try? StunMessage(decoding: answer.payload),
+                let outcome = transmit.payload.withUnsafeBytes {
+                    server.handleFromClient($0, from: source, now: now, unixTime: 1_800_000_000)
+                }
+                guard case .answer(let answer) = outcome else { continue }
+                if let method = dropNextSuccess, let message = try? StunMessage(decoding: answer),
                    message.method == method, message.messageClass == .successResponse {
                     dropNextSuccess = nil
                     continue
                 }
-                _ = allocation.handle(answer.payload, from: answer.source, now: now)
+                _ = allocation.handle(answer, from: address, now: now)
             }
         }
     }
@@ -41,8 +56,8 @@ import Turn
 
     @Test func aNatRebindingGetsAStaleNonceThenAllocatesAgainAndTheOldAllocationIsFreed() {
         let wire = Wire()
-        let credentials = wire.server.credentials(salt: "client-key", expiresAt: 1_900_000_000)
-        let allocation = TurnAllocation(server: RelayServer(ipv4: wire.server.address), credentials: credentials, now: start)
+        let credentials = wire.credentials(salt: "client-key", expiresAt: 1_900_000_000)
+        let allocation = TurnAllocation(server: RelayServer(ipv4: wire.address), credentials: credentials, now: start)
         let before = SocketAddress("198.51.100.7:40000")!
         wire.exchange(allocation, from: before, now: start)
         #expect(allocation.isAllocated)
@@ -55,16 +70,15 @@ import Turn
         allocation.refresh(now: start + .seconds(10))
         wire.exchange(allocation, from: after, now: start + .seconds(10))
         #expect(allocation.isAllocated)
-        #expect(wire.server.allocatedClients.map(\.client) == [after], "one allocation, the new socket's")
-        #expect(wire.server.allocationsFreedByUsername == 1)
+        #expect(wire.server.allocatedClients == [after], "one allocation, the new socket's")
+        #expect(wire.server.statistics.allocationsFreedByUsername == 1)
         #expect(events(allocation).contains { if case .relayCandidate = $0 { true } else { false } }, "a new relay candidate")
     }
 
     @Test func aNonceUsedUpIsStaleAndTheClientCarriesOn() throws {
-        let wire = Wire()
-        wire.server.nonceUses = 2
-        let credentials = wire.server.credentials(salt: "client-key", expiresAt: 1_900_000_000)
-        let allocation = TurnAllocation(server: RelayServer(ipv4: wire.server.address), credentials: credentials, now: start)
+        let wire = Wire(nonceUses: 2)
+        let credentials = wire.credentials(salt: "client-key", expiresAt: 1_900_000_000)
+        let allocation = TurnAllocation(server: RelayServer(ipv4: wire.address), credentials: credentials, now: start)
         let client = SocketAddress("198.51.100.7:40000")!
         wire.exchange(allocation, from: client, now: start)
         for (index, peer) in ["203.0.113.1:1000", "203.0.113.2:2000", "203.0.113.3:3000"].enumerated() {
@@ -81,8 +95,8 @@ import Turn
     @Test func aLostAllocateAnswerStillLeavesOneAllocation() {
         let wire = Wire()
         wire.dropNextSuccess = .allocate
-        let credentials = wire.server.credentials(salt: "client-key", expiresAt: 1_900_000_000)
-        let allocation = TurnAllocation(server: RelayServer(ipv4: wire.server.address), credentials: credentials, now: start)
+        let credentials = wire.credentials(salt: "client-key", expiresAt: 1_900_000_000)
+        let allocation = TurnAllocation(server: RelayServer(ipv4: wire.address), credentials: credentials, now: start)
         let client = SocketAddress("198.51.100.7:40000")!
         wire.exchange(allocation, from: client, now: start)
         #expect(!allocation.isAllocated, "the answer was lost")
@@ -99,9 +113,9 @@ import Turn
 
     @Test func restartingFromANewSocketKeepsTheCredentialsAndLeavesOneAllocation() {
         let wire = Wire()
-        let credentials = wire.server.credentials(salt: "client-key", expiresAt: 1_900_000_000)
+        let credentials = wire.credentials(salt: "client-key", expiresAt: 1_900_000_000)
         let allocations = Allocations()
-        allocations.upsert(id: "relay", server: RelayServer(ipv4: wire.server.address), credentials: credentials, now: start)
+        allocations.upsert(id: "relay", server: RelayServer(ipv4: wire.address), credentials: credentials, now: start)
         let old = SocketAddress("198.51.100.7:40000")!
         wire.exchange(allocations.entries[0].allocation, from: old, now: start)
         #expect(allocations.entries[0].allocation.isAllocated)
@@ -112,17 +126,17 @@ import Turn
         let new = SocketAddress("198.51.100.7:50000")!
         wire.exchange(restarted, from: new, now: start + .seconds(1))
         #expect(restarted.isAllocated)
-        #expect(wire.server.allocatedClients.map(\.client) == [new] && wire.server.allocationsFreedByUsername == 1)
+        #expect(wire.server.allocatedClients == [new] && wire.server.statistics.allocationsFreedByUsername == 1)
     }
 
     @Test func expiredOrForeignCredentialsAreRefused() {
         let wire = Wire()
-        let expired = wire.server.credentials(salt: "client-key", expiresAt: 1_000)
-        let allocation = TurnAllocation(server: RelayServer(ipv4: wire.server.address), credentials: expired, now: start)
+        let expired = wire.credentials(salt: "client-key", expiresAt: 1_000)
+        let allocation = TurnAllocation(server: RelayServer(ipv4: wire.address), credentials: expired, now: start)
         wire.exchange(allocation, from: SocketAddress("198.51.100.7:40000")!, now: start)
         #expect(!allocation.isAllocated && wire.server.allocatedClients.isEmpty)
         let foreign = TurnCredentials(username: "1900000000:client-key", password: "guessed", realm: "firezone")
-        let guessing = TurnAllocation(server: RelayServer(ipv4: wire.server.address), credentials: foreign, now: start)
+        let guessing = TurnAllocation(server: RelayServer(ipv4: wire.address), credentials: foreign, now: start)
         wire.exchange(guessing, from: SocketAddress("198.51.100.8:40000")!, now: start)
         #expect(!guessing.isAllocated && wire.server.allocatedClients.isEmpty)
     }
@@ -130,7 +144,10 @@ import Turn
     @Test func aDatagramFromPortZeroIsDropped() {
         let wire = Wire()
         let binding = StunMessage(class: .request, method: .binding, transactionId: TransactionId(Array(repeating: 7, count: 12))!)
-        let datagram = Datagram(source: SocketAddress("198.51.100.7:0")!, destination: wire.server.address, payload: binding.encode(integrity: nil))
-        #expect(wire.server.handle(datagram, now: start) == nil)
+        let bytes = binding.encode(integrity: nil)
+        let outcome = bytes.withUnsafeBytes {
+            wire.server.handleFromClient($0, from: SocketAddress("198.51.100.7:0")!, now: start, unixTime: 1_800_000_000)
+        }
+        #expect(outcome == .drop && wire.server.statistics.fromPortZero == 1)
     }
 }
