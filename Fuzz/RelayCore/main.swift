@@ -69,6 +69,7 @@ public func fuzzRelayCore(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             }
         }
         precondition(relay.allocationCount == open.count && open.count <= configuration.ports.count, "allocations and open ports")
+        precondition(relay.channelCount >= 0 && relay.channelCount <= relay.allocationCount * 4096, "the channel count stays in bounds")
     }
     return 0
 }

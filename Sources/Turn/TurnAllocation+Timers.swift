@@ -93,9 +93,19 @@ extension TurnAllocation {
     // MARK: Channels
 
     /// Binds a channel to `peer` unless one is bound or in flight; buffered until the allocation exists.
-    /// A peer of a family the allocation lacks is skipped.
+    /// A peer of a family the allocation lacks is skipped. A peer whose channel expired (it carried no data, so it
+    /// was not refreshed) gets the same number again: the relay keeps the pair through its cool-down and takes
+    /// the bind as a refresh, where a new number for the peer would be refused until then.
     public func bindChannel(to peer: SocketAddress, now: Instant) {
-        guard failure == nil, channelByPeer[peer] == nil else { return }
+        guard failure == nil else { return }
+        if let number = channelByPeer[peer] {
+            guard let channel = channels[number], now >= channel.boundAt + Self.channelLifetime,
+                  !isInFlight(.channelBind(channel: number, peer: peer))
+            else { return }
+            channels[number] = Channel(peer: peer, bound: false, boundAt: now, lastReceived: nil)
+            sendChannelBind(channel: number, peer: peer, now: now)
+            return
+        }
         guard isAllocated else {
             if !bufferedBinds.contains(peer), bufferedBinds.count < 100 { bufferedBinds.append(peer) }
             return

@@ -97,6 +97,7 @@ extension RelayCore {
         // A number or a peer stays with its partner through the cool-down (RFC 8656 §12, §3.11).
         if let bound = allocation.channelByPeer[peer], bound != number { return error(request, 400) }
         if let channel = allocation.channels[number], channel.peer != peer { return error(request, 400) }
+        if allocation.channels[number] == nil { channelCount += 1 }
         allocations[client]?.channels[number] = Channel(peer: peer, expires: now + Self.channelLifetime)
         allocations[client]?.channelByPeer[peer] = number
         return StunMessage(class: .successResponse, method: .channelBind, transactionId: request.transactionId)

@@ -56,7 +56,8 @@ public final class RelayCore {
     public var allocationCount: Int { allocations.count }
     /// The client sockets holding an allocation, in order.
     public var allocatedClients: [SocketAddress] { allocations.keys.sorted { $0.description < $1.description } }
-    public var channelCount: Int { allocations.values.reduce(0) { $0 + $1.channels.count } }
+    /// Channels bound or in their cool-down, over every allocation.
+    public internal(set) var channelCount = 0
 
     /// Handles a datagram from `client` on the listening port. `unixTime` decides whether credentials expired.
     public func handleFromClient(_ datagram: UnsafeRawBufferPointer, from client: SocketAddress, now: Instant,
@@ -101,6 +102,7 @@ public final class RelayCore {
             for (number, channel) in stale {
                 allocations[client]?.channels[number] = nil
                 allocations[client]?.channelByPeer[channel.peer] = nil
+                channelCount -= 1
             }
         }
     }
@@ -124,6 +126,7 @@ public final class RelayCore {
 
     func free(_ client: SocketAddress, now: Instant) {
         guard let allocation = allocations.removeValue(forKey: client) else { return }
+        channelCount -= allocation.channels.count
         clientByPort[allocation.port] = nil
         if clientByUsername[allocation.username] == client { clientByUsername[allocation.username] = nil }
         events.append(.portClosed(port: allocation.port))

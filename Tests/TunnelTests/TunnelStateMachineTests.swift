@@ -52,6 +52,9 @@ struct TunnelStateMachineTests {
         "b6484421 2aac443a 36cc8c9d d57d6f2f d7170000 e0331874 7274729d",
         "f02d1ec9c9c9c9c9c9c9ff54bb1329a8fdc8eaea6de91f44ea41c9c9c9c9c9c9c9c9c9c9c9496e74ea5326",
         "300000e700000000002f8c2fd73418b3ef9d3a49d65f781d993800e70000002a6c71c6108c06b131000000860da0544713",
+        // Relayed only, idle past a channel's lifetime: the client never bound its peer again (shrunk to dnsTraffic,
+        // portalReconnect, idle(630 s), idle(589 s), portalReconnect, dnsTraffic).
+        "212aac7426dee0e0e0cecececee0e0e0e0e0e0e0e01700000000000000e00000004ae0e0e0e0e0e0e0e0e0e0e02acececece4677c9e38765c90032774e2e01e0e0e0e0e0e0e02acececece4677c9e38765c90032774e2e010200c0af6089b20200c0af6089b23ee6de31fffe10e3",
     ])
     func fuzzerFindings(hex: String) async throws {
         let bytes = stride(from: 0, to: hex.filter { $0 != " " }.count, by: 2).map { offset in

@@ -150,4 +150,34 @@ import TurnRelay
         }
         #expect(outcome == .drop && wire.server.statistics.fromPortZero == 1)
     }
+
+    /// Found by the TunnelProto harness once the simulations ran on the relay core, whose channels expire: a channel
+    /// that carried no data for 600 s expired on both sides, and the client never bound its peer again (the peer
+    /// still mapped to the old number). It binds the same number again, which the relay takes as a refresh even in
+    /// the cool-down, and data flows.
+    @Test func aChannelThatExpiredWithoutDataIsBoundAgainWithTheSameNumber() throws {
+        let wire = Wire()
+        let allocation = TurnAllocation(server: RelayServer(ipv4: wire.address), credentials: wire.credentials(salt: "client-key", expiresAt: 1_900_000_000),
+                                        now: start)
+        let client = SocketAddress("198.51.100.7:40000")!, peer = SocketAddress("203.0.113.9:5000")!
+        wire.exchange(allocation, from: client, now: start)
+        allocation.bindChannel(to: peer, now: start)
+        wire.exchange(allocation, from: client, now: start)
+        let number = try #require(allocation.channel(for: peer, now: start))
+
+        var now = start
+        while now < start + .seconds(700) {  // refreshes keep the allocation; the channel sees no data
+            now = now + .seconds(20)
+            allocation.handleTimeout(now: now)
+            wire.exchange(allocation, from: client, now: now)
+            wire.server.handleTimeout(now: now)
+        }
+        #expect(allocation.channel(for: peer, now: now) == nil, "expired on the client")
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        defer { buffer.deallocate() }
+        #expect(allocation.encodeChannelData(to: peer, payloadLength: 4, into: buffer, now: now) == nil, "asks for a bind first")
+        wire.exchange(allocation, from: client, now: now)
+        #expect(allocation.channel(for: peer, now: now) == number, "bound again, with the same number")
+        #expect(wire.server.channelCount == 1)
+    }
 }

@@ -147,6 +147,7 @@ struct RelayCoreTests {
         #expect(probe.ask(.channelBind, [.channelNumber(0x4001), .xorPeerAddress(peer)])?.errorCode == 400)
         #expect(probe.ask(.channelBind, [.channelNumber(0x4000), .xorPeerAddress(other)])?.errorCode == 400)
         #expect(probe.ask(.createPermission, [.xorPeerAddress(other)])?.isSuccess == true, "accepted without effect")
+        #expect(probe.relay.channelCount == 1)
         #expect(probe.ask(.refresh, [.lifetime(seconds: 3600)])?.lifetime == 3600)
 
         probe.now = probe.now + .seconds(601)
@@ -157,6 +158,9 @@ struct RelayCoreTests {
         _ = probe.ask(.refresh)
         probe.relay.handleTimeout(now: probe.now)
         #expect(probe.ask(.channelBind, [.channelNumber(0x4000), .xorPeerAddress(other)])?.isSuccess == true, "after the cool-down")
+        #expect(probe.relay.channelCount == 1)
+        #expect(probe.ask(.refresh, [.lifetime(seconds: 0)])?.isSuccess == true)
+        #expect(probe.relay.channelCount == 0, "a freed allocation takes its channels along")
     }
 
     @Test("ChannelData both ways on a bound channel; unbound channels, strangers and port 0 dropped and counted")
@@ -229,6 +233,7 @@ struct RelayCoreTests {
         #expect(other.allocate([.requestedTransport(17), token])?.errorCode == 420)
         let peer = SocketAddress("198.51.100.7:5000")!
         #expect(probe.ask(.channelBind, [.channelNumber(0x5DA1), .xorPeerAddress(peer)])?.isSuccess == true)
+        #expect(relay.channelCount == 1 && relay.allocationCount == 1)
         let data: [UInt8] = [0x5D, 0xA1, 0x00, 0x01, 9]
         #expect(data.withUnsafeBytes { relay.handleFromClient($0, from: probe.client, now: probe.now, unixTime: probe.unixTime) }
                 != .drop)

@@ -48,13 +48,14 @@ struct RelayCommand: AsyncParsableCommand {
         configuration.listenPort = options.listenPort
         configuration.ports = options.ports
         configuration.software = "firezone-relay; rev=\(ProtocolLevel.toolkit)"
+        let openFiles = RelayLoop.raiseOpenFileLimit()
         let core = RelayCore(configuration: configuration)
         let loop = try RelayLoop(core: core, listenPort: options.listenPort, bindIPv4: options.bindIPv4, bindIPv6: options.bindIPv6,
                                  logger: Logger(label: "firezone_relay::relay"))
         logger.info("Starting", metadata: [
             "version": "\(ProtocolLevel.toolkit)", "public_ip4": "\(options.publicIPv4.map { "\($0)" } ?? "none")",
             "public_ip6": "\(options.publicIPv6.map { "\($0)" } ?? "none")", "ports": "\(options.ports.lowerBound)-\(options.ports.upperBound)",
-            "credentials": "\(options.credentials.rawValue)",
+            "credentials": "\(options.credentials.rawValue)", "open_files": "\(openFiles)",
         ])
         logger.info("Listening for incoming traffic on UDP port \(options.listenPort)",
                     metadata: ["addresses": "\(loop.listeningAddresses.map(\.description).joined(separator: ", "))"])

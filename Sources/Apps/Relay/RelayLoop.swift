@@ -25,8 +25,11 @@ final class RelayLoop: @unchecked Sendable {
     private let bind: (v4: IPv4Address, v6: IPv6Address)
     private let listening: [UdpSocket]
     private var portSockets: [UInt16: [UdpSocket]] = [:]
+    /// The listening sockets' batches, for good; an allocation port's only while it has something to send (a
+    /// batch reserves 4 MiB of address space, and there may be thousands of ports).
     private var sendBatches: [Int32: SendBatch] = [:]
-    private var dirty: Set<Int32> = []
+    private var spareBatches: [Bool: [SendBatch]] = [:]
+    private var dirty: [Int32: UdpSocket] = [:]
     private let receiveBatch = ReceiveBatch(capacity: 32)
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536 + 4, alignment: 16)
     private let epoll: Int32
@@ -36,9 +39,19 @@ final class RelayLoop: @unchecked Sendable {
     private var tally = Snapshot()
     private let logger: Logger
     private var nextReport: Instant?
-    private var nextChannelCount: Instant?
 
     static var reportInterval: Duration { .seconds(60) }
+    /// An allocation's port carries one client's peers: modest buffers, since thousands of them may exist.
+    static var portOptions: UdpSocket.Options { UdpSocket.Options(buffers: SocketBufferSizes(send: 1 << 20, receive: 1 << 20)) }
+
+    /// Every allocation holds a socket per family: the soft limit on open files goes up to the hard one.
+    static func raiseOpenFileLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        return Int(limit.rlim_cur)
+    }
 
     init(core: RelayCore, listenPort: UInt16, bindIPv4: IPv4Address, bindIPv6: IPv6Address, logger: Logger) throws {
         self.core = core
@@ -165,17 +178,25 @@ final class RelayLoop: @unchecked Sendable {
 
     private func enqueue(_ payload: UnsafeRawBufferPointer, on socket: UdpSocket, to destination: SocketAddress) {
         let fd = socket.fileDescriptor
-        guard let batch = sendBatches[fd] else { return }
-        dirty.insert(fd)
+        let batch = sendBatches[fd] ?? spareBatch(coalescing: socket.sendOffload)
+        sendBatches[fd] = batch
+        dirty[fd] = socket
         if batch.append(payload, to: destination) { return }
         send(socket, batch)
         if !batch.append(payload, to: destination) { tally.sendFailures += 1 }
     }
 
+    private func spareBatch(coalescing: Bool) -> SendBatch {
+        spareBatches[coalescing]?.popLast() ?? SendBatch(capacity: 16, coalescing: coalescing)
+    }
+
     private func flush() {
-        for fd in dirty {
-            guard let batch = sendBatches[fd], let socket = socket(fd) else { continue }
+        for (fd, socket) in dirty {
+            guard let batch = sendBatches[fd] else { continue }
             send(socket, batch)
+            guard !listening.contains(where: { $0.fileDescriptor == fd }) else { continue }
+            sendBatches[fd] = nil
+            spareBatches[batch.coalescing, default: []].append(batch)
         }
         dirty.removeAll(keepingCapacity: true)
     }
@@ -186,11 +207,6 @@ final class RelayLoop: @unchecked Sendable {
         tally.sendFailures += result.refused.count
     }
 
-    private func socket(_ fd: Int32) -> UdpSocket? {
-        if let socket = listening.first(where: { $0.fileDescriptor == fd }) { return socket }
-        for sockets in portSockets.values { if let socket = sockets.first(where: { $0.fileDescriptor == fd }) { return socket } }
-        return nil
-    }
 
     // MARK: Ports
 
@@ -210,7 +226,7 @@ final class RelayLoop: @unchecked Sendable {
         for family in families {
             let address = family == .v4 ? SocketAddress(ip: .v4(bind.v4), port: port) : SocketAddress(ip: .v6(bind.v6), port: port)
             do {
-                sockets.append(try UdpSocket(bind: address))
+                sockets.append(try UdpSocket(bind: address, options: Self.portOptions))
             } catch {
                 logger.info("Cannot open an allocation's port; freeing it", metadata: ["port": "\(port)", "error": "\(error)"])
                 core.portUnavailable(port, now: now)
@@ -219,7 +235,6 @@ final class RelayLoop: @unchecked Sendable {
         }
         for (index, socket) in sockets.enumerated() {
             register(socket.fileDescriptor, token: 1 << 32 | UInt64(port) << 8 | UInt64(index))
-            sendBatches[socket.fileDescriptor] = SendBatch(coalescing: socket.sendOffload)
         }
         portSockets[port] = sockets
         logger.info("Created allocation", metadata: ["port": "\(port)", "family": "\(families.map(\.description).joined(separator: ","))"])
@@ -229,8 +244,11 @@ final class RelayLoop: @unchecked Sendable {
         guard let sockets = portSockets.removeValue(forKey: port) else { return }
         for socket in sockets {
             _ = epoll_ctl(epoll, EPOLL_CTL_DEL, socket.fileDescriptor, nil)
-            if let batch = sendBatches.removeValue(forKey: socket.fileDescriptor), !batch.isEmpty { send(socket, batch) }
-            dirty.remove(socket.fileDescriptor)
+            if let batch = sendBatches.removeValue(forKey: socket.fileDescriptor) {
+                if !batch.isEmpty { send(socket, batch) }
+                spareBatches[batch.coalescing, default: []].append(batch)
+            }
+            dirty[socket.fileDescriptor] = nil
         }
         logger.info("Freeing allocation", metadata: ["port": "\(port)"])
     }
@@ -245,10 +263,7 @@ final class RelayLoop: @unchecked Sendable {
     private func publish(now: Instant) {
         tally.relay = core.statistics
         tally.allocations = core.allocationCount
-        if nextChannelCount.map({ now >= $0 }) ?? true {
-            tally.channels = core.channelCount  // a walk over every allocation: once a second
-            nextChannelCount = now + .seconds(1)
-        }
+        tally.channels = core.channelCount
         if nextReport.map({ now >= $0 }) ?? true {
             if nextReport != nil {
                 logger.info("Allocations = \(tally.allocations) Channels = \(tally.channels)", metadata: [
