@@ -88,7 +88,8 @@ struct EndToEndSeedTests {
 
     /// Seed #10347: the event loop takes what is ready from every source in turn, and a bad datagram is counted and
     /// skipped without aborting its batch. A flood of garbage at the gateway's UDP socket (random bytes, STUN and
-    /// ChannelData look-alikes, WireGuard data for unknown sessions) runs while pings cross the tunnel.
+    /// ChannelData look-alikes, WireGuard data for unknown sessions), about 25,000 a second, runs while pings cross the
+    /// tunnel.
     @Test("a UDP socket flooded with garbage: pings through the tunnel still pass, the garbage is counted")
     func floodedSocketStaysFair() async throws {
         try await offPool {
@@ -108,7 +109,7 @@ struct EndToEndSeedTests {
             #expect(sent == 0, "\(lab.log("flood"))")
             #expect(pingReplies(ping.output) >= 38, "\(ping.output)\n\(lab.log("flood"))")
             let counted = value("firezone_gateway_refused_total") + value("firezone_gateway_unmatched_stun_messages_total")
-            #expect(counted >= 10_000, "the garbage is counted: \(metrics)\n\(lab.log("flood"))")
+            #expect(counted >= 100_000, "the garbage is counted: \(metrics)\n\(lab.log("flood"))")
             #expect(lab.log("gateway").contains("Listening on 0.0.0.0:52625"), "Firezone's listen port: \(lab.logs)")
             #expect(lab.unexpectedWarnings().isEmpty, "\(lab.unexpectedWarnings())")
             print("flood: \(lab.log("flood").split(separator: "\n").last ?? ""), counted \(Int(counted)), ping \(pingReplies(ping.output)) of 40")
@@ -136,6 +137,8 @@ struct EndToEndSeedTests {
                     sent += 1
                 except OSError:
                     pass
+            # About 25,000 a second: a flood for the gateway's socket without starving the tests beside it.
+            time.sleep(0.01)
         print("sent", sent, flush=True)
         """#
 }

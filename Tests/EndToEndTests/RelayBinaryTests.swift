@@ -58,7 +58,10 @@ struct RelayBinaryTests {
             return (client.output, try Self.metrics(namespace))
         }
         let (output, metrics) = outcome.result
-        #expect(output.contains("tot_send_msgs=200, tot_recv_msgs=200") && output.contains("Total lost packets 0"), "\(output)\n\(outcome.log)")
+        let diagnosis = ["to_peer", "to_client"].map { "\($0): \(metrics["firezone_relay_relayed_datagrams_total{direction=\"\($0)\"}"] ?? -1)" }
+            + ["dropped: \(metrics["firezone_relay_dropped_datagrams_total"] ?? -1)", "send failures: \(metrics["firezone_relay_send_failures_total"] ?? -1)"]
+        #expect(output.contains("tot_send_msgs=200, tot_recv_msgs=200") && output.contains("Total lost packets 0"),
+                "\(diagnosis)\n\(output)\n\(outcome.log)")
         #expect(metrics["firezone_relay_relayed_datagrams_total{direction=\"to_peer\"}"] == 200, "\(metrics)")
         #expect(metrics["firezone_relay_relayed_datagrams_total{direction=\"to_client\"}"] == 200, "\(metrics)")
         // Each uclient client holds two allocations and deletes the one with its channels when it is done.

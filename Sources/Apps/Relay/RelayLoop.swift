@@ -123,41 +123,41 @@ final class RelayLoop: @unchecked Sendable {
     }
 
     private func readListening(_ socket: UdpSocket, now: Instant, unixTime: Int64) {
-        for _ in 0..<4 {
-            guard let received = try? socket.receive(into: receiveBatch), received > 0 else { return }
-            for index in 0..<received {
-                guard let client = receiveBatch.source(at: index) else { continue }
-                forEachSegment(index) { datagram in
-                    tally.datagramsReceived += 1
-                    switch core.handleFromClient(UnsafeRawBufferPointer(datagram), from: client, now: now, unixTime: unixTime) {
-                    case .answer(let answer):
-                        answer.withUnsafeBytes { enqueue($0, on: socket, to: client) }
-                    case .relay(let forward):
-                        guard let out = portSockets[forward.port]?.first(where: { $0.localAddress.ip.version == forward.peer.ip.version })
-                        else { return }
-                        enqueue(UnsafeRawBufferPointer(rebasing: datagram[forward.payload]), on: out, to: forward.peer)
-                    case .drop:
-                        break
-                    }
-                }
+        drain(socket) { datagram, client in
+            switch core.handleFromClient(UnsafeRawBufferPointer(datagram), from: client, now: now, unixTime: unixTime) {
+            case .answer(let answer):
+                answer.withUnsafeBytes { enqueue($0, on: socket, to: client) }
+            case .relay(let forward):
+                guard let out = portSockets[forward.port]?.first(where: { $0.localAddress.ip.version == forward.peer.ip.version })
+                else { return }
+                enqueue(UnsafeRawBufferPointer(rebasing: datagram[forward.payload]), on: out, to: forward.peer)
+            case .drop:
+                break
             }
-            if received < receiveBatch.capacity { return }
         }
     }
 
     private func readPort(_ socket: UdpSocket, port: UInt16, now: Instant) {
+        drain(socket) { datagram, peer in
+            guard datagram.count + 4 <= scratch.count else { return }
+            UnsafeMutableRawBufferPointer(rebasing: scratch[4..<(4 + datagram.count)]).copyMemory(from: UnsafeRawBufferPointer(datagram))
+            guard let back = core.relayFromPeer(scratch, count: datagram.count, from: peer, port: port, now: now),
+                  let out = listening.first(where: { $0.localAddress.ip.version == back.client.ip.version })
+            else { return }
+            enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<back.count]), on: out, to: back.client)
+        }
+    }
+
+    /// Hands every datagram `socket` has (each segment of a coalesced one) with its source to `body`: a few batches
+    /// at most, so one busy socket cannot starve the others.
+    private func drain(_ socket: UdpSocket, _ body: (UnsafeMutableRawBufferPointer, SocketAddress) -> Void) {
         for _ in 0..<4 {
             guard let received = try? socket.receive(into: receiveBatch), received > 0 else { return }
             for index in 0..<received {
-                guard let peer = receiveBatch.source(at: index) else { continue }
+                guard let source = receiveBatch.source(at: index) else { continue }
                 forEachSegment(index) { datagram in
                     tally.datagramsReceived += 1
-                    guard datagram.count + 4 <= scratch.count else { return }
-                    UnsafeMutableRawBufferPointer(rebasing: scratch[4..<(4 + datagram.count)]).copyMemory(from: UnsafeRawBufferPointer(datagram))
-                    guard let back = core.relayFromPeer(scratch, count: datagram.count, from: peer, port: port, now: now),
-                          let out = listening.first(where: { $0.localAddress.ip.version == back.client.ip.version })
-                    else { return }
-                    enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<back.count]), on: out, to: back.client)
+                    body(datagram, source)
                 }
             }
             if received < receiveBatch.capacity { return }
