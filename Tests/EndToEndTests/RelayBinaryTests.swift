@@ -52,6 +52,13 @@ struct RelayBinaryTests {
             let peer = try Binaries.start(["turnutils_peer", "-L", "127.0.0.1", "-p", "3480"], in: namespace,
                                           log: directory + "/peer.log", system: true)
             defer { peer.terminateAndWait() }
+            // turnutils_peer says nothing when it is ready: wait until its socket is there (on a loaded machine the
+            // first datagrams otherwise meet a closed port and count as lost).
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline,
+                  !(try Shell.run("ip", "netns", "exec", namespace.name, "ss", "-Hlun", "sport = :3480").output.contains("3480")) {
+                usleep(20_000)
+            }
             // -c: no RTCP pair (its RESERVATION-TOKEN is not implemented, as in Firezone's relay).
             let client = try Shell.run(["ip", "netns", "exec", namespace.name, "turnutils_uclient", "-c", "-W", Self.secret, "-u", "alice",
                                         "-e", "127.0.0.1", "-r", "3480", "-n", "50", "-m", "4", "-l", "200", "127.0.0.1"], allowFailure: true)
