@@ -78,8 +78,6 @@ public struct ClientBound: Hashable, Sendable {
 
 /// What the relay counted: answers by class and code, relayed traffic by direction, and what it refused.
 public struct RelayStatistics: Hashable, Sendable {
-    public var allocations = 0
-    public var channels = 0
     public var successResponses = 0
     /// Error responses by code.
     public var errorResponses: [Int: Int] = [:]

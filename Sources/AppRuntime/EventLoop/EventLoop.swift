@@ -133,7 +133,7 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
     public func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 8)
         while !stopping.load(ordering: .acquiring) {
-            let timeout = Self.milliseconds(until: plane.pollTimeout(), from: MonotonicClock.now())
+            let timeout = MonotonicClock.milliseconds(until: plane.pollTimeout(), from: MonotonicClock.now())
             let ready = epoll_wait(epoll, &events, Int32(events.count), timeout)
             let now = MonotonicClock.now()
             if ready > 0 {
@@ -339,14 +339,6 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
     private func signal() {
         var one: UInt64 = 1
         _ = write(wakeup, &one, 8)
-    }
-
-    /// `epoll_wait`'s timeout for a deadline: -1 for none, rounded up to whole milliseconds.
-    static func milliseconds(until deadline: Instant?, from now: Instant) -> Int32 {
-        guard let deadline else { return -1 }
-        let nanoseconds = (deadline - now).totalNanoseconds
-        guard nanoseconds > 0 else { return 0 }
-        return Int32(clamping: (nanoseconds + 999_999) / 1_000_000)
     }
 }
 #endif

@@ -91,7 +91,7 @@ final class RelayLoop: @unchecked Sendable {
     func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 64)
         while !stopping.load(ordering: .acquiring) {
-            let timeout = Self.milliseconds(until: core.pollTimeout(), from: MonotonicClock.now())
+            let timeout = MonotonicClock.milliseconds(until: core.pollTimeout(), from: MonotonicClock.now())
             let ready = epoll_wait(epoll, &events, Int32(events.count), min(timeout < 0 ? 1000 : timeout, 1000))
             let now = MonotonicClock.now()
             let unixTime = Int64(time(nil))
@@ -274,12 +274,5 @@ final class RelayLoop: @unchecked Sendable {
         }
         let snapshot = tally
         counters.withLock { $0 = snapshot }
-    }
-
-    static func milliseconds(until deadline: Instant?, from now: Instant) -> Int32 {
-        guard let deadline else { return -1 }
-        let nanoseconds = (deadline - now).totalNanoseconds
-        guard nanoseconds > 0 else { return 0 }
-        return Int32(clamping: (nanoseconds + 999_999) / 1_000_000)
     }
 }
