@@ -133,7 +133,8 @@ let package = Package(
         .executableTarget(
             name: "Relay",
             dependencies: [
-                "AppOptions", "AppMetrics", "AppRuntime", "CLinuxIO", "SansIO", "TurnRelay",
+                "AppOptions", "AppMetrics", "AppRuntime", "CLinuxIO", "SansIO", "TurnRelay", "PhoenixChannel",
+                "PhoenixChannelTransport", "PortalMessages",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
@@ -249,7 +250,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         .testTarget(name: "PortalServerTests", dependencies: [
-            "PortalServer", "Portal", "PortalMessages", "PhoenixChannel", "PhoenixChannelTransport", "SansIO", "Ice", "TestSupport",
+            "PortalServer", "Portal", "Relay", "PortalMessages", "PhoenixChannel", "PhoenixChannelTransport", "SansIO", "Ice", "TestSupport",
             "Tunnel", "Noise", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "PortalMessagesTests", dependencies: ["PortalMessages", "PhoenixChannel", "Ice", "SansIO"]),

@@ -5,6 +5,12 @@ import SansIO
 /// `firezone-relay`'s command line, after Firezone's relay (spec `snownet.md` §3.12); each flag falls back to its
 /// variable.
 public struct RelayArguments: ParsableArguments {
+    @Argument(help: "The portal token (or FIREZONE_TOKEN); without one the relay runs alone and needs --secret.")
+    public var token: String?
+    @Option(help: "The portal's URL (FIREZONE_API_URL; default wss://api.firezone.dev).")
+    public var apiUrl: String?
+    @Option(name: .customLong("firezone-name"), help: "Name shown in the portal (FIREZONE_NAME; default: hostname).")
+    public var firezoneName: String?
     @Option(name: .customLong("public-ip4-addr"), help: "The IPv4 address clients and peers reach (PUBLIC_IP4_ADDR).")
     public var publicIp4Addr: String?
     @Option(name: .customLong("public-ip6-addr"), help: "The IPv6 address clients and peers reach (PUBLIC_IP6_ADDR).")
@@ -19,7 +25,7 @@ public struct RelayArguments: ParsableArguments {
     public var lowestPort: String?
     @Option(help: "The highest port of allocations (HIGHEST_PORT; default 65535).")
     public var highestPort: String?
-    @Option(help: "The secret credentials are derived from (FIREZONE_RELAY_SECRET).")
+    @Option(help: "The secret credentials are derived from (FIREZONE_RELAY_SECRET; with a portal, a random one by default).")
     public var secret: String?
     @Option(help: "firezone (username <expiry>:<salt>, SHA-256) or coturn-rest-api (HMAC-SHA1) (FIREZONE_RELAY_CREDENTIALS).")
     public var credentials: String?
@@ -37,6 +43,18 @@ public enum RelayCredentialScheme: String, Sendable, CaseIterable {
     case coturnRestApi = "coturn-rest-api"
 }
 
+/// The portal a relay joins: it announces its addresses and its secret there, and the portal mints credentials.
+public struct RelayPortal: Equatable, Sendable {
+    public var apiUrl = "wss://api.firezone.dev"
+    public var token: String
+    public var name: String
+
+    public init(token: String, name: String) {
+        self.token = token
+        self.name = name
+    }
+}
+
 /// Everything the relay runs with, after flags, variables and the defaults.
 public struct RelayOptions: Equatable, Sendable {
     public var publicIPv4: IPv4Address?
@@ -45,7 +63,10 @@ public struct RelayOptions: Equatable, Sendable {
     public var bindIPv6 = IPv6Address.unspecified
     public var listenPort: UInt16 = 3478
     public var ports: ClosedRange<UInt16> = 49152...65535
+    /// Fixed (`--secret`), or drawn at start when the relay joins a portal (32 random bytes as hex, as Firezone's).
     public var secret: String
+    /// `nil`: no portal; clients come with credentials derived from the fixed secret by someone else.
+    public var portal: RelayPortal?
     public var credentials = RelayCredentialScheme.firezone
     public var logFormat = LogFormat.human
     /// `RUST_LOG`, default `info`.
@@ -58,7 +79,10 @@ public struct RelayOptions: Equatable, Sendable {
         self.secret = secret
     }
 
-    public static func resolve(_ arguments: RelayArguments, environment: [String: String]) throws(OptionError) -> RelayOptions {
+    /// - Parameter hostname: the name shown in the portal when nothing else names the relay.
+    public static func resolve(_ arguments: RelayArguments, environment: [String: String], hostname: String = "relay") throws(OptionError)
+        -> RelayOptions
+    {
         let settings = Settings(environment: environment)
         let publicIPv4 = try settings.string(arguments.publicIp4Addr, "PUBLIC_IP4_ADDR").map { text throws(OptionError) in
             guard let address = IPv4Address(text) else { throw .invalidValue(name: "--public-ip4-addr", value: text, expected: "an IPv4 address") }
@@ -69,10 +93,17 @@ public struct RelayOptions: Equatable, Sendable {
             return address
         }
         guard publicIPv4 != nil || publicIPv6 != nil else { throw .missing("--public-ip4-addr or --public-ip6-addr (PUBLIC_IP4_ADDR, PUBLIC_IP6_ADDR)") }
-        guard let secret = settings.string(arguments.secret, "FIREZONE_RELAY_SECRET"), !secret.isEmpty else {
-            throw .missing("--secret (FIREZONE_RELAY_SECRET): without a portal the relay needs a fixed secret to check credentials")
+        let portal = (arguments.token ?? environment["FIREZONE_TOKEN"]).flatMap { $0.isEmpty ? nil : $0 }.map { token in
+            var portal = RelayPortal(token: token, name: settings.string(arguments.firezoneName, "FIREZONE_NAME") ?? hostname)
+            if let url = settings.string(arguments.apiUrl, "FIREZONE_API_URL") { portal.apiUrl = url }
+            return portal
+        }
+        let fixedSecret = settings.string(arguments.secret, "FIREZONE_RELAY_SECRET").flatMap { $0.isEmpty ? nil : $0 }
+        guard let secret = fixedSecret ?? portal.map({ _ in randomSecret() }) else {
+            throw .missing("a portal token (FIREZONE_TOKEN) or --secret (FIREZONE_RELAY_SECRET): without a portal the relay needs a fixed secret to check credentials")
         }
         var options = RelayOptions(publicIPv4: publicIPv4, publicIPv6: publicIPv6, secret: secret)
+        options.portal = portal
         if let text = settings.string(arguments.bindIp4Addr, "BIND_IP4_ADDR") {
             guard let address = IPv4Address(text) else { throw .invalidValue(name: "--bind-ip4-addr", value: text, expected: "an IPv4 address") }
             options.bindIPv4 = address
@@ -90,6 +121,10 @@ public struct RelayOptions: Equatable, Sendable {
         }
         options.ports = lowest...highest
         options.credentials = try settings.oneOf(arguments.credentials, "FIREZONE_RELAY_CREDENTIALS", name: "--credentials", default: .firezone)
+        guard portal == nil || options.credentials == .firezone else {
+            throw .invalidValue(name: "--credentials", value: options.credentials.rawValue,
+                                expected: "firezone when the relay joins a portal (the portal derives Firezone's credentials)")
+        }
         options.logFormat = try settings.oneOf(arguments.logFormat, "FIREZONE_LOG_FORMAT", name: "--log-format", default: .human)
         options.logFilter = environment["RUST_LOG"] ?? "info"
         if let text = settings.string(arguments.healthCheckAddr, "HEALTH_CHECK_ADDR") {
@@ -100,4 +135,13 @@ public struct RelayOptions: Equatable, Sendable {
         }
         return options
     }
+}
+
+/// 32 random bytes as lowercase hex: the secret a relay that joins a portal draws at start.
+func randomSecret() -> String {
+    var generator = SystemRandomNumberGenerator()
+    return (0..<32).map { _ in
+        let text = String(UInt8.random(in: 0...255, using: &generator), radix: 16)
+        return text.count == 1 ? "0" + text : text
+    }.joined()
 }

@@ -23,6 +23,19 @@ public struct LoginUrl: Sendable, CustomStringConvertible, CustomReflectable {
     let parameters: [(String, String)]
     private let token: String
 
+    /// What a relay announces in its query (`LoginUrl::relay`): where clients reach it.
+    public struct RelayAddresses: Sendable, Hashable {
+        public var ipv4: String?
+        public var ipv6: String?
+        public var listenPort: UInt16
+
+        public init(ipv4: String?, ipv6: String?, listenPort: UInt16) {
+            self.ipv4 = ipv4
+            self.ipv6 = ipv6
+            self.listenPort = listenPort
+        }
+    }
+
     /// Device details that go into the query.
     public struct Device: Sendable, Hashable {
         public var id: String
@@ -38,8 +51,11 @@ public struct LoginUrl: Sendable, CustomStringConvertible, CustomReflectable {
         }
     }
 
-    /// - Parameter token: surrounding whitespace is dropped (a token file's trailing newline, #12992).
-    public init(apiUrl: String, mode: Mode, token: String, device: Device, api: PortalApi = .v2) throws(LoginUrlError) {
+    /// - Parameters:
+    ///   - token: surrounding whitespace is dropped (a token file's trailing newline, #12992).
+    ///   - relay: a relay's addresses, after its name in the query (`ipv4`, `ipv6`, `port`); `mode` `.relay` only.
+    public init(apiUrl: String, mode: Mode, token: String, device: Device, api: PortalApi = .v2,
+                relay: RelayAddresses? = nil) throws(LoginUrlError) {
         guard let components = URLComponents(string: apiUrl), let original = components.scheme?.lowercased() else {
             throw .unparsable
         }
@@ -63,6 +79,11 @@ public struct LoginUrl: Sendable, CustomStringConvertible, CustomReflectable {
             parameters.append(("external_id", Self.externalId(deviceId: device.id)))
         }
         parameters.append(("name", device.name))
+        if mode == .relay, let relay {
+            if let ipv4 = relay.ipv4 { parameters.append(("ipv4", ipv4)) }
+            if let ipv6 = relay.ipv6 { parameters.append(("ipv6", ipv6)) }
+            parameters.append(("port", String(relay.listenPort)))
+        }
         if mode == .client {
             if let serial = device.serial { parameters.append(("device_serial", serial)) }
             if let uuid = device.uuid { parameters.append(("device_uuid", uuid)) }
@@ -81,9 +102,9 @@ public struct LoginUrl: Sendable, CustomStringConvertible, CustomReflectable {
     /// The `X-Authorization` header value, `Bearer <token>`: never log it.
     public var authorization: String { "Bearer " + token }
 
-    /// The path and query for the upgrade request, `public_key` (standard base64) last.
-    public func requestTarget(publicKey: String) -> String {
-        let query = (parameters + [("public_key", publicKey)]).map { "\(Self.formEncode($0))=\(Self.formEncode($1))" }
+    /// The path and query for the upgrade request, `public_key` (standard base64) last; a relay has none.
+    public func requestTarget(publicKey: String?) -> String {
+        let query = (parameters + (publicKey.map { [("public_key", $0)] } ?? [])).map { "\(Self.formEncode($0))=\(Self.formEncode($1))" }
         return path + "?" + query.joined(separator: "&")
     }
 

@@ -32,8 +32,8 @@ public final class PortalChannel<Message: PhoenixPayload>: Sendable {
 
     public struct Configuration: Sendable {
         public var url: LoginUrl
-        /// The WireGuard public key, base64: the `public_key` query parameter.
-        public var publicKey: String
+        /// The WireGuard public key, base64: the `public_key` query parameter (a relay has none).
+        public var publicKey: String?
         public var userAgent: UserAgent
         /// How long to keep reconnecting after the last good connection; `nil` forever.
         public var maxElapsed: Duration?
@@ -53,7 +53,7 @@ public final class PortalChannel<Message: PhoenixPayload>: Sendable {
         /// Firezone's 10 s; shorter only in tests.
         public var heartbeatInterval: Duration
 
-        public init(url: LoginUrl, publicKey: String, userAgent: UserAgent, maxElapsed: Duration?,
+        public init(url: LoginUrl, publicKey: String?, userAgent: UserAgent, maxElapsed: Duration?,
                     tls: TLSConfiguration = .makeClientConfiguration(), handshakeTimeout: Duration = .seconds(15),
                     maxMessageSize: Int = 1 << 24, firewallMark: UInt32? = nil, executor: (any TaskExecutor)? = nil,
                     heartbeatInterval: Duration = PhoenixChannelCore<PhoenixRawPayload>.heartbeatInterval) {
@@ -72,17 +72,21 @@ public final class PortalChannel<Message: PhoenixPayload>: Sendable {
 
     public let configuration: Configuration
     public let topic: String
+    /// The `phx_join` payload, JSON.
+    public let joinPayload: String
     private let logger: Logger
     private let inputs: AsyncStream<Input>
     private let continuation: AsyncStream<Input>.Continuation
     /// The `public_key` of the next connection: a reset brings a new WireGuard key.
-    private let publicKey: Mutex<String>
+    private let publicKey: Mutex<String?>
 
     /// - Parameters:
-    ///   - topic: `client` or `gateway`; the join payload is `null`, as Firezone's components send it.
-    public init(configuration: Configuration, topic: String, logger: Logger) {
+    ///   - topic: `client`, `gateway` or `relay`.
+    ///   - joinPayload: `null` for clients and gateways, as Firezone's send it; `{"stamp_secret": …}` for a relay.
+    public init(configuration: Configuration, topic: String, joinPayload: String = "null", logger: Logger) {
         self.configuration = configuration
         self.topic = topic
+        self.joinPayload = joinPayload
         self.logger = logger
         publicKey = Mutex(configuration.publicKey)
         (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
@@ -153,7 +157,7 @@ public final class PortalChannel<Message: PhoenixPayload>: Sendable {
 
         init(channel: PortalChannel) {
             self.channel = channel
-            core = PhoenixChannelCore(topic: channel.topic, maxElapsed: channel.configuration.maxElapsed,
+            core = PhoenixChannelCore(topic: channel.topic, joinPayload: channel.joinPayload, maxElapsed: channel.configuration.maxElapsed,
                                       heartbeatInterval: channel.configuration.heartbeatInterval)
             origin = clock.now
         }

@@ -71,12 +71,7 @@ public struct ConnectRequest: Sendable {
     public init(role: Role, query: [String: String], authorization: String?, userAgent: String?,
                 tokenIsKnown: (String) -> Bool) throws(Refusal) {
         self.role = role
-        let headerToken = authorization.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)).trimmed : nil }
-        guard let token = headerToken ?? query["token"], !token.isEmpty else {
-            throw Refusal(status: 401, code: "missing_token", detail: "Missing token")
-        }
-        guard tokenIsKnown(token) else { throw Refusal(status: 401, code: "invalid_token", detail: "Invalid token") }
-        self.token = token
+        token = try Self.token(query: query, authorization: authorization, isKnown: tokenIsKnown)
         guard let externalId = query["external_id"], !externalId.isEmpty else {
             throw Self.invalid("external_id can't be blank")
         }
@@ -92,8 +87,19 @@ public struct ConnectRequest: Sendable {
         self.userAgent = parts
     }
 
+    /// The token from `X-Authorization: Bearer` or, failing that, the `token` query parameter; 401 when it is
+    /// missing or unknown (`PortalAPI.Sockets.extract_token`).
+    static func token(query: [String: String], authorization: String?, isKnown: (String) -> Bool) throws(Refusal) -> String {
+        let headerToken = authorization.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)).trimmed : nil }
+        guard let token = headerToken ?? query["token"], !token.isEmpty else {
+            throw Refusal(status: 401, code: "missing_token", detail: "Missing token")
+        }
+        guard isKnown(token) else { throw Refusal(status: 401, code: "invalid_token", detail: "Invalid token") }
+        return token
+    }
+
     /// The portal's answer to a changeset error: `<field> <messages>`.
-    private static func invalid(_ detail: String) -> Refusal {
+    static func invalid(_ detail: String) -> Refusal {
         Refusal(status: 400, code: "invalid_connect_params", detail: detail)
     }
 

@@ -40,6 +40,16 @@ public enum Credentials {
         }
     }
 
+    /// A joined relay's id: a version-4-shaped UUID from SHA-256 of its stamp secret (`Portal.Relay.generate_id`),
+    /// so a relay that comes back with the same secret keeps its id, and one with a new secret is a new relay.
+    public static func relayId(stampSecret: String) -> RelayId {
+        let digest = Array(SHA256.hash(data: Array(stampSecret.utf8)))
+        func word(_ range: Range<Int>) -> UInt64 { digest[range].reduce(0) { $0 << 8 | UInt64($1) } }
+        let high = word(0..<8) & ~0xF000 | 0x4000
+        let low = word(8..<16) & ~(0xC000 << 48) | 0x8000 << 48
+        return RelayId(high: high, low: low)
+    }
+
     /// What a flow's ingest tokens say (the claims Firezone's clients and gateways parse).
     public struct IngestClaims: Sendable {
         public var accountSlug: String

@@ -46,4 +46,21 @@ struct RelayOptionsTests {
         }
         #expect(throws: OptionError.self) { try resolve(["--public-ip4-addr", "192.0.2.1", "--secret", "s", "--credentials", "plain"]) }
     }
+
+    @Test("a portal token: the relay joins it (FIREZONE_API_URL, FIREZONE_NAME or the hostname) with a random secret unless one is fixed")
+    func portal() throws {
+        let first = try RelayOptions.resolve(try RelayArguments.parse(["--public-ip4-addr", "192.0.2.1", "relay-token"]), environment: [:],
+                                             hostname: "relay-host")
+        #expect(first.portal == RelayPortal(token: "relay-token", name: "relay-host"))
+        #expect(first.portal?.apiUrl == "wss://api.firezone.dev")
+        let second = try resolve(["--public-ip4-addr", "192.0.2.1"], ["FIREZONE_TOKEN": "t", "FIREZONE_API_URL": "ws://portal:8081",
+                                                                      "FIREZONE_NAME": "relay-7"])
+        #expect(second.portal?.apiUrl == "ws://portal:8081" && second.portal?.name == "relay-7")
+        #expect(first.secret.count == 64 && first.secret.allSatisfy(\.isHexDigit) && first.secret != second.secret,
+                "32 random bytes as hex, drawn at each start")
+        #expect(try resolve(["--public-ip4-addr", "192.0.2.1", "--secret", "fixed", "t"]).secret == "fixed")
+        #expect(throws: OptionError.self, "the portal mints Firezone's credentials only") {
+            try resolve(["--public-ip4-addr", "192.0.2.1", "--credentials", "coturn-rest-api", "t"])
+        }
+    }
 }

@@ -145,19 +145,25 @@ final class EndToEndLab {
                              "--simple-log", "--log-file=stdout"], in: gateway, system: true)
     }
 
-    /// The lab with our relay in coturn's place: the portal mints Firezone credentials from its `stamp_secret`.
+    /// The lab with our relay in coturn's place, joining the portal: no relay listed, a token for relays instead;
+    /// the portal mints credentials from the secret the relay sends when it joins.
     static var configWithOurRelay: String {
-        config.replacingOccurrences(of: "name: coturn", with: "name: ours")
-            .replacingOccurrences(of: "coturn_secret: dev-turn-secret", with: "stamp_secret: \(relaySecret)")
+        config.replacingOccurrences(of: """
+            relays:
+              - name: coturn
+                addresses: ["10.99.0.2:3478"]
+                coturn_secret: dev-turn-secret
+            """, with: "relay_tokens: [\(relayToken)]")
     }
 
-    static let relaySecret = "lab-relay-secret"
+    static let relayToken = "relay-token-lab"
 
-    /// `firezone-relay` on 10.99.0.2:3478 in coturn's place, with the secret the portal's `stamp_secret` names.
+    /// `firezone-relay` on 10.99.0.2:3478 in coturn's place, joined to the portal with a secret of its own
+    /// drawing; returns once the portal sent it `init`.
     func startRelay(log: String = "relay") throws {
-        try start(log, ["firezone-relay", "--public-ip4-addr", "10.99.0.2", "--secret", Self.relaySecret, "--health-check-addr", "127.0.0.1:8089"],
-                  in: gateway)
-        try waitFor("Listening for incoming traffic on UDP port 3478", in: log)
+        try start(log, ["firezone-relay", "--public-ip4-addr", "10.99.0.2", "--health-check-addr", "127.0.0.1:8089", Self.relayToken],
+                  in: gateway, environment: ["FIREZONE_API_URL": Self.portalUrl, "FIREZONE_NAME": "lab-relay"])
+        try waitFor("Connected to portal", in: log)
     }
 
     func startPortal(log: String = "portal") throws {

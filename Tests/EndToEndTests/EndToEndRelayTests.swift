@@ -2,19 +2,20 @@ import Foundation
 import Testing
 import TestSupport
 
-/// Our client and gateway through our relay alone: `firezone-relay` in coturn's place, direct UDP between them
-/// dropped by nftables.
+/// Our client and gateway through our relay alone: `firezone-relay` in coturn's place, joined to the portal (which
+/// offers it with credentials from the secret it joined with), direct UDP between them dropped by nftables.
 @Suite("End to end: the client and gateway through firezone-relay (root)")
 struct EndToEndRelayTests {
-    @Test("with direct UDP dropped: ping and a checksummed 4 MiB download through our relay, then again after it restarts")
+    @Test("with direct UDP dropped: ping and a checksummed 4 MiB download through our relay, then again after it restarts with a new secret")
     func throughOurRelay() async throws {
         try await offPool {
-            #expect(EndToEndLab.configWithOurRelay.contains("stamp_secret: \(EndToEndLab.relaySecret)"))
+            #expect(EndToEndLab.configWithOurRelay.contains("relay_tokens: [\(EndToEndLab.relayToken)]")
+                    && !EndToEndLab.configWithOurRelay.contains("coturn"))
             let lab = try EndToEndLab(config: EndToEndLab.configWithOurRelay)
             defer { lab.tearDown() }
             try lab.startResourceHost()
-            try lab.startRelay()
             try lab.startPortal()
+            try lab.startRelay()
             try lab.startGateway()
             try lab.dropDirectUdp()
             try lab.startClient(["--dns-control", "disabled"])
@@ -24,22 +25,32 @@ struct EndToEndRelayTests {
                                             lab.directory + "/download")
             #expect(download.output.hasPrefix(lab.blobSha256), "\(download)\n\(lab.logs)")
             let metrics = try lab.inGateway("curl", "-sS", "--max-time", "10", "http://127.0.0.1:8089/metrics").output
-            let relayed = ["to_client", "to_peer"].compactMap { direction in
-                metrics.split(separator: "\n").first { $0.hasPrefix("firezone_relay_relayed_datagrams_total{direction=\"\(direction)\"}") }
-                    .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+            let lines = metrics.split(separator: "\n")
+            let relayed = ["to_client", "to_peer"].map { (direction: String) -> Double in
+                let prefix = "firezone_relay_relayed_datagrams_total{direction=\"\(direction)\"}"
+                guard let line = lines.first(where: { $0.hasPrefix(prefix) }), let value = line.split(separator: " ").last else { return 0 }
+                return Double(value) ?? 0
             }.reduce(0, +)
             #expect(relayed > 3000, "the download went through the relay: \(metrics)")
             #expect(EndToEndLab.droppedPackets(try lab.inGateway("nft", "list", "table", "inet", "fzblock").output) > 0)
             let established = lab.log("client").split(separator: "\n").filter { $0.contains("Connection established") }
             #expect(!established.isEmpty && established.allSatisfy { $0.contains("relay") }, "the paths name a relay: \(established)")
 
-            // The relay restarts and knows no allocation: both sides find out (437) and allocate again.
+            #expect(lab.log("portal").contains("Relay joined"), "\(lab.log("portal"))")
+            #expect(try lab.inGateway("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:8089/readyz").output == "200")
+
+            // The relay restarts with a new secret, so it is a new relay to the portal: the old one is reported gone
+            // (at once, as it comes back from the same address) and the new one offered; both sides allocate there.
             #expect(lab.stop("relay") == 0)
             try lab.startRelay(log: "relay-2")
             let restarted = Date()
             let after = try lab.pingResource(seconds: 90)
             #expect(after.replies >= 3, "\(after.output)\n\(lab.logs)")
             print("relay restart: back after \(Date().timeIntervalSince(restarted)) s")
+            for side in ["client", "gateway"] {
+                let added = lab.log(side).components(separatedBy: "Added new TURN server").count - 1
+                #expect(lab.log(side).contains("Removed TURN server") && added == 2, "\(side) swapped relays: \(lab.log(side))")
+            }
             #expect(lab.unexpectedWarnings().isEmpty, "\(lab.unexpectedWarnings())\n\(lab.logs)")
         }
     }

@@ -108,6 +108,7 @@ struct RelayBinaryTests {
                     (second.waitForExit(), try String(contentsOfFile: directory + "/b.log", encoding: .utf8)))
         }
         #expect(noAddress.0 == 1 && noAddress.1.hasPrefix("missing --public-ip4-addr or --public-ip6-addr"), "\(noAddress.1)")
-        #expect(noSecret.0 == 1 && noSecret.1.hasPrefix("missing --secret (FIREZONE_RELAY_SECRET)"), "\(noSecret.1)")
+        #expect(noSecret.0 == 1 && noSecret.1.hasPrefix("missing a portal token (FIREZONE_TOKEN) or --secret (FIREZONE_RELAY_SECRET)"),
+                "\(noSecret.1)")
     }
 }

@@ -52,6 +52,16 @@ import Testing
         #expect(url.requestTarget(publicKey: "k") == "/gateway/v2/websocket?external_id=2b6f0cc904d137be2e1730235f5664094b831186&name=Alices-MacBook-Pro&public_key=k")
     }
 
+    /// `LoginUrl::relay`: the name, then the addresses and the listening port; no `external_id`, no `public_key`.
+    @Test func relayAnnouncesItsAddressesAndNoKey() throws {
+        let url = try LoginUrl(apiUrl: "ws://portal.test:8081", mode: .relay, token: "t", device: .init(id: "unused", name: "relay 1"),
+                               relay: .init(ipv4: "203.0.113.1", ipv6: "2001:db8::1", listenPort: 3478))
+        #expect(url.requestTarget(publicKey: nil) == "/relay/websocket?name=relay+1&ipv4=203.0.113.1&ipv6=2001%3Adb8%3A%3A1&port=3478")
+        let ipv6Only = try LoginUrl(apiUrl: "ws://portal.test:8081", mode: .relay, token: "t", device: .init(id: "unused", name: "r"),
+                                    relay: .init(ipv4: nil, ipv6: "2001:db8::1", listenPort: 3479))
+        #expect(ipv6Only.requestTarget(publicKey: nil) == "/relay/websocket?name=r&ipv6=2001%3Adb8%3A%3A1&port=3479")
+    }
+
     /// Python's hashlib and urllib (independent implementations) agree with our external_id and query encoding.
     @Test func pythonAgreesWithExternalIdAndQueryEncoding() throws {
         let uuids = ["6F9619FF-8B86-D011-B42D-00C04FC964FF", "6f9619ff8b86d011b42d00c04fc964ff",

@@ -38,4 +38,18 @@ import Testing
         let coturn = Credentials.turn(secret: .coturn("coturn-secret"), publicKey: clientKey, expiresAt: 1_719_367_575)
         #expect(coturn.password == python["coturn"] as? String)
     }
+
+    /// `Portal.Relay.generate_id` in Python, written after its Elixir bit syntax rather than our byte masks.
+    @Test func relayIdsMatchThePortalsDerivation() throws {
+        let script = """
+            import hashlib, sys, uuid
+            n = int.from_bytes(hashlib.sha256(sys.argv[1].encode()).digest()[:16], "big")
+            a, b, c, d = n >> 96, (n >> 80) & 0xFFFF, (n >> 64) & 0xFFF, n & ((1 << 62) - 1)
+            print(uuid.UUID(int=(a << 96) | (b << 80) | (4 << 76) | (c << 64) | (2 << 62) | d))
+            """
+        for secret in ["stamp-secret", String(repeating: "ab", count: 32)] {
+            let python = try Shell.run("python3", "-c", script, secret).output.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(Credentials.relayId(stampSecret: secret).description == python, "\(secret)")
+        }
+    }
 }

@@ -1,8 +1,9 @@
 """aioice's TURN client against a relay: allocate, then through a channel to a UDP echo peer and back.
 
-Usage: aioice_turn_client.py RELAY_HOST RELAY_PORT SECRET PEER_HOST COUNT
+Usage: aioice_turn_client.py RELAY_HOST RELAY_PORT SECRET PEER_HOST COUNT [USERNAME PASSWORD]
 The credentials are Firezone's (spec snownet.md §3.12), derived here independently of the Swift code:
-username "<expiry>:<salt>", password base64(sha256("<expiry>:<secret>:<salt>")) without padding.
+username "<expiry>:<salt>", password base64(sha256("<expiry>:<secret>:<salt>")) without padding; or, when
+USERNAME and PASSWORD are given (SECRET then "-"), those, as a portal minted them.
 Prints "relayed <address> <count> of <count>" and exits 0 when every datagram came back from the peer's address.
 """
 import asyncio
@@ -21,7 +22,7 @@ def firezone_credentials(secret):
     return f"{expiry}:{salt}", base64.b64encode(digest).decode().rstrip("=")
 
 
-async def main(relay_host, relay_port, secret, peer_host, count):
+async def main(relay_host, relay_port, secret, peer_host, count, credentials=None):
     loop = asyncio.get_running_loop()
 
     class Echo(asyncio.DatagramProtocol):
@@ -39,7 +40,7 @@ async def main(relay_host, relay_port, secret, peer_host, count):
         def datagram_received(self, data, addr):
             received.put_nowait((data, addr[:2]))
 
-    username, password = firezone_credentials(secret)
+    username, password = credentials or firezone_credentials(secret)
     transport, _ = await turn.create_turn_endpoint(Client, server_addr=(relay_host, relay_port),
                                                    username=username, password=password)
     relayed = transport.get_extra_info("sockname")
@@ -57,5 +58,6 @@ async def main(relay_host, relay_port, secret, peer_host, count):
 
 
 if __name__ == "__main__":
-    ok = asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])))
+    given = (sys.argv[6], sys.argv[7]) if len(sys.argv) == 8 else None
+    ok = asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), given))
     sys.exit(0 if ok else 1)

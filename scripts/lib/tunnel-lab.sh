@@ -81,10 +81,8 @@ policies:
 YAML
     case $relay in
     ours)
-        # The portal mints Firezone credentials from the relay's stamp secret; the relay derives the same.
-        printf 'relays:\n  - name: ours\n    addresses: ["10.99.0.2:3478"]\n    stamp_secret: demo-relay-secret\n' >>"$work/portal.yaml"
-        start "$G" relay.log "$bin/firezone-relay" --public-ip4-addr 10.99.0.2 --secret demo-relay-secret --health-check-addr 127.0.0.1:8089
-        wait_for relay.log "Listening for incoming traffic on UDP port 3478"
+        # The relay joins the portal (below) with a secret of its own; the portal mints credentials from it.
+        printf 'relay_tokens: [relay-token-demo]\n' >>"$work/portal.yaml"
         ;;
     coturn)
         printf 'relays:\n  - name: coturn\n    addresses: ["10.99.0.2:3478"]\n    coturn_secret: demo-turn-secret\n' >>"$work/portal.yaml"
@@ -96,6 +94,11 @@ YAML
     esac
     start "$G" portal.log "$bin/firezone-portal" --config "$work/portal.yaml" --listen 10.99.0.2:8081 --database "$work/portal.sqlite"
     wait_for portal.log "listening on 10.99.0.2:8081"
+    if [[ $relay == ours ]]; then
+        start "$G" relay.log env FIREZONE_API_URL=ws://10.99.0.2:8081 FIREZONE_NAME=demo-relay \
+            "$bin/firezone-relay" --public-ip4-addr 10.99.0.2 --health-check-addr 127.0.0.1:8089 relay-token-demo
+        wait_for relay.log "Connected to portal"
+    fi
     [[ ${LAB_QUIET:-0} == 1 ]] || echo "portal listening on ws://10.99.0.2:8081, $relay relay on 10.99.0.2:3478"
 
     lab_step "firezone-gateway"

@@ -8,8 +8,9 @@ import SansIO
 import TurnRelay
 import UnixSignals
 
-/// `firezone-relay`: a TURN relay with Firezone's semantics on UDP port 3478 (spec `snownet.md` §3.11, §3.12).
-/// Exit 0 after SIGINT/SIGTERM, 1 on a fatal error (printed to stderr), 64 on bad usage.
+/// `firezone-relay`: a TURN relay with Firezone's semantics on UDP port 3478 (spec `snownet.md` §3.11, §3.12),
+/// joined to a portal when given a token. Exit 0 after SIGINT/SIGTERM, 1 on a fatal error (printed to stderr), 64 on
+/// bad usage.
 @main
 struct RelayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,7 +24,8 @@ struct RelayCommand: AsyncParsableCommand {
     func run() async throws {
         let options: RelayOptions
         do {
-            options = try RelayOptions.resolve(arguments, environment: ProcessInfo.processInfo.environment)
+            options = try RelayOptions.resolve(arguments, environment: ProcessInfo.processInfo.environment,
+                                               hostname: ProcessInfo.processInfo.hostName)
         } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(1)
@@ -56,7 +58,11 @@ struct RelayCommand: AsyncParsableCommand {
             "version": "\(ProtocolLevel.toolkit)", "public_ip4": "\(options.publicIPv4.map { "\($0)" } ?? "none")",
             "public_ip6": "\(options.publicIPv6.map { "\($0)" } ?? "none")", "ports": "\(options.ports.lowerBound)-\(options.ports.upperBound)",
             "credentials": "\(options.credentials.rawValue)", "open_files": "\(openFiles)",
+            "portal": "\(options.portal.map { _ in "yes" } ?? "none (fixed secret)")",
         ])
+        let link = try options.portal.map { portal in
+            try RelayPortalLink(options: options, portal: portal, version: ProtocolLevel.toolkit, logger: logger)
+        }
         logger.info("Listening for incoming traffic on UDP port \(options.listenPort)",
                     metadata: ["addresses": "\(loop.listeningAddresses.map(\.description).joined(separator: ", "))"])
         let finished = DispatchSemaphore(value: 0)
@@ -69,18 +75,38 @@ struct RelayCommand: AsyncParsableCommand {
             finished.wait()
         }
         let metrics = RelayMetrics.make()
-        let health = HealthCheck(at: options.healthCheckAddress, label: "firezone_relay::health") { metrics.render(loop.snapshot) }
+        let health = HealthCheck(at: options.healthCheckAddress, label: "firezone_relay::health", ready: { link?.isReady ?? true }) {
+            metrics.render(loop.snapshot)
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await health.run() }
+            if let link {
+                // Not a child task: cancelling the channel's task would cut its connection instead of closing it.
+                let portal = Task { try await link.run() }
+                group.addTask {
+                    do {
+                        try await portal.value
+                    } catch {
+                        throw PortalFailure(reason: "\(error)")
+                    }
+                }
+            }
             group.addTask {
                 for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
                     logger.info("Received \(signal == .sigterm ? "SIGTERM" : "SIGINT")")
                     return
                 }
             }
-            // The first to finish: a signal, or the health check failing (its address taken).
+            // The first to finish: a signal, the health check failing (its address taken), or the portal refusing us.
+            defer { group.cancelAll() }
             try await group.next()
-            group.cancelAll()
+            link?.close()
         }
     }
+}
+
+/// The portal refused the relay for good, or stayed away longer than the partition time.
+struct PortalFailure: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { "Portal connection failed: \(reason)" }
 }

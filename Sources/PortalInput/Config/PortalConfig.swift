@@ -12,6 +12,8 @@ public struct PortalConfig: Sendable, Equatable {
     public var resources: [ResourceConfig]
     public var policies: [PolicyConfig]
     public var relays: [RelayConfig]
+    /// Tokens relays join with (`relay_tokens`); a joined relay is offered with the configured ones while it stays.
+    public var relayTokens: [String]
     /// Plain-DNS upstreams sent to clients (`upstream_do53`); empty means the system's.
     public var upstreamDns: [IpAddress]
     /// How long an authorized flow lasts (`expires_at` of `authorize_flow` and the client's TURN credentials).
@@ -19,13 +21,14 @@ public struct PortalConfig: Sendable, Equatable {
 
     public init(accountSlug: String = "dev", sites: [SiteConfig] = [], actors: [ActorConfig] = [],
                 resources: [ResourceConfig] = [], policies: [PolicyConfig] = [], relays: [RelayConfig] = [],
-                upstreamDns: [IpAddress] = [], accessLifetime: Duration = .seconds(7 * 86_400)) {
+                relayTokens: [String] = [], upstreamDns: [IpAddress] = [], accessLifetime: Duration = .seconds(7 * 86_400)) {
         self.accountSlug = accountSlug
         self.sites = sites
         self.actors = actors
         self.resources = resources
         self.policies = policies
         self.relays = relays
+        self.relayTokens = relayTokens
         self.upstreamDns = upstreamDns
         self.accessLifetime = accessLifetime
     }

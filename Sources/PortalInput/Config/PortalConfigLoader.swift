@@ -31,7 +31,7 @@ extension PortalConfig {
         }
         let top = try Fields(root, "the configuration",
                              allowed: ["account_slug", "upstream_dns", "access_lifetime_seconds", "sites", "actors",
-                                       "resources", "policies", "relays"])
+                                       "resources", "policies", "relays", "relay_tokens"])
         self.init()
         accountSlug = try top.string("account_slug") ?? "dev"
         upstreamDns = try top.list("upstream_dns").map { node throws(ConfigError) in
@@ -57,6 +57,8 @@ extension PortalConfig {
         }
         relays = try top.list("relays").map(Self.relay)
         try unique(relays.map(\.name), top.list("relays"), what: "relay name")
+        relayTokens = try top.list("relay_tokens").map { node throws(ConfigError) in try scalarString(node) }
+        try unique(relayTokens, top.list("relay_tokens"), what: "relay token")
     }
 
     /// The deepest `[`/`{` nesting a configuration may use. Yams composes nodes recursively, so a file of a few

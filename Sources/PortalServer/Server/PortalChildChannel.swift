@@ -12,7 +12,7 @@ import NIOWebSocket
 /// `code` clients act on (spec §8), so this channel records the refusal and writes it.
 struct PortalChildChannel: ServerChildChannel {
     enum Negotiated: Sendable {
-        case webSocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, PortalSession, AcceptedConnection)
+        case webSocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, WebSocketSession)
         case http(NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, ConnectRequest.Refusal?)
     }
 
@@ -22,11 +22,11 @@ struct PortalChildChannel: ServerChildChannel {
     }
 
     private enum Verdict: Sendable {
-        case accepted(PortalSession, AcceptedConnection)
+        case accepted(WebSocketSession)
         case refused(ConnectRequest.Refusal)
     }
 
-    let endpoints: [String: PortalSession]
+    let endpoints: [String: any PortalEndpoint]
     static let maxFrameSize = 1 << 20
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
@@ -38,13 +38,13 @@ struct PortalChildChannel: ServerChildChannel {
                     let promise = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
                     promise.completeWithTask {
                         let path = String(head.uri.prefix { $0 != "?" })
-                        guard let session = endpoints[path] else {
+                        guard let endpoint = endpoints[path] else {
                             verdict.withLockedValue { $0 = .refused(.init(status: 404, code: "not_found", detail: "Not found")) }
                             return nil
                         }
                         do {
-                            let accepted = try await session.accept(uri: head.uri, headers: head.headers)
-                            verdict.withLockedValue { $0 = .accepted(session, accepted) }
+                            let session = try await endpoint.accept(uri: head.uri, headers: head.headers)
+                            verdict.withLockedValue { $0 = .accepted(session) }
                             return HTTPHeaders()
                         } catch let refusal as ConnectRequest.Refusal {
                             verdict.withLockedValue { $0 = .refused(refusal) }
@@ -55,10 +55,10 @@ struct PortalChildChannel: ServerChildChannel {
                 },
                 upgradePipelineHandler: { channel, _ in
                     channel.eventLoop.makeCompletedFuture {
-                        guard case .accepted(let session, let accepted)? = verdict.withLockedValue({ $0 }) else {
+                        guard case .accepted(let session)? = verdict.withLockedValue({ $0 }) else {
                             throw ChannelError.inappropriateOperationForState
                         }
-                        return .webSocket(try NIOAsyncChannel(wrappingChannelSynchronously: channel), session, accepted)
+                        return .webSocket(try NIOAsyncChannel(wrappingChannelSynchronously: channel), session)
                     }
                 })
             let upgrade = NIOTypedHTTPServerUpgradeConfiguration(
@@ -81,14 +81,14 @@ struct PortalChildChannel: ServerChildChannel {
     func handle(value: Value, logger: Logger) async {
         do {
             switch try await value.negotiated.get() {
-            case .webSocket(let channel, let session, let accepted):
+            case .webSocket(let channel, let session):
                 _ = try await WebSocketHandler.handle(
                     type: .server,
                     configuration: .init(extensions: [], autoPing: .disabled, closeTimeout: .seconds(2), validateUTF8: true,
                                          maxFrameSize: Self.maxFrameSize),
                     asyncChannel: channel, context: PortalWebSocketContext(logger: logger)
                 ) { inbound, outbound, _ in
-                    try await session.run(inbound: inbound, outbound: outbound, accepted: accepted)
+                    try await session(inbound, outbound)
                 }
             case .http(let channel, let refusal):
                 try await Self.answer(channel, refusal: refusal)
@@ -121,6 +121,14 @@ struct PortalChildChannel: ServerChildChannel {
             try await outbound.write(.end(nil))
         }
     }
+}
+
+/// What runs on an upgraded connection until it ends.
+typealias WebSocketSession = @Sendable (WebSocketInboundStream, WebSocketOutboundWriter) async throws -> Void
+
+/// One WebSocket path of the portal: the upgrade checks, and the session that runs once they pass.
+protocol PortalEndpoint: Sendable {
+    func accept(uri: String, headers: HTTPHeaders) async throws(ConnectRequest.Refusal) -> WebSocketSession
 }
 
 struct PortalWebSocketContext: WebSocketContext {

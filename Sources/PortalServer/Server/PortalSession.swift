@@ -13,14 +13,19 @@ struct AcceptedConnection: Sendable {
 /// One role's WebSocket endpoint of one API generation: the upgrade checks, then a Phoenix V1 session against
 /// ``PortalState``. A message named for the other generation is answered `unknown_message`, as the newest
 /// portal answers it.
-struct PortalSession: Sendable {
+struct PortalSession: PortalEndpoint {
     let role: ConnectRequest.Role
     let api: PortalApi
     let state: PortalState
     let store: DeviceStore
 
     /// The real portal's checks, in its order: token (401), then device fields and User-Agent (400).
-    func accept(uri: String, headers: HTTPHeaders) async throws(ConnectRequest.Refusal) -> AcceptedConnection {
+    func accept(uri: String, headers: HTTPHeaders) async throws(ConnectRequest.Refusal) -> WebSocketSession {
+        let accepted = try await check(uri: uri, headers: headers)
+        return { inbound, outbound in try await run(inbound: inbound, outbound: outbound, accepted: accepted) }
+    }
+
+    private func check(uri: String, headers: HTTPHeaders) async throws(ConnectRequest.Refusal) -> AcceptedConnection {
         let config = await state.config
         let role = self.role
         let request = try ConnectRequest(

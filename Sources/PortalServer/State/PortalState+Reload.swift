@@ -4,7 +4,7 @@ extension PortalState {
     /// Applies a new configuration (SIGHUP) and pushes what changed to everyone connected: resource diffs to
     /// clients, `resource_updated` and `reject_access` to gateways, `relays_presence` to both, `config_changed`
     /// for new DNS upstreams; to a client whose token was removed `disconnect` `token_expired` (v2) or `phx_close`
-    /// (v1), and `phx_close` to a gateway whose token was removed.
+    /// (v1), and `phx_close` to a gateway or relay whose token was removed.
     public func reload(_ new: PortalConfig) {
         let old = config
         config = new
@@ -36,6 +36,11 @@ extension PortalState {
             gateway.outbox.push(topic: "gateway", event: "phx_close", payload: "{}")
             gateway.outbox.finish()
             forgetGateway(gateway.id)
+        }
+        // A relay whose token is gone loses its connection; its leave is reported as any other.
+        for relay in joinedRelays.values where !config.relayTokens.contains(relay.request.token) {
+            relay.outbox.push(topic: "relay", event: "phx_close", payload: "{}")
+            relay.outbox.finish()
         }
     }
 
@@ -90,14 +95,6 @@ extension PortalState {
     /// fresh credentials.
     private func pushRelaysPresence(old: PortalConfig) {
         let current = Dictionary(uniqueKeysWithValues: config.relays.map { ($0.id, $0) })
-        let gone = old.relays.filter { current[$0.id] != $0 }.map(\.id)
-        for client in clients.values {
-            let relays = relays(for: client.publicKey, expiresAt: Self.relayCredentialsExpireAt)
-            push(.relaysPresence(RelaysPresence(disconnectedIds: gone, connected: relays)), to: client)
-        }
-        for gateway in gateways.values {
-            let relays = relays(for: gateway.publicKey, expiresAt: Self.relayCredentialsExpireAt)
-            push(.relaysPresence(RelaysPresence(disconnectedIds: gone, connected: relays)), to: gateway)
-        }
+        broadcastRelays(disconnected: old.relays.filter { current[$0.id] != $0 }.map(\.id))
     }
 }

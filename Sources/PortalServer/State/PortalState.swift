@@ -16,6 +16,13 @@ public actor PortalState {
     let wallClock: @Sendable () -> Int64
     var clients: [ClientId: ClientSession] = [:]
     var gateways: [GatewayId: GatewaySession] = [:]
+    /// Relays connected to the portal, by the id their secret gives them.
+    var joinedRelays: [RelayId: RelaySession] = [:]
+    /// Relays whose leave is held back (``relayLeaveDebounce``) in case they reconnect.
+    var leavingRelays: [RelayId: LeavingRelay] = [:]
+    /// How long a relay's leave is held back before clients and gateways hear of it (Firezone: 3 s).
+    let relayLeaveDebounce: Duration
+    var relayLeaveGeneration: UInt64 = 0
     /// Flows, candidates and authorisations: the rule every portal follows.
     var broker = FlowBroker(random: SplitMix64(seed: UInt64.random(in: 0...UInt64.max)))
     /// Frames that did not decode, and messages whose payload did not.
@@ -33,8 +40,10 @@ public actor PortalState {
     let ingestKey = SymmetricKey(size: .bits256)
 
     public init(config: PortalConfig, store: DeviceStore, logger: Logger,
-                wallClock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
+                wallClock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
+                relayLeaveDebounce: Duration = .seconds(3)) {
         self.config = config
+        self.relayLeaveDebounce = relayLeaveDebounce
         self.store = store
         self.logger = logger
         self.wallClock = wallClock
@@ -51,9 +60,9 @@ public actor PortalState {
         malformedCount += 1
     }
 
-    /// The connected clients' and gateways' ids, for tests and logs.
-    public var connected: (clients: [ClientId], gateways: [GatewayId]) {
-        (clients.keys.sorted(), gateways.keys.sorted())
+    /// The connected clients', gateways' and relays' ids, for tests and logs.
+    public var connected: (clients: [ClientId], gateways: [GatewayId], relays: [RelayId]) {
+        (clients.keys.sorted(), gateways.keys.sorted(), joinedRelays.keys.sorted())
     }
 
     // MARK: Joining and leaving
@@ -110,6 +119,7 @@ public actor PortalState {
     public func left(outbox: Outbox) {
         for client in clients.values where client.outbox === outbox { forgetClient(client.id) }
         for gateway in gateways.values where gateway.outbox === outbox { forgetGateway(gateway.id) }
+        for relay in joinedRelays.values where relay.outbox === outbox { relayLeft(relay) }
     }
 
     func forgetClient(_ id: ClientId) {
@@ -199,14 +209,28 @@ public actor PortalState {
                         upstreamDns: config.upstreamDns.map { LegacyDnsUpstream(address: SocketAddress(ip: $0, port: 53)) })
     }
 
-    /// Every configured relay, once per address, with credentials for `publicKey`.
+    /// Every configured relay, then every joined one, once per address, with credentials for `publicKey`.
     func relays(for publicKey: PublicKey, expiresAt: Int64, in config: PortalConfig? = nil) -> [Relay] {
-        (config ?? self.config).relays.flatMap { relay in
-            relay.addresses.map { address in
-                let credentials = Credentials.turn(secret: relay.secret, publicKey: publicKey, expiresAt: expiresAt)
-                return Relay.turn(TurnRelay(id: relay.id, address: address, username: credentials.username,
+        let configured = (config ?? self.config).relays.map { ($0.id, $0.addresses, $0.secret) }
+        let joined = joinedRelays.values.sorted { $0.id < $1.id }.map { ($0.id, $0.request.addresses, RelayConfig.Secret.stamp($0.secret)) }
+        return (configured + joined).flatMap { id, addresses, secret in
+            addresses.map { address in
+                let credentials = Credentials.turn(secret: secret, publicKey: publicKey, expiresAt: expiresAt)
+                return Relay.turn(TurnRelay(id: id, address: address, username: credentials.username,
                                             password: credentials.password, expiresAt: expiresAt))
             }
+        }
+    }
+
+    /// `relays_presence` to every client and gateway: `disconnected` gone, every current relay (re)sent.
+    func broadcastRelays(disconnected: [RelayId]) {
+        for client in clients.values {
+            let relays = relays(for: client.publicKey, expiresAt: Self.relayCredentialsExpireAt)
+            push(.relaysPresence(RelaysPresence(disconnectedIds: disconnected, connected: relays)), to: client)
+        }
+        for gateway in gateways.values {
+            let relays = relays(for: gateway.publicKey, expiresAt: Self.relayCredentialsExpireAt)
+            push(.relaysPresence(RelaysPresence(disconnectedIds: disconnected, connected: relays)), to: gateway)
         }
     }
 

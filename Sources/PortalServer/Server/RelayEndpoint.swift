@@ -1,0 +1,56 @@
+import NIOHTTP1
+import PhoenixChannel
+import PortalMessages
+import WSCore
+
+/// `/relay/websocket` (Firezone's `PortalAPI.Relay.Socket` and `Channel`): a relay token and addresses checked
+/// at the upgrade, then the relay joins topic `relay` with its stamp secret and gets `init`. Anything else it
+/// sends on the topic is answered `unknown_message`.
+struct RelayEndpoint: PortalEndpoint {
+    let state: PortalState
+
+    func accept(uri: String, headers: HTTPHeaders) async throws(ConnectRequest.Refusal) -> WebSocketSession {
+        let tokens = await state.config.relayTokens
+        let request = try RelayConnectRequest(query: QueryString.parse(uri), authorization: headers.first(name: "X-Authorization"),
+                                              userAgent: headers.first(name: "User-Agent"), tokenIsKnown: { tokens.contains($0) })
+        return { inbound, outbound in try await run(inbound: inbound, outbound: outbound, request: request) }
+    }
+
+    private func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, request: RelayConnectRequest) async throws {
+        let outbox = Outbox()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await text in outbox.frames { try await outbound.write(.text(text)) }
+                try? await outbound.close(.normalClosure, reason: nil)
+            }
+            for try await message in inbound.messages(maxSize: PortalChildChannel.maxFrameSize) {
+                guard case .text(let text) = message, let frame = try? PhoenixInbound<RelayEgress>(decoding: text) else {
+                    await state.countMalformedFrame()
+                    continue
+                }
+                await handle(frame, request: request, outbox: outbox)
+            }
+            outbox.finish()
+            await state.left(outbox: outbox)
+            group.cancelAll()
+        }
+    }
+
+    private func handle(_ frame: PhoenixInbound<RelayEgress>, request: RelayConnectRequest, outbox: Outbox) async {
+        switch (frame.topic, frame.payload) {
+        case ("phoenix", .success(.heartbeat)):
+            outbox.send(frame.reply(status: "ok"))
+        case ("relay", .success(.join(let join))):
+            outbox.send(frame.reply(status: "ok"))
+            await state.relayJoined(request, join: join, outbox: outbox)
+        case ("relay", .success(.leave)):
+            outbox.send(frame.reply(status: "ok"))
+            await state.left(outbox: outbox)
+        case ("relay", .failure(let error)):
+            if case .malformed? = error.underlying as? PortalMessageError { await state.countMalformedFrame() }
+            outbox.send(frame.reply(status: "error", response: #"{"reason":"unknown_message"}"#))
+        default:
+            outbox.send(frame.reply(status: "error", response: #"{"reason":"unmatched topic"}"#))
+        }
+    }
+}
