@@ -102,7 +102,9 @@ final class Connection<PeerId: Hashable & Sendable> {
     func nextDeadline() -> Instant? {
         var deadlines: [Instant] = []
         if case .failed(_, let at) = state { return at }
-        if !hasRemoteCandidates { deadlines.append(createdAt + Self.candidateTimeout) }
+        if !hasRemoteCandidates || (socket == nil && agent.localCandidates.isEmpty) {
+            deadlines.append(createdAt + Self.candidateTimeout)
+        }
         if let since = disconnectedSince { deadlines.append(since + Self.disconnectTimeout) }
         if case .connected(_, let lastActivity) = state, agent.state == .connected {
             deadlines.append(lastActivity + Self.maxIdle)
@@ -114,6 +116,11 @@ final class Connection<PeerId: Hashable & Sendable> {
     func checkDeadlines(now: Instant) {
         if !hasRemoteCandidates, now >= createdAt + Self.candidateTimeout {
             fail(.noCandidatesReceived, now: now)
+        }
+        // Host and server-reflexive candidates come from the relays' answers: with none, the agent has no pair to
+        // check and would never leave checking.
+        if socket == nil, agent.localCandidates.isEmpty, now >= createdAt + Self.candidateTimeout {
+            fail(.noLocalCandidates, now: now)
         }
         if let since = disconnectedSince, now >= since + Self.disconnectTimeout {
             fail(.iceTimeout, now: now)

@@ -111,12 +111,15 @@ public enum NodeEvent<PeerId: Hashable & Sendable>: Hashable, Sendable {
 /// Why a connection failed (spec §1.4).
 public enum ConnectionFailure: Hashable, Sendable, CustomStringConvertible {
     case noCandidatesReceived
+    /// No relay answered, so the node learnt no address of its own to offer.
+    case noLocalCandidates
     case iceTimeout
     case wireGuardExpired
 
     public var description: String {
         switch self {
         case .noCandidatesReceived: "no candidates received within 10 s"
+        case .noLocalCandidates: "no candidates of our own within 10 s"
         case .iceTimeout: "ICE disconnected for 2 s"
         case .wireGuardExpired: "WireGuard could not establish a session"
         }
