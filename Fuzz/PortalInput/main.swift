@@ -1,7 +1,8 @@
 // libFuzzer harness for what the development portal reads: byte 0 picks the input, the rest is its text.
 //   even: a YAML configuration file. It parses or throws a ConfigError whose line lies within the file.
-//   odd:  an upgrade request as "request-target\nUser-Agent". The query decodes and the connect checks pass
-//         or refuse with 401 or 400, never anything else, and the refusal's problem details are JSON.
+//   odd:  an upgrade request as "request-target\nUser-Agent". The query decodes and the connect checks (a client's
+//         and a relay's) pass or refuse with 401 or 400, never anything else, and the refusal's problem details
+//         are JSON; a relay let in has an address.
 // Never a crash or a hang. Build and run with `scripts/fuzz PortalInput [seconds]`.
 import Foundation
 import PortalInput
@@ -27,6 +28,13 @@ public func fuzzPortalInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     } catch {
         precondition(error.status == 401 || error.status == 400, "unexpected status \(error.status)")
         precondition((try? JSONSerialization.jsonObject(with: Data(error.problemJson.utf8))) is [String: Any], "problem details are a JSON object")
+    }
+    do {
+        let relay = try RelayConnectRequest(query: query, authorization: nil, userAgent: parts.count > 1 ? String(parts[1]) : nil,
+                                            tokenIsKnown: { $0 == "known" })
+        precondition(!relay.addresses.isEmpty && relay.addresses.allSatisfy { $0.port == relay.port && $0.port != 0 }, "a relay has an address")
+    } catch {
+        precondition(error.status == 401 || error.status == 400, "unexpected status \(error.status)")
     }
     return 0
 }

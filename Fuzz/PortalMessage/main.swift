@@ -1,5 +1,5 @@
 // libFuzzer harness for portal input: a WebSocket text frame as the portal (or, for the dev portal, a client
-// or gateway) might send it. Decoding never crashes or hangs; the server-side decoding echoes refs in replies; a
+// gateway or relay) might send it. Decoding never crashes or hangs; the server-side decoding echoes refs in replies; a
 // frame that decodes re-encodes into text that decodes equal; a role message decoded inside its frame (one
 // parse) equals the one decoded from the payload text alone; and it re-encodes into a payload that decodes
 // equal, for all four directions. Build and run with `scripts/fuzz PortalMessage [seconds]`.
@@ -14,9 +14,15 @@ public func fuzzPortalMessage(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt
     // The dev portal's view, as its sessions decode: a reply echoes the ref and join_ref and is itself a frame.
     echoesRefs(PhoenixServerPayload<ClientEgress>.self, text)
     echoesRefs(PhoenixServerPayload<GatewayEgress>.self, text)
+    echoesRefs(RelayEgress.self, text)
     // The client's and gateway's view: their channels decode pushes straight into their messages.
     receive(ClientIngress.self, text)
     receive(GatewayIngress.self, text)
+    receive(RelayIngress.self, text)
+    if case .success(.join(let join))? = try? PhoenixInbound<RelayEgress>(decoding: text).payload {
+        let again = try? PhoenixInbound<RelayEgress>(decoding: PhoenixFrame(topic: "relay", event: "phx_join", payload: join.json, ref: 1).encoded())
+        precondition(again.map { (try? $0.payload.get()) == .join(join) } == true, "a relay's join round trips")
+    }
     guard let frame = try? PhoenixFrame(decoding: text) else { return 0 }
     guard let again = try? PhoenixFrame(decoding: frame.encoded()) else { fatalError("our encoding of a decoded frame does not decode") }
     precondition(again == frame, "re-encoded frame decodes equal")

@@ -55,6 +55,10 @@ struct TunnelStateMachineTests {
         // Relayed only, idle past a channel's lifetime: the client never bound its peer again (shrunk to dnsTraffic,
         // portalReconnect, idle(630 s), idle(589 s), portalReconnect, dnsTraffic).
         "212aac7426dee0e0e0cecececee0e0e0e0e0e0e0e01700000000000000e00000004ae0e0e0e0e0e0e0e0e0e0e02acececece4677c9e38765c90032774e2e01e0e0e0e0e0e0e02acececece4677c9e38765c90032774e2e010200c0af6089b20200c0af6089b23ee6de31fffe10e3",
+        // A client restarted without its proxy IPs: a name numbered onto another name's old proxies cleared the whole
+        // gateway NAT, the name set up after the restart included (shrunk to dnsTraffic(host0), dnsTraffic(host2, TCP),
+        // restart(keepingProxyIps: false), dnsTraffic(host0), dnsTraffic(host1, TCP), dnsTraffic(host0)).
+        "a81f4eec2aada552525252525252525252525252525252525252525252cf8cbecb5252525252525252524f7074696f6e616c525252525252cf9d9d999d9d9d9d9d9df19d9d9d9d9d9d9d9d9d9d9d9d9d9d9d9d8c1b000000000000005252525252525252",
     ])
     func fuzzerFindings(hex: String) async throws {
         let bytes = stride(from: 0, to: hex.filter { $0 != " " }.count, by: 2).map { offset in

@@ -36,14 +36,19 @@ public struct GatewayDnsNat: Sendable {
 
     /// Maps the Client's proxy IPs for `domain` onto its resolved IPs: proxies and addresses sorted, each
     /// family cycling through its resolved addresses. A proxy IP already translating another domain means
-    /// the Client re-numbered (it restarted), and everything is cleared first. Open sessions keep their real IP.
+    /// the Client re-numbered (it restarted): those proxies' translations and sessions are cleared first. Open
+    /// sessions of a re-resolved domain keep their real IP.
     public mutating func setupNat(domain: DnsName, resource: DnsResource, resolved: [IpAddress], proxyIps: [IpAddress]) throws(SetupError) {
         guard resource.pattern.matches(domain) else {
             throw .domainDoesNotMatchPattern(domain: domain, pattern: resource.pattern)
         }
-        if proxyIps.contains(where: { translations[$0].map { $0.domain != domain } ?? false }) {
-            translations.removeAll()
-            table.removeAll()
+        let renumbered = Set(proxyIps.filter { translations[$0].map { $0.domain != domain } ?? false })
+        if !renumbered.isEmpty {
+            // Only the proxies that now name another domain are stale: the Client assigns every proxy IP before it
+            // uses it, and what it assigned since it restarted must survive (Firezone clears everything, which
+            // breaks the domains set up between the restart and the first collision).
+            for proxy in renumbered { translations[proxy] = nil }
+            table.removeSessions(to: renumbered)
             renumberCount += 1
         }
         let resolvedV4 = resolved.filter { $0.version == .v4 }.sorted()

@@ -123,11 +123,13 @@ public struct GatewayNatTable: Sendable {
         }
     }
 
-    /// Forgets every session (the Client re-numbered its proxy IPs).
-    public mutating func removeAll() {
-        for session in sessions.values { expiredOutside.insert(session.outside) }
-        sessions.removeAll()
-        insideByOutside.removeAll()
+    /// Forgets the sessions to these proxy IPs (the Client re-numbered them); their late replies are dropped.
+    public mutating func removeSessions(to proxies: Set<IpAddress>) {
+        for (inside, session) in sessions where proxies.contains(inside.proxyIp) {
+            sessions[inside] = nil
+            insideByOutside[session.outside] = nil
+            expiredOutside.insert(session.outside)
+        }
     }
 
     /// The Client's own port if free, else the next free one: p, p+1, …, 65535, 1, …, p−1.
