@@ -46,10 +46,13 @@ struct RelayBinaryTests {
         }, uniquingKeysWith: { first, _ in first })
     }
 
-    @Test("coturn's turnutils_uclient, 4 clients with REST API credentials, 50 datagrams each to turnutils_peer and back")
-    func turnutilsClient() async throws {
+    /// An IPv4 relayed address to an IPv4 peer, or (`-x`, RFC 6156's REQUESTED-ADDRESS-FAMILY) an IPv6 one to an
+    /// IPv6 peer, the client reaching the relay over IPv4 either way.
+    @Test("coturn's turnutils_uclient, 4 clients with REST API credentials, 50 datagrams each to turnutils_peer and back",
+          arguments: [(peer: "127.0.0.1", flags: [String]()), (peer: "::1", flags: ["-x"])])
+    func turnutilsClient(peer peerAddress: String, flags: [String]) async throws {
         let outcome = try await Self.withRelay(credentials: "coturn-rest-api") { namespace, directory in
-            let peer = try Binaries.start(["turnutils_peer", "-L", "127.0.0.1", "-p", "3480"], in: namespace,
+            let peer = try Binaries.start(["turnutils_peer", "-L", peerAddress, "-p", "3480"], in: namespace,
                                           log: directory + "/peer.log", system: true)
             defer { peer.terminateAndWait() }
             // turnutils_peer says nothing when it is ready: wait until its socket is there (on a loaded machine the
@@ -60,8 +63,9 @@ struct RelayBinaryTests {
                 usleep(20_000)
             }
             // -c: no RTCP pair (its RESERVATION-TOKEN is not implemented, as in Firezone's relay).
-            let client = try Shell.run(["ip", "netns", "exec", namespace.name, "turnutils_uclient", "-c", "-W", Self.secret, "-u", "alice",
-                                        "-e", "127.0.0.1", "-r", "3480", "-n", "50", "-m", "4", "-l", "200", "127.0.0.1"], allowFailure: true)
+            let client = try Shell.run(["ip", "netns", "exec", namespace.name, "turnutils_uclient", "-c", "-W", Self.secret, "-u", "alice"]
+                                       + flags + ["-e", peerAddress, "-r", "3480", "-n", "50", "-m", "4", "-l", "200", "127.0.0.1"],
+                                       allowFailure: true)
             return (client.output, try Self.metrics(namespace))
         }
         let (output, metrics) = outcome.result
@@ -74,6 +78,8 @@ struct RelayBinaryTests {
         // Each uclient client holds two allocations and deletes the one with its channels when it is done.
         #expect(metrics["firezone_relay_allocations"] == 4 && metrics["firezone_relay_channels"] == 0, "\(metrics)")
         #expect(outcome.log.components(separatedBy: "Freeing allocation").count - 1 >= 4, "\(outcome.log)")
+        let family = flags.contains("-x") ? "family=IPv6" : "family=IPv4"
+        #expect(outcome.log.components(separatedBy: family).count - 1 >= 4, "every allocation of the \(family) kind: \(outcome.log)")
         #expect(outcome.status == 0 && outcome.log.contains("INFO firezone_relay: Goodbye!"), "\(outcome.log)")
         #expect(!outcome.log.contains(" WARN ") && !outcome.log.contains(" ERROR "), "\(outcome.log)")
         #expect(outcome.packets > 200 && outcome.problems.isEmpty, "\(outcome.packets) packets; tshark: \(outcome.problems)")
