@@ -25,7 +25,13 @@ public final class RelayCore {
     public let configuration: RelayConfiguration
     public internal(set) var statistics = RelayStatistics()
 
-    var allocations: [SocketAddress: Allocation] = [:]
+    /// Every change to an allocation or its channels may move the next deadline: forget the cached one.
+    var allocations: [SocketAddress: Allocation] = [:] {
+        didSet { cachedTimeout = nil }
+    }
+    /// ``pollTimeout()``'s answer (itself optional) until an allocation changes: relaying changes none, and the IO
+    /// loop asks on every round, which would otherwise walk every allocation and channel each time.
+    private var cachedTimeout: Instant??
     var clientByPort: [UInt16: SocketAddress] = [:]
     var clientByUsername: [String: SocketAddress] = [:]
     var nonces: [SocketAddress: Nonce] = [:]
@@ -105,10 +111,12 @@ public final class RelayCore {
                 channelCount -= 1
             }
         }
+        cachedTimeout = nil
     }
 
     /// The next expiry of an allocation or a channel's cool-down.
     public func pollTimeout() -> Instant? {
+        if let cached = cachedTimeout { return cached }
         var earliest: Instant?
         for allocation in allocations.values {
             earliest = min(earliest ?? allocation.expires, allocation.expires)
@@ -116,6 +124,7 @@ public final class RelayCore {
                 earliest = min(earliest ?? channel.expires, channel.expires + Self.channelCoolDown)
             }
         }
+        cachedTimeout = .some(earliest)
         return earliest
     }
 
