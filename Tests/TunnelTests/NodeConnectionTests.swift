@@ -16,10 +16,12 @@ final class TwoPeers {
     let gateway: SimulatedNode
 
     /// `gatewayNat` puts the gateway behind a NAT at 198.51.100.77; `forwardGatewayPort` forwards its listen
-    /// port there.
+    /// port there; `dropping` drops datagrams from the start, before the first allocation.
     init(seed: UInt64 = 1, clientNat: SimulatedNat.Behaviour? = nil, gatewayPort: UInt16 = 51820,
-         gatewayNat: SimulatedNat.Behaviour? = nil, forwardGatewayPort: Bool = false, twoRelays: Bool = false) {
+         gatewayNat: SimulatedNat.Behaviour? = nil, forwardGatewayPort: Bool = false, twoRelays: Bool = false,
+         dropping: ((Datagram) -> Bool)? = nil) {
         simulation = Simulation(seed: seed)
+        if let dropping { simulation.dropRules.append(dropping) }
         relay = RelayHost(id: "relay-1", ip: IpAddress("192.0.2.1")!)
         simulation.attach(relay, at: relay.ip)
         spareRelay = twoRelays ? RelayHost(id: "relay-2", ip: IpAddress("192.0.2.2")!) : nil
@@ -204,25 +206,13 @@ struct NodeConnectionTests {
 
     @Test("a connection whose node learnt no address of its own (its relay never answered it) fails after 10 s")
     func noLocalCandidates() throws {
-        let simulation = Simulation(seed: 7)
-        let relay = RelayHost(id: "relay-7", ip: IpAddress("192.0.2.7")!)
-        simulation.attach(relay, at: relay.ip)
-        let signalling = StubSignalling(simulation: simulation)
-        let client = SimulatedNode(name: "client", role: .client, socket: SocketAddress("203.0.113.10:41000")!, in: simulation)
-        let gateway = SimulatedNode(name: "gateway", role: .gateway, socket: SocketAddress("198.51.100.20:51820")!, in: simulation)
         // Host and server-reflexive candidates come from the relay's answers: the client gets none.
-        simulation.dropRules.append { $0.source == client.socket && $0.destination.ip == relay.ip }
-        for peer in [client, gateway] {
-            signalling.register(peer)
-            peer.node.updateRelays(removing: [], adding: [relay.announcement], now: simulation.now)
-            peer.flush(in: simulation)
-        }
-        simulation.run(for: .seconds(1))
-        try signalling.connect(client, gateway)
-        simulation.run(for: .seconds(12))
-        #expect(client.count { $0 == .connectionFailed("gateway", reason: .noLocalCandidates) } == 1,
+        let world = TwoPeers(seed: 7) { $0.source == SocketAddress("203.0.113.10:41000")! && $0.destination.ip == IpAddress("192.0.2.1")! }
+        try world.signalling.connect(world.client, world.gateway)
+        world.simulation.run(for: .seconds(12))
+        #expect(world.client.count { $0 == .connectionFailed("gateway", reason: .noLocalCandidates) } == 1,
                 "the gateway's candidates arrived, but the client had none to pair them with")
-        #expect(client.node.connectionCount == 0)
+        #expect(world.client.node.connectionCount == 0)
     }
 
     @Test("a node without relays refuses to create a connection")
