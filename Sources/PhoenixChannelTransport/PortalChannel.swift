@@ -238,8 +238,14 @@ public final class PortalChannel<Message: PhoenixPayload>: Sendable {
                     dropConnection()
                     throw error
                 case .close:
-                    try? await writer?.close(.normalClosure, reason: nil)
-                    await connectionTask?.value
+                    if let writer {
+                        try? await writer.close(.normalClosure, reason: nil)
+                        await connectionTask?.value
+                    } else {
+                        // Still connecting: nothing to close gracefully, and a connection that opened after this
+                        // would never be closed.
+                        connectionTask?.cancel()
+                    }
                     connectionTask = nil
                     return .closed
                 }

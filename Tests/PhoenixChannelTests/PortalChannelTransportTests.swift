@@ -229,6 +229,37 @@ import Testing
         try await started.value
     }
 
+    /// A channel closed while its upgrade is under way returns at once; it used to wait for that connection, which
+    /// once open was never closed (a relay whose health-check address was taken never exited).
+    @Test func closingWhileTheUpgradeIsUnderWayReturns() async throws {
+        let server = try PhoenixTestServer("slow-upgrade:1500")
+        defer { server.stop() }
+        let run = Harness(port: server.port)
+        let started = run.start()
+        _ = try await server.waitFor { if case .request = $0 { true } else { nil } }
+        run.channel.close()
+        // Awaiting the task itself cannot be given up on; its end is signalled through a stream that can.
+        let (ended, signal) = AsyncStream.makeStream(of: Void.self)
+        Task {
+            _ = try? await started.value
+            signal.finish()
+        }
+        let returned = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for await _ in ended {}
+                return !Task.isCancelled
+            }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(10))
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        #expect(returned, "run() still running 10 s after close()")
+    }
+
     @Test func garbageFramesAreDroppedAndTheConnectionStays() async throws {
         let server = try PhoenixTestServer("garbage")
         defer { server.stop() }

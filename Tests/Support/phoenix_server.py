@@ -15,6 +15,7 @@ Each connection attempt takes the next behaviour of the list (the last one repea
     token-expired   join, then push `disconnect` {"reason": "token_expired"}
     join-error      reply to phx_join with an error
     garbage         join, send frames that are not Phoenix V1, then a valid push `after_garbage`
+    slow-upgrade:MS accept the WebSocket upgrade only after MS milliseconds, then as normal
 
 Reports one JSON object per line on stdout: {"listening": port}, {"request": {"path", "headers"}},
 {"frame": text}, {"disconnected": n}, {"close_received": code} (the Close frame the client answered with).
@@ -48,7 +49,7 @@ def behaviour_of(connection):
     return connection.firezone_behaviour
 
 
-def process_request(connection, request):
+async def process_request(connection, request):
     global attempt
     behaviour = script[min(attempt, len(script) - 1)]
     attempt += 1
@@ -70,6 +71,8 @@ def process_request(connection, request):
                            "code": reason}).encode()
         headers = [("Content-Type", "application/problem+json; charset=utf-8"), ("Content-Length", str(len(body)))]
         return Response(int(code), "Refused", Headers(headers), body)
+    if behaviour.startswith("slow-upgrade:"):
+        await asyncio.sleep(int(behaviour.split(":")[1]) / 1000)
     return None
 
 

@@ -98,9 +98,12 @@ struct RelayCommand: AsyncParsableCommand {
                 }
             }
             // The first to finish: a signal, the health check failing (its address taken), or the portal refusing us.
-            defer { group.cancelAll() }
+            // Then the portal connection closes (the task awaiting it ends with it) and the rest are cancelled.
+            defer {
+                link?.close()
+                group.cancelAll()
+            }
             try await group.next()
-            link?.close()
         }
     }
 }
