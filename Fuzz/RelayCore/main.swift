@@ -5,7 +5,8 @@
 // as STUN, answers the request's transaction, and is signed exactly when the request named a known user (never
 // for BINDING); a relayed payload lies inside its datagram and goes from an open port; a ChannelData frame written
 // for a peer carries the payload's length; ports open within the range and close only after opening; allocations
-// never exceed the ports, nonces never exceed their limit. Build and run with `scripts/fuzz RelayCore [seconds]`.
+// never exceed the ports, nonces never exceed their limit; there is a deadline exactly while an allocation exists,
+// and nothing is due right after the timeout ran. Build and run with `scripts/fuzz RelayCore [seconds]`.
 import SansIO
 import Stun
 import TurnRelay
@@ -58,6 +59,7 @@ public func fuzzRelayCore(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         default:
             now = now + .seconds(Int64(sourceByte) * 8)
             relay.handleTimeout(now: now)
+            precondition(relay.pollTimeout().map { $0 > now } ?? true, "nothing is due right after the timeout ran")
         }
         while let event = relay.pollEvent() {
             switch event {
@@ -69,6 +71,9 @@ public func fuzzRelayCore(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             }
         }
         precondition(relay.allocationCount == open.count && open.count <= configuration.ports.count, "allocations and open ports")
+        let deadline = relay.pollTimeout()
+        precondition((deadline == nil) == (relay.allocationCount == 0) && relay.pollTimeout() == deadline,
+                     "a deadline exactly while something can expire, the same when asked again")
         precondition(relay.channelCount >= 0 && relay.channelCount <= relay.allocationCount * 4096, "the channel count stays in bounds")
     }
     return 0
