@@ -62,7 +62,8 @@ public enum DeviceId {
         return id
     }
 
-    private static func hex(_ bytes: some Sequence<UInt8>) -> String {
+    /// Lowercase hex, two digits a byte.
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
         bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
     }
 }

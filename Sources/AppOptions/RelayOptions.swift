@@ -140,8 +140,5 @@ public struct RelayOptions: Equatable, Sendable {
 /// 32 random bytes as lowercase hex: the secret a relay that joins a portal draws at start.
 func randomSecret() -> String {
     var generator = SystemRandomNumberGenerator()
-    return (0..<32).map { _ in
-        let text = String(UInt8.random(in: 0...255, using: &generator), radix: 16)
-        return text.count == 1 ? "0" + text : text
-    }.joined()
+    return DeviceId.hex((0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
 }

@@ -2,7 +2,7 @@ import PhoenixChannel
 import SansIO
 
 /// What the portal pushes a relay on topic `relay`: only `init`, an empty object, after the join (Firezone's
-/// `portal_api/relay/channel.ex`). The relay serves once it has it.
+/// `portal_api/relay/channel.ex`). Our relay reports itself ready once it has it.
 public enum RelayIngress: Hashable, Sendable, PhoenixPayload {
     case initialize
 

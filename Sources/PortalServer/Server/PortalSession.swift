@@ -44,42 +44,26 @@ struct PortalSession: PortalEndpoint {
 
     /// Reads frames until the connection ends; pushes go out through the session's ``Outbox`` in order.
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, accepted: AcceptedConnection) async throws {
-        let outbox = Outbox()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await text in outbox.frames { try await outbound.write(.text(text)) }
-                try? await outbound.close(.normalClosure, reason: nil)
-            }
-            var joined = false
-            for try await message in inbound.messages(maxSize: PortalChildChannel.maxFrameSize) {
-                guard case .text(let text) = message else {
-                    await state.countMalformedFrame()
-                    continue
+        var joined = false
+        try await Outbox.serve(inbound, outbound, state: state) { text, outbox in
+            switch role {
+            case .client:
+                guard let frame = try? PhoenixInbound<PhoenixServerPayload<ClientEgress>>(decoding: text) else {
+                    return await state.countMalformedFrame()
                 }
-                switch role {
-                case .client:
-                    guard let frame = try? PhoenixInbound<PhoenixServerPayload<ClientEgress>>(decoding: text) else {
-                        await state.countMalformedFrame()
-                        continue
-                    }
-                    joined = await handle(frame, joined: joined, accepted: accepted, outbox: outbox) { [api] message in
-                        guard ClientEgress.isSent(as: frame.event, on: api) else { return .error(reason: "unknown_message") }
-                        return await state.handleClientMessage(from: outbox, message: message)
-                    }
-                case .gateway:
-                    guard let frame = try? PhoenixInbound<PhoenixServerPayload<GatewayEgress>>(decoding: text) else {
-                        await state.countMalformedFrame()
-                        continue
-                    }
-                    joined = await handle(frame, joined: joined, accepted: accepted, outbox: outbox) { [api] message in
-                        guard GatewayEgress.isSent(as: frame.event, on: api) else { return .error(reason: "unknown_message") }
-                        return await state.handleGatewayMessage(from: outbox, message: message)
-                    }
+                joined = await handle(frame, joined: joined, accepted: accepted, outbox: outbox) { [api] message in
+                    guard ClientEgress.isSent(as: frame.event, on: api) else { return .error(reason: "unknown_message") }
+                    return await state.handleClientMessage(from: outbox, message: message)
+                }
+            case .gateway:
+                guard let frame = try? PhoenixInbound<PhoenixServerPayload<GatewayEgress>>(decoding: text) else {
+                    return await state.countMalformedFrame()
+                }
+                joined = await handle(frame, joined: joined, accepted: accepted, outbox: outbox) { [api] message in
+                    guard GatewayEgress.isSent(as: frame.event, on: api) else { return .error(reason: "unknown_message") }
+                    return await state.handleGatewayMessage(from: outbox, message: message)
                 }
             }
-            outbox.finish()
-            await state.left(outbox: outbox)
-            group.cancelAll()
         }
     }
 

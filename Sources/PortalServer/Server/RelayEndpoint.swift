@@ -17,22 +17,9 @@ struct RelayEndpoint: PortalEndpoint {
     }
 
     private func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, request: RelayConnectRequest) async throws {
-        let outbox = Outbox()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await text in outbox.frames { try await outbound.write(.text(text)) }
-                try? await outbound.close(.normalClosure, reason: nil)
-            }
-            for try await message in inbound.messages(maxSize: PortalChildChannel.maxFrameSize) {
-                guard case .text(let text) = message, let frame = try? PhoenixInbound<RelayEgress>(decoding: text) else {
-                    await state.countMalformedFrame()
-                    continue
-                }
-                await handle(frame, request: request, outbox: outbox)
-            }
-            outbox.finish()
-            await state.left(outbox: outbox)
-            group.cancelAll()
+        try await Outbox.serve(inbound, outbound, state: state) { text, outbox in
+            guard let frame = try? PhoenixInbound<RelayEgress>(decoding: text) else { return await state.countMalformedFrame() }
+            await handle(frame, request: request, outbox: outbox)
         }
     }
 

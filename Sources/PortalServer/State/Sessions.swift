@@ -2,6 +2,7 @@ import FlowBroker
 import PhoenixChannel
 import PortalMessages
 import SansIO
+import WSCore
 
 /// Frames queued for one WebSocket connection, written in order by that connection's writer task.
 public final class Outbox: Sendable {
@@ -23,6 +24,30 @@ public final class Outbox: Sendable {
     /// Ends the connection after what is queued.
     public func finish() {
         continuation.finish()
+    }
+
+    /// Runs one accepted connection: each text frame read goes to `handle` with the outbox for its answers (a
+    /// binary frame is counted as malformed), queued frames are written in order, and when the connection ends
+    /// the state forgets whoever it carried.
+    static func serve(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, state: PortalState,
+                      handle: (String, Outbox) async -> Void) async throws {
+        let outbox = Outbox()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await text in outbox.frames { try await outbound.write(.text(text)) }
+                try? await outbound.close(.normalClosure, reason: nil)
+            }
+            for try await message in inbound.messages(maxSize: PortalChildChannel.maxFrameSize) {
+                guard case .text(let text) = message else {
+                    await state.countMalformedFrame()
+                    continue
+                }
+                await handle(text, outbox)
+            }
+            outbox.finish()
+            await state.left(outbox: outbox)
+            group.cancelAll()
+        }
     }
 }
 
