@@ -92,6 +92,7 @@ final class EndToEndLab {
         try Self.clientResolvConf.write(toFile: "/etc/netns/\(client.name)/resolv.conf", atomically: true, encoding: .utf8)
         _ = FileManager.default.createFile(atPath: "/etc/netns/\(client.name)/resolv.conf.before-firezone", contents: nil)
         Self.backupMountPoint.withLock { $0.enter() }
+        TrafficTurns.beginShared()
     }
 
     private static let backupMountPoint = Mutex(BackupMountPoint())
@@ -111,6 +112,7 @@ final class EndToEndLab {
         gateway.remove()
         for namespace in [client, gateway] { try? FileManager.default.removeItem(atPath: "/etc/netns/\(namespace.name)") }
         Self.backupMountPoint.withLock { $0.leave() }
+        TrafficTurns.endShared()
         if let keep = ProcessInfo.processInfo.environment["FZ_E2E_KEEP_LOGS"] {
             _ = try? Shell.run("sh", "-c", "mkdir -p \(keep) && cp \(directory)/*.log \(keep)/", allowFailure: true)
         }
