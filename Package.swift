@@ -124,7 +124,7 @@ let package = Package(
         .executableTarget(
             name: "PcapReplay",
             dependencies: [
-                "IpPacket", "PcapFile", "Replay",
+                "IpPacket", "Noise", "PcapFile", "Replay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Apps/PcapReplay"
@@ -205,7 +205,7 @@ let package = Package(
         .executableTarget(name: "FuzzDns", dependencies: ["Dns", "DnsNat", "SansIO"], path: "Fuzz/Dns"),
         .executableTarget(name: "FuzzP2pControl", dependencies: ["P2pControl", "IpPacket"], path: "Fuzz/P2pControl"),
         .executableTarget(name: "FuzzTcpDns", dependencies: ["Dns", "DnsNat", "IpPacket", "SansIO"], path: "Fuzz/TcpDns"),
-        .executableTarget(name: "FuzzDissect", dependencies: ["Replay", "Noise", "Stun"], path: "Fuzz/Dissect"),
+        .executableTarget(name: "FuzzDissect", dependencies: ["Replay", "Noise", "Stun", "PcapFile"], path: "Fuzz/Dissect"),
         .executableTarget(name: "FuzzPortalInput", dependencies: ["PortalInput"], path: "Fuzz/PortalInput"),
         .executableTarget(name: "FuzzTunnelProto", dependencies: ["TunnelSimulation"], path: "Fuzz/TunnelProto"),
         .executableTarget(name: "FuzzNodeIngress", dependencies: ["TunnelSimulation", "Tunnel", "SansIO"], path: "Fuzz/NodeIngress"),
@@ -236,7 +236,7 @@ let package = Package(
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
         .testTarget(name: "TunOffloadTests", dependencies: ["TunOffload", "IpPacket", "SansIO"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSodium", "CBlake2", "CPcap", "PcapFile"]),
-        .testTarget(name: "PcapFileTests", dependencies: ["PcapFile"]),
+        .testTarget(name: "PcapFileTests", dependencies: ["PcapFile", "TestSupport"]),
         .testTarget(name: "PcapReplayTests", dependencies: ["Replay", "PcapFile", "IpPacket", "SansIO", "TestSupport"]),
         .testTarget(name: "StunTests", dependencies: ["Stun", "SansIO", "IpPacket", "PcapFile", "TestSupport"]),
         .testTarget(name: "IceTests", dependencies: ["Ice", "Stun", "SansIO", "TestSupport"]),

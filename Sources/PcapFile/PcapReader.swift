@@ -3,17 +3,19 @@ import Glibc
 #endif
 import CPcap
 
-/// Reads a capture file (pcap or pcapng) record by record with libpcap, with nanosecond timestamps.
+/// Reads a capture file (pcap or pcapng) record by record, with nanosecond timestamps: pcap through
+/// libpcap, pcapng with the toolkit's own reader, since libpcap refuses a pcapng file whose interfaces have
+/// different link types. Each record carries its interface's link type.
 ///
 /// ```swift
 /// let reader = try PcapReader(path: "capture.pcap")
 /// while let record = try reader.next() {
-///     guard let ip = LinkLayer.ipPacket(in: record.data, linkType: reader.linkType) else { continue }
+///     guard let ip = LinkLayer.ipPacket(in: record.data, linkType: record.linkType) else { continue }
 ///     …
 /// }
 /// ```
 public final class PcapReader {
-    /// The capture's link-layer type.
+    /// The capture's link-layer type: in pcapng, the first interface's (records carry their own).
     public let linkType: LinkType
     /// The file being read.
     public let path: String
@@ -23,9 +25,23 @@ public final class PcapReader {
     /// The file's size in bytes, for progress (0 when it cannot be known, as for a pipe).
     public let fileSize: Int64
 
-    private let handle: OpaquePointer
+    private enum Source {
+        case libpcap(OpaquePointer)
+        case pcapng(PcapngReader)
+    }
+
+    private let source: Source
 
     public init(path: String) throws(PcapError) {
+        self.path = path
+        var status = stat()
+        fileSize = stat(path, &status) == 0 ? Int64(status.st_size) : 0
+        if PcapngReader.looksLikePcapng(path) {
+            let reader = try PcapngReader(path: path)
+            source = .pcapng(reader)
+            linkType = reader.linkType
+            return
+        }
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         let opened = errorBuffer.withUnsafeMutableBufferPointer { buffer in
             pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), buffer.baseAddress)
@@ -33,25 +49,45 @@ public final class PcapReader {
         guard let opened else {
             throw PcapError(path: path, message: errorBuffer.withUnsafeBufferPointer { cString($0) })
         }
-        handle = opened
-        self.path = path
-        var status = stat()
-        fileSize = stat(path, &status) == 0 ? Int64(status.st_size) : 0
+        source = .libpcap(opened)
         linkType = LinkType(rawValue: pcap_datalink(opened))
     }
 
     deinit {
-        pcap_close(handle)
+        if case .libpcap(let handle) = source { pcap_close(handle) }
     }
 
     /// How far into the file the reader is, in bytes.
     public var bytesRead: Int64 {
-        guard let file = pcap_file(handle) else { return 0 }
-        return Int64(ftell(file))
+        switch source {
+        case .pcapng(let reader):
+            return reader.bytesRead
+        case .libpcap(let handle):
+            guard let file = pcap_file(handle) else { return 0 }
+            return Int64(ftell(file))
+        }
     }
 
     /// The next record, or `nil` at the end of the file. The record's bytes stay valid until the next call.
     public func next() throws(PcapError) -> PcapRecord? {
+        switch source {
+        case .libpcap(let handle):
+            return try nextFromLibpcap(handle)
+        case .pcapng(let reader):
+            let packet: PcapngReader.Packet?
+            do {
+                packet = try reader.next()
+            } catch {
+                throw PcapError(path: path, message: "record \(recordsRead + 1): " + error.message)
+            }
+            guard let packet else { return nil }
+            recordsRead += 1
+            return PcapRecord(number: recordsRead, timestampNanoseconds: packet.timestampNanoseconds,
+                              originalLength: packet.originalLength, linkType: packet.linkType, data: packet.data)
+        }
+    }
+
+    private func nextFromLibpcap(_ handle: OpaquePointer) throws(PcapError) -> PcapRecord? {
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         let result = pcap_next_ex(handle, &header, &data)
@@ -68,6 +104,7 @@ public final class PcapReader {
                 number: recordsRead,
                 timestampNanoseconds: timestamp,
                 originalLength: Int(info.len),
+                linkType: linkType,
                 data: UnsafeRawBufferPointer(start: data, count: Int(info.caplen)))
         case PCAP_ERROR_BREAK:
             return nil
@@ -85,7 +122,17 @@ public struct PcapRecord {
     public var timestampNanoseconds: Int64
     /// The frame's length on the wire; larger than `data.count` when the capture was truncated.
     public var originalLength: Int
+    /// The link type of the interface the frame was captured on.
+    public var linkType: LinkType
     public var data: UnsafeRawBufferPointer
+
+    public init(number: Int, timestampNanoseconds: Int64, originalLength: Int, linkType: LinkType, data: UnsafeRawBufferPointer) {
+        self.number = number
+        self.timestampNanoseconds = timestampNanoseconds
+        self.originalLength = originalLength
+        self.linkType = linkType
+        self.data = data
+    }
 
     /// Whether the capture kept only part of the frame (snaplen).
     public var isTruncated: Bool { data.count < originalLength }
