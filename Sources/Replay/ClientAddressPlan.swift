@@ -25,7 +25,7 @@ struct ClientAddressPlan {
             var scanned = 0
             while scanned < 100_000, tunnel.count < 2, let record = try? reader.next() {
                 scanned += 1
-                guard let ip = LinkLayer.ipPacket(in: record.data, linkType: reader.linkType),
+                guard let ip = LinkLayer.ipPacket(in: record.data, linkType: record.linkType),
                       let packet = try? IpPacket(copying: ip) else { continue }
                 let (source, destination) = (packet.source, packet.destination)
                 PacketBufferPool.shared.recycle(packet)

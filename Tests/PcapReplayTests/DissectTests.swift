@@ -10,7 +10,8 @@ import Testing
     private func dissect(_ path: String) throws -> DissectReport {
         let reader = try PcapReader(path: path)
         var dissector = UnderlayDissector()
-        while let record = try reader.next() { dissector.add(record, linkType: reader.linkType) }
+        while let record = try reader.next() { dissector.add(record) }
+        dissector.finish()
         return dissector.report
     }
 

@@ -35,7 +35,7 @@ struct ParseCommand: ParsableCommand {
         var summary = ParseSummary()
         do {
             while let record = try reader.next() {
-                if let line = summary.add(record, linkType: reader.linkType, describe: !quiet) { print(line) }
+                if let line = summary.add(record, describe: !quiet) { print(line) }
             }
         } catch {
             printError("capture ended early: \(error)")

@@ -15,12 +15,12 @@ struct ParseSummary {
     private var rejectionsByReason: [String: Int] = [:]
 
     /// Parses one record's IP packet and, when `describe` is set, returns the line that describes it.
-    mutating func add(_ record: PcapRecord, linkType: LinkType, describe: Bool = true) -> String? {
+    mutating func add(_ record: PcapRecord, describe: Bool = true) -> String? {
         frames += 1
         let prefix = describe ? "#\(record.number)" : ""
-        guard let ip = LinkLayer.ipPacket(in: record.data, linkType: linkType) else {
+        guard let ip = LinkLayer.ipPacket(in: record.data, linkType: record.linkType) else {
             nonIpFrames += 1
-            return describe ? "\(prefix) skipped: no IP packet in this \(linkType) frame" : nil
+            return describe ? "\(prefix) skipped: no IP packet in this \(record.linkType) frame" : nil
         }
         if record.isTruncated { truncatedFrames += 1 }
         do {
