@@ -18,6 +18,8 @@ struct CapturedDns {
     private(set) var proxyForReal: [IpAddress: IpAddress] = [:]
     /// Every real address of a DNS resource the client was given a proxy IP for.
     private(set) var translatedReal: Set<IpAddress> = []
+    /// The name whose answer gave a real address that has a proxy IP.
+    private(set) var nameForReal: [IpAddress: DnsName] = [:]
 
     private var recursions: [ClientDns.PendingQuery] = []
     private var resolutions: [GatewayResolveRequest] = []
@@ -92,6 +94,7 @@ struct CapturedDns {
             let realOfVersion = real.filter { $0.version == version }, proxiesOfVersion = proxies.filter { $0.version == version }
             for (address, proxy) in zip(realOfVersion, proxiesOfVersion) where proxyForReal[address] == nil {
                 proxyForReal[address] = proxy
+                nameForReal[address] = name
                 translatedReal.insert(address)
             }
         }

@@ -23,6 +23,9 @@ public final class TunnelReplay {
         /// idle timeout of the tunnel (WireGuard, ICE, NAT sessions) is far shorter than the default hour.
         public var longestPause: Duration = .seconds(3600)
         public var seed: UInt64 = 1
+        /// Where a flow goes when its destination is both a DNS resource's captured answer and inside a CIDR
+        /// resource, and nothing in the flow (HTTP Host, TLS server name) says which it meant.
+        public var prefer = ResourcePreference.cidr
 
         public init(scenario: ReplayScenario, outputDirectory: String? = nil) {
             self.scenario = scenario
@@ -45,6 +48,11 @@ public final class TunnelReplay {
     private var latestTimestamp: Int64 = 0
     private var skippedNanoseconds: Int64 = 0
     private var routes: [IpNetwork] = []
+    private var ambiguity = AmbiguityResolver(preference: .cidr)
+    private var proxiedAmbiguousFlows: Set<ClientFlowKey> = []
+    private lazy var cidrResources: [IpNetwork] = options.scenario.clientResources.compactMap {
+        if case .cidr(let cidr) = $0 { cidr.address } else { nil }
+    }
 
     /// Opens the capture and finds the client's tunnel addresses in it.
     public init(path: String, options: Options) throws(ReplayInputError) {
@@ -66,8 +74,11 @@ public final class TunnelReplay {
     /// Replays the whole capture. `progress` is called every 4096 records. A capture that cannot be read
     /// to its end still yields a report of everything before the damage, with ``TunnelReport/error`` set.
     public func run(progress: (TunnelReplay) -> Void = { _ in }) throws(ReplayInputError) -> TunnelReport {
-        let cidrs = options.scenario.clientResources.compactMap { if case .cidr(let cidr) = $0 { cidr.address } else { nil } }
-        addressPlan = ClientAddressPlan.find(in: path, resources: cidrs)
+        addressPlan = ClientAddressPlan.find(in: path, resources: cidrResources)
+        let hasDnsResources = options.scenario.clientResources.contains { if case .dns = $0 { true } else { false } }
+        // Only a scenario with both kinds of resource can make a destination ambiguous; only then the extra pass.
+        ambiguity = hasDnsResources && !cidrResources.isEmpty
+            ? .scanningNames(in: path, preference: options.prefer) : AmbiguityResolver(preference: options.prefer)
         report.clientAddresses = addressPlan.descriptions
         if let directory = options.outputDirectory {
             outputs = try ReplayOutputs(directory: directory)
@@ -144,7 +155,8 @@ public final class TunnelReplay {
     private func replay(_ record: PcapRecord) {
         report.capture.frames += 1
         report.capture.lastTimestampNanoseconds = record.timestampNanoseconds
-        guard let ip = LinkLayer.ipPacket(in: record.data, linkType: reader.linkType) else {
+        noteLinkType(record.linkType)
+        guard let ip = LinkLayer.ipPacket(in: record.data, linkType: record.linkType) else {
             report.capture.framesWithoutIp += 1
             return
         }
@@ -172,9 +184,35 @@ public final class TunnelReplay {
         }
     }
 
+    /// Whether a packet to a DNS resource's real address goes to its proxy IP: yes, unless a CIDR resource
+    /// contains the address too and the flow is decided for it (``AmbiguityResolver``).
+    private func sendsToDnsResource(_ packet: IpPacket) -> Bool {
+        guard let cidr = cidrResources.first(where: { $0.contains(packet.destination) }),
+              let name = dns.nameForReal[packet.destination] else { return true }
+        let toDns = ambiguity.sendsToDnsResource(packet, source: "\(packet.source)", dnsName: name, cidr: cidr)
+        report.ambiguousFlowCount = ambiguity.flowCount
+        report.ambiguousFlows = ambiguity.flows
+        if toDns, proxiedAmbiguousFlows.count < AmbiguityResolver.scanLimit { proxiedAmbiguousFlows.insert(ClientFlowKey(packet)) }
+        return toDns
+    }
+
+    /// Whether the gateway's DNS NAT translated `packet` (it left the gateway to a DNS resource's real address
+    /// because the client sent it to the proxy IP), rather than routed it to a CIDR resource.
+    private func wasTranslated(_ packet: IpPacket) -> Bool {
+        guard dns.translatedReal.contains(packet.destination) else { return false }
+        let ambiguous = dns.nameForReal[packet.destination] != nil && cidrResources.contains { $0.contains(packet.destination) }
+        return !ambiguous || proxiedAmbiguousFlows.contains(ClientFlowKey(packet))
+    }
+
+    /// A pcapng capture can mix link types (one per interface); the report names every one seen.
+    private func noteLinkType(_ linkType: LinkType) {
+        guard linkType != reader.linkType, !report.capture.linkType.split(separator: "+").contains(Substring(linkType.description)) else { return }
+        report.capture.linkType += "+\(linkType)"
+    }
+
     private func fromClient(_ packet: inout IpPacket) {
         let size = packet.count
-        if let proxy = dns.proxyForReal[packet.destination] { try? packet.setDestination(proxy) }
+        if let proxy = dns.proxyForReal[packet.destination], sendsToDnsResource(packet) { try? packet.setDestination(proxy) }
         guard isRouted(packet.destination) else {
             report.add(.notAResource, bytes: size)
             return
@@ -245,7 +283,7 @@ public final class TunnelReplay {
     private func gatewayEgress(_ packet: IpPacket) {
         gatewayOutcomes += 1
         outputs?.write(packet, to: .gatewayEgress, at: unixNow)
-        report.add(dns.translatedReal.contains(packet.destination) ? .natTranslated : .routed, bytes: packet.count)
+        report.add(wasTranslated(packet) ? .natTranslated : .routed, bytes: packet.count)
         for var (_, reply) in resources.requestLeftGateway(packet) { inject(&reply) }
     }
 

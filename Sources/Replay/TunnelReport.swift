@@ -18,6 +18,10 @@ public struct TunnelReport: Codable, Sendable {
     public var wire = WireSummary()
     /// The pcaps written, by boundary: `wire`, `gateway-egress`, `client-tun`.
     public var outputs: [String: String] = [:]
+    /// Flows to an address that was both a DNS resource's captured answer and inside a CIDR resource: how many,
+    /// and the first 100 with the resource each was replayed to and why.
+    public var ambiguousFlowCount = 0
+    public var ambiguousFlows: [AmbiguousFlow] = []
     /// Packets the client or gateway refused with an error after decryption, and portal messages refused.
     public var pipelineErrors = 0
     /// The first 20 pipeline errors, each with the side that raised it.
@@ -95,6 +99,12 @@ extension TunnelReport {
         for key in ["replies", "stub-answers", "icmp-errors"] { lines.append(Self.line(key, clientTun[key] ?? Tally())) }
         lines.append("Wire: \(wire.datagrams) datagrams, \(wire.bytes) bytes (WireGuard \(wire.wireGuard), STUN \(wire.stun), " +
                      "ChannelData \(wire.channelData)); path \(wire.path)")
+        if ambiguousFlowCount > 0 {
+            lines.append("Ambiguous flows (\(ambiguousFlowCount)): the destination is a DNS resource's answer and inside a CIDR resource")
+            for flow in ambiguousFlows {
+                lines.append("  \(flow.flow): \(flow.dnsName) or \(flow.cidrResource); replayed to the \(flow.replayedAs == .dns ? "DNS" : "CIDR") resource: \(flow.reason)")
+            }
+        }
         if pipelineErrors > 0 { lines.append("Pipeline errors: \(pipelineErrors)") }
         for message in pipelineErrorMessages { lines.append("  " + message) }
         for (name, path) in outputs.sorted(by: { $0.key < $1.key }) { lines.append("Wrote \(name): \(path)") }

@@ -69,9 +69,10 @@ enum ReplayFixtures {
 
     /// Runs one of the recording scripts. Foundation starts children with every signal blocked, which the
     /// scripts' `kill` of their tcpdump and peers would never get through; python3 clears the mask first.
-    static func record(_ script: String, _ arguments: [String]) async throws {
+    static func record(_ script: String, _ arguments: [String], environment: [String: String] = [:]) async throws {
         let unblock = "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, set()); os.execv(sys.argv[1], sys.argv[1:])"
-        try await shell(["python3", "-c", unblock, root + "/scripts/fixtures/" + script] + arguments)
+        let settings = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        try await shell(["python3", "-c", unblock, "/usr/bin/env"] + settings + [root + "/scripts/fixtures/" + script] + arguments)
     }
 
     static func shell(_ arguments: [String]) async throws {

@@ -45,6 +45,11 @@ struct TunnelCommand: ParsableCommand {
     @Option(help: "Pauses in the capture longer than this many seconds are shortened to it.")
     var longestPause: Int = 3600
 
+    @Option(help: ArgumentHelp(
+        "Where a flow goes when its destination is both a DNS resource's captured answer and inside a CIDR resource, and its HTTP Host or TLS server name does not say.",
+        valueName: "cidr|dns"))
+    var prefer: ResourcePreference = .cidr
+
     func validate() throws {
         guard drain >= 0, drain <= 3600 else { throw ValidationError("--drain must be between 0 and 3600 seconds") }
         guard longestPause >= 1, longestPause <= 604_800 else {
@@ -64,6 +69,7 @@ struct TunnelCommand: ParsableCommand {
         var options = TunnelReplay.Options(scenario: scenario, outputDirectory: noPcaps ? nil : output)
         options.drain = .seconds(drain)
         options.longestPause = .seconds(longestPause)
+        options.prefer = prefer
         let report: TunnelReport
         do {
             let replay = try TunnelReplay(path: capture, options: options)
@@ -95,3 +101,5 @@ func jsonText(_ value: some Encodable) throws -> String {
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
+
+extension ResourcePreference: ExpressibleByArgument {}
