@@ -75,6 +75,8 @@ public struct ClientConfiguration: Equatable, Sendable {
     public var socketBuffers = SocketBufferSizes()
     public var logFilter = "info"
     public var portalApi = PortalApi.v2
+    /// `WGKEYLOGFILE`: where to write the WireGuard key log; `nil` (the default) writes none.
+    public var keyLogFile: String?
 
     /// The defaults, with the name.
     public init(name: String) {
@@ -108,6 +110,7 @@ public struct ClientConfiguration: Equatable, Sendable {
         configuration.logFilter = environment["RUST_LOG"] ?? "info"
         configuration.socketBuffers = try settings.socketBuffers()
         configuration.portalApi = try settings.oneOf(arguments.portalApi, "FIREZONE_PORTAL_API", name: "--portal-api", default: .v2)
+        configuration.keyLogFile = environment["WGKEYLOGFILE"].flatMap { $0.isEmpty ? nil : $0 }
         return configuration
     }
 }

@@ -64,6 +64,8 @@ public struct GatewayConfiguration: Equatable, Sendable {
     /// How long to keep reconnecting to the portal, serving established tunnels meanwhile (#11664).
     public var maxPartitionTime = Duration.seconds(86_400)
     public var portalApi = PortalApi.v2
+    /// `WGKEYLOGFILE`: where to write the WireGuard key log; `nil` (the default) writes none.
+    public var keyLogFile: String?
 
     /// The defaults, with the token and the name.
     public init(token: String, name: String) {
@@ -104,6 +106,7 @@ public struct GatewayConfiguration: Equatable, Sendable {
             configuration.maxPartitionTime = duration
         }
         configuration.portalApi = try settings.oneOf(arguments.portalApi, "FIREZONE_PORTAL_API", name: "--portal-api", default: .v2)
+        configuration.keyLogFile = environment["WGKEYLOGFILE"].flatMap { $0.isEmpty ? nil : $0 }
         return configuration
     }
 

@@ -61,6 +61,8 @@ final class EndToEndLab {
     /// The gateway's environment beyond what every gateway here gets (`FIREZONE_PORTAL_API`,
     /// `FIREZONE_MAX_PARTITION_TIME`, ...).
     var gatewayEnvironment: [String: String] = [:]
+    /// The client's environment beyond the portal URL, its ID and its token.
+    var clientEnvironment: [String: String] = [:]
 
     init(config: String = EndToEndLab.config) throws {
         client = try TestNamespace("xc")
@@ -184,8 +186,8 @@ final class EndToEndLab {
     }
 
     func startClient(_ arguments: [String] = ["--dns-control", "etc-resolv-conf"], log: String = "client") throws {
-        try start(log, ["firezone-client"] + arguments, in: client,
-                  environment: ["FIREZONE_API_URL": Self.portalUrl, "FIREZONE_ID": "e2e-client", "FIREZONE_TOKEN": "client-token-alice"])
+        let environment = ["FIREZONE_API_URL": Self.portalUrl, "FIREZONE_ID": "e2e-client", "FIREZONE_TOKEN": "client-token-alice"]
+        try start(log, ["firezone-client"] + arguments, in: client, environment: environment.merging(clientEnvironment) { _, extra in extra })
         try waitFor("Tunnel ready", in: log)
     }
 
@@ -275,6 +277,11 @@ final class EndToEndLab {
     /// Starts a command in the client's namespace that runs on its own (a long ping), logging to `name`.
     func startInClient(_ name: String, _ arguments: [String]) throws {
         try start(name, arguments, in: client, system: true)
+    }
+
+    /// Starts a command in the gateway's namespace that runs on its own (a capture), logging to `name`.
+    func startInGateway(_ name: String, _ arguments: [String]) throws {
+        try start(name, arguments, in: gateway, system: true)
     }
 
     /// Waits until the process started as `name` exits; its status.

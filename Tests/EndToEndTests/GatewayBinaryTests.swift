@@ -146,7 +146,7 @@ enum Binaries {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["ip", "netns", "exec", namespace.name, "python3", "-c", system ? supervisor : unblockAndExec,
                              system ? try systemPath(arguments[0]) : try path(arguments[0])] + arguments.dropFirst()
-        var merged = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("FIREZONE_") && $0.key != "HEALTH_CHECK_ADDR" }
+        var merged = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("FIREZONE_") && $0.key != "HEALTH_CHECK_ADDR" && $0.key != "WGKEYLOGFILE" }
         merged.merge(environment) { _, new in new }
         process.environment = merged
         process.standardOutput = output

@@ -53,8 +53,9 @@ struct ClientService {
         try netlink.setLink(index: tun.index, up: true, mtu: 1280)
         let sockets = try Self.makeSockets(buffers: configuration.socketBuffers,
                                            preferredPort: AppShell<ClientState>.defaultListenPort, logger: logger)
+        let keyLog = try configuration.keyLogFile.map { path throws(KeyLogFileError) in try KeyLogFile(path: path, logger: logger) }
         let state = ClientState(privateKey: key, now: MonotonicClock.now(), unixTimeNanoseconds: Int64(Date().timeIntervalSince1970 * 1_000_000_000),
-                                internetResourceEnabled: configuration.activateInternetResource)
+                                internetResourceEnabled: configuration.activateInternetResource, keyLog: keyLog.map { file in { file.write($0) } })
         state.setSystemResolvers(dnsControl.systemResolvers())
         let routing = ClientRouting(netlink: netlink, index: tun.index, table: Self.table, mark: Self.mark, logger: logger)
         let ready = ReadySignal(exitWhenReady: configuration.exitWhenReady, logger: logger) { channel.close() }

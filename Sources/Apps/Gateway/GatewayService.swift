@@ -49,8 +49,10 @@ struct GatewayService {
         masquerade.install()
         defer { masquerade.remove() }
         let sockets = try AppShell<GatewayState>.bindSockets(options: UdpSocket.Options(buffers: configuration.socketBuffers), logger: logger)
+        let keyLog = try configuration.keyLogFile.map { path throws(KeyLogFileError) in try KeyLogFile(path: path, logger: logger) }
         let state = GatewayState(privateKey: key, now: MonotonicClock.now(),
-                                 unixTimeNanoseconds: Int64(Date().timeIntervalSince1970 * 1_000_000_000))
+                                 unixTimeNanoseconds: Int64(Date().timeIntervalSince1970 * 1_000_000_000),
+                                 keyLog: keyLog.map { file in { file.write($0) } })
         state.tracksFlows = FlowLog.isEnabled(by: configuration.logFilter)
         let workers = GatewayWorkers(nameservers: nameservers, logger: logger)
         let interface = InterfaceConfigurator(netlink: netlink, index: tun.index, logger: logger)

@@ -235,7 +235,7 @@ enum NoiseHandshake {
         key.zero()
     }
 
-    private static func open(key: inout Key32, ciphertext: UnsafeRawBufferPointer, hash: Key32, into output: inout Key32) -> Bool {
+    static func open(key: inout Key32, ciphertext: UnsafeRawBufferPointer, hash: Key32, into output: inout Key32) -> Bool {
         let opened = output.withUnsafeMutableBytes { output in
             hash.withUnsafeBytes { hash in
                 key.withUnsafeBytes { key in

@@ -62,6 +62,7 @@ extension WireGuardTunnel {
             mac1Key: mac1KeyForRemote, cookie: validCookie)
         handshake = PendingHandshake(state: state, ephemeral: ephemeral, localIndex: localIndex, mac1: mac1,
                                      sentAt: now, retransmitJitter: jitter())
+        logSecrets(ephemeral: ephemeral)
         if handshakeAttemptStarted == nil { handshakeAttemptStarted = now }
         scheduledHandshake = nil
         lastPacketSent = now
@@ -100,6 +101,7 @@ extension WireGuardTunnel {
         NoiseHandshake.writeMacs(output.slice(0, WireGuardMessage.responseLength), mac1Offset: Layout.Response.mac1,
                                  mac1Key: mac1KeyForRemote, cookie: validCookie)
         lastReceivedTimestamp = received.timestamp
+        logSecrets(ephemeral: ephemeral)
         // The responder's session becomes current only when the initiator's first data message confirms it.
         install(Session(localIndex: localIndex, remoteIndex: received.senderIndex, sendingKey: keys.sending,
                         receivingKey: keys.receiving, createdAt: now, isInitiator: false), makeCurrent: false)
@@ -192,6 +194,12 @@ extension WireGuardTunnel {
     func nextLocalIndex() -> UInt32 {
         defer { sessionCounter &+= 1 }
         return connectionIndex << 8 | UInt32(sessionCounter)
+    }
+
+    private func logSecrets(ephemeral: SecretKey) {
+        guard let keyLog else { return }
+        keyLog(WireGuardSessionSecrets(localStaticPrivateKey: identity.privateKey, remoteStaticPublicKey: remotePublicKey,
+                                       localEphemeralPrivateKey: ephemeral, presharedKey: presharedKey))
     }
 
     func generateEphemeral() -> SecretKey {

@@ -49,6 +49,10 @@ public final class WireGuardTunnel {
     @exclusivity(unchecked) var lastDataReceived: Instant?
     @exclusivity(unchecked) var firstUnansweredSend: Instant?
 
+    /// Called with this side's secrets of every handshake message it writes (an initiation or a response),
+    /// for a key log (``WireGuardSessionSecrets``); `nil`, the default, keeps them in memory only.
+    public var keyLog: ((WireGuardSessionSecrets) -> Void)?
+
     /// Counters for metrics and tests.
     @exclusivity(unchecked) public internal(set) var statistics = Statistics()
 

@@ -30,11 +30,15 @@ public final class ClientState {
 
     /// - Parameter proxyIpRecords: the records of the previous session (``ClientEvent/proxyIpRecordsChanged(_:)``), so
     ///   domains keep their proxy IPs and gateways that kept this client's NAT state stay right (seed 004 #10104).
+    /// - Parameter keyLog: receives this side's secrets of every WireGuard handshake, for a key log that
+    ///   decrypts captures (``Node/keyLog``); `nil`, the default, writes none.
     public init(privateKey: SecretKey, now: Instant, unixTimeNanoseconds: Int64, internetResourceEnabled: Bool = false,
-                proxyIpRecords: [ProxyIpRecord] = [], random: any RandomNumberGenerator = SystemRandomNumberGenerator()) {
+                proxyIpRecords: [ProxyIpRecord] = [], random: any RandomNumberGenerator = SystemRandomNumberGenerator(),
+                keyLog: ((WireGuardSessionSecrets) -> Void)? = nil) {
         var random = random
         dns = ClientDnsState(proxyIpRecords: proxyIpRecords, random: &random)
         node = Node(role: .client, privateKey: privateKey, now: now, unixTimeNanoseconds: unixTimeNanoseconds, random: random)
+        node.keyLog = keyLog
         resources = ClientResources(internetResourceEnabled: internetResourceEnabled)
     }
 

@@ -31,12 +31,15 @@ public final class GatewayState {
 
     static var tick: Duration { .seconds(1) }
 
+    /// - Parameter keyLog: receives this side's secrets of every WireGuard handshake, for a key log that
+    ///   decrypts captures (``Node/keyLog``); `nil`, the default, writes none.
     public init(privateKey: SecretKey, now: Instant, unixTimeNanoseconds: Int64,
-                random: any RandomNumberGenerator = SystemRandomNumberGenerator()) {
+                random: any RandomNumberGenerator = SystemRandomNumberGenerator(), keyLog: ((WireGuardSessionSecrets) -> Void)? = nil) {
         var random = random
         tcpDns = TcpDnsServer(random: SplitMix64(seed: random.next()))
         node = Node(role: .gateway, privateKey: privateKey, now: now, unixTimeNanoseconds: unixTimeNanoseconds,
                     random: random)
+        node.keyLog = keyLog
         timeAnchor = now
         unixNanosecondsAtAnchor = unixTimeNanoseconds
     }

@@ -23,6 +23,10 @@ public final class Node<PeerId: Hashable & Sendable> {
     public private(set) var identity: WireGuardIdentity
     /// Counters of dropped and refused input.
     public internal(set) var statistics = NodeStatistics()
+    /// Receives this node's secrets of every WireGuard handshake message it writes, for a key log that
+    /// decrypts captures (``WireGuardSessionSecrets``); `nil`, the default, writes none. Applies to
+    /// connections made after it is set.
+    public var keyLog: ((WireGuardSessionSecrets) -> Void)?
 
     let allocations = Allocations()
     var connections: [PeerId: Connection<PeerId>] = [:]
@@ -115,6 +119,7 @@ public final class Node<PeerId: Hashable & Sendable> {
             identity: identity, remotePublicKey: remoteKey, presharedKey: presharedKey, connectionIndex: index,
             now: now, unixTimeNanoseconds: unixNanosecondsAtAnchor + (now - timeAnchor).totalNanoseconds,
             random: random.split())
+        tunnel.keyLog = keyLog
         let connection = Connection(peer: peer, index: index, agent: agent, tunnel: tunnel, presharedKey: presharedKey,
                                     relay: relay, role: role, now: now)
         connections[peer] = connection
