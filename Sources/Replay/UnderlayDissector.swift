@@ -8,51 +8,126 @@ import Turn
 /// Dissect mode: classifies every UDP datagram of an underlay capture with the toolkit's own de-multiplexer
 /// (spec `snownet.md` §4.1): STUN (method, class, attributes), TURN ChannelData (channel and what it
 /// carries), WireGuard (type, indices, counter), or other; groups them into peers, relays and WireGuard
-/// sessions. Malformed messages are reported, never fatal.
+/// sessions. Underlay packets are parsed with the outer network's limits (``UnderlayPacket``), fragmented
+/// datagrams put back together; frames the capture cut short are counted and named. Malformed messages are
+/// reported, never fatal.
 public struct UnderlayDissector {
     public private(set) var report = DissectReport()
     /// Whether to keep a line per datagram in the report.
     public var keepDatagrams: Bool
     private var sessions: [UInt32: Int] = [:]
     private var peerIndex: [String: Int] = [:]
+    private var reassembler = FragmentReassembler()
+    private var decrypted: DecryptedTraffic?
+    private var timestamp: Int64 = 0
+    /// Where every WireGuard message found goes as a datagram of its own (``WireGuardExport``); `nil` writes none.
+    public var export: WireGuardExport?
 
-    public init(keepDatagrams: Bool = true) {
+    /// - Parameter keyLog: secrets from a WireGuard key log (``WireGuardKeyLog``); with them, WireGuard data
+    ///   (direct or inside ChannelData) is decrypted and its inner packets reported (``DissectReport/decryption``).
+    public init(keepDatagrams: Bool = true, keyLog: [WireGuardSessionSecrets]? = nil) {
         self.keepDatagrams = keepDatagrams
+        decrypted = keyLog.map(DecryptedTraffic.init)
+        report.decryption = decrypted?.report
     }
 
-    /// Classifies one capture record; returns the datagram's classification, or `nil` when it carries no UDP.
+    /// Classifies one capture record; returns its datagram's classification (several when the sender's UDP GSO
+    /// coalesced them, see ``DissectReport/coalescedDatagrams``), or none when the record holds no whole UDP
+    /// datagram (another protocol, a fragment still waiting for the rest, a truncated frame).
     @discardableResult
-    public mutating func add(_ record: PcapRecord, linkType: LinkType) -> DissectedDatagram? {
+    public mutating func add(_ record: PcapRecord) -> [DissectedDatagram] {
         report.frames += 1
-        guard let ip = LinkLayer.ipPacket(in: record.data, linkType: linkType) else {
+        timestamp = record.timestampNanoseconds
+        guard let ip = LinkLayer.ipPacket(in: record.data, linkType: record.linkType) else {
             report.framesWithoutIp += 1
-            return nil
+            return []
         }
-        if record.isTruncated { report.truncatedFrames += 1 }
-        let packet: IpPacket
+        guard !record.isTruncated else {
+            report.truncatedFrames += 1
+            if report.truncated.count < DissectReport.listLimit {
+                report.truncated.append(.init(packet: record.number, captured: record.data.count, original: record.originalLength))
+            }
+            return []
+        }
         do {
-            packet = try IpPacket(copying: ip)
+            switch try UnderlayPacket.parse(ip) {
+            case .udp(let source, let destination, let payload):
+                return add(payload, from: source, to: destination, record: record.number, fragments: nil)
+            case .otherProtocol:
+                report.nonUdpPackets += 1
+                return []
+            case .fragment(let fragment):
+                guard let whole = try reassembler.add(fragment, at: record.timestampNanoseconds) else {
+                    report.fragmentsHeld += 1
+                    return []
+                }
+                return try whole.withUnsafeBytes { bytes throws(UnderlayPacketError) in
+                    guard case .udp(let source, let destination, let payload) =
+                            try UnderlayPacket.udp(bytes, from: fragment.key.source, to: fragment.key.destination) else { return [] }
+                    report.reassembledDatagrams += 1
+                    return add(payload, from: source, to: destination, record: record.number, fragments: true)
+                }
+            }
         } catch {
             report.rejectedIpPackets += 1
-            report.malformed.append(.init(packet: record.number, message: "IP packet rejected: \(error)"))
-            return nil
+            noteMalformed(record.number, "underlay IP packet rejected: \(error)")
+            return []
         }
-        defer { PacketBufferPool.shared.recycle(packet) }
-        guard let udp = packet.udp else {
-            report.nonUdpPackets += 1
-            return nil
+    }
+
+    /// Ends the capture: fragments still waiting for the rest of their datagram are given up and counted.
+    public mutating func finish() {
+        _ = reassembler.abandonAll()
+        report.incompleteDatagrams = reassembler.abandoned
+    }
+
+    private mutating func add(_ payload: UnsafeRawBufferPointer, from source: SocketAddress, to destination: SocketAddress,
+                              record: Int, fragments: Bool?) -> [DissectedDatagram] {
+        guard let segments = CoalescedDatagrams.segments(of: payload) else {
+            return [add(payload, from: source, to: destination, record: record, fragments: fragments, segment: nil)]
         }
-        let source = SocketAddress(ip: packet.source, port: udp.sourcePort)
-        let destination = SocketAddress(ip: packet.destination, port: udp.destinationPort)
-        var datagram = packet.withUnsafeBytes { bytes in
-            Self.classify(UnsafeRawBufferPointer(rebasing: bytes[udp.payloadRange]))
+        report.coalescedDatagrams += 1
+        report.coalescedSegments += segments.count
+        return segments.enumerated().map { index, range in
+            add(UnsafeRawBufferPointer(rebasing: payload[range]), from: source, to: destination, record: record, fragments: fragments,
+                segment: "\(index + 1) of \(segments.count)")
         }
-        datagram.packet = record.number
+    }
+
+    private mutating func add(_ payload: UnsafeRawBufferPointer, from source: SocketAddress, to destination: SocketAddress,
+                              record: Int, fragments: Bool?, segment: String?) -> DissectedDatagram {
+        var datagram = Self.classify(payload)
+        datagram.coalesced = segment
+        datagram.packet = record
         datagram.source = source.description
         datagram.destination = destination.description
+        datagram.reassembled = fragments
+        // A relayed session's handshake and data travel inside ChannelData: tracked like direct ones.
+        if datagram.kind == .channelData, let message = Self.wireGuardMessage(in: payload, datagram) {
+            trackSession(Self.classify(message))
+        }
+        if decrypted != nil || export != nil, let message = Self.wireGuardMessage(in: payload, datagram) {
+            datagram.decrypted = decrypted?.add(message)
+            report.decryption = decrypted?.report
+            do {
+                try export?.write(message, from: source, to: destination, at: timestamp)
+            } catch {
+                report.error = "writing \(export?.path ?? ""): \(error)"
+                export = nil
+            }
+        }
         tally(datagram, from: source, to: destination)
         if keepDatagrams { report.datagrams.append(datagram) }
         return datagram
+    }
+
+    /// The WireGuard message a datagram is or carries in ChannelData.
+    private static func wireGuardMessage(in payload: UnsafeRawBufferPointer, _ datagram: DissectedDatagram) -> UnsafeRawBufferPointer? {
+        if datagram.kind == .wireGuard { return payload }
+        guard datagram.kind == .channelData, datagram.inner == .wireGuard, payload.count >= 4 else { return nil }
+        let length = Int(payload[2]) << 8 | Int(payload[3])
+        guard 4 + length <= payload.count else { return nil }
+        return UnsafeRawBufferPointer(rebasing: payload[4..<(4 + length)])
     }
 
     /// Classifies one UDP payload.
@@ -132,7 +207,7 @@ public struct UnderlayDissector {
     private mutating func tally(_ datagram: DissectedDatagram, from source: SocketAddress, to destination: SocketAddress) {
         report.datagramCount += 1
         report.byKind[datagram.kind.rawValue, default: 0] += 1
-        if datagram.kind == .malformed { report.malformed.append(.init(packet: datagram.packet, message: datagram.summary)) }
+        if datagram.kind == .malformed { noteMalformed(datagram.packet, datagram.summary) }
         if datagram.kind == .stun, let type = datagram.stunType {
             report.stunByType[StunAttributeNames.messageName(type), default: 0] += 1
             // A relay answers allocations and refreshes; its socket is the source of those answers.
@@ -152,6 +227,11 @@ public struct UnderlayDissector {
             peerIndex[pair] = report.peers.count
             report.peers.append(.init(endpoints: pair, datagrams: 1))
         }
+    }
+
+    private mutating func noteMalformed(_ packet: Int, _ message: String) {
+        guard report.malformed.count < DissectReport.listLimit else { return }
+        report.malformed.append(.init(packet: packet, message: message))
     }
 
     private mutating func trackSession(_ datagram: DissectedDatagram) {

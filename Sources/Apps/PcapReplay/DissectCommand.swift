@@ -1,4 +1,6 @@
 import ArgumentParser
+import FoundationEssentials
+import Noise
 import PcapFile
 import Replay
 
@@ -15,7 +17,7 @@ struct DissectCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "A pcap or pcapng file (Ethernet, raw IP, Linux cooked v1/v2 or BSD loopback).")
+    @Argument(help: "A pcap or pcapng file (Ethernet with VLAN tags, raw IP, Linux cooked v1/v2 or BSD loopback; pcapng may mix them).")
     var capture: String
 
     @Flag(name: .shortAndLong, help: "Print only the summary (with --json: leave out the per-datagram list).")
@@ -23,6 +25,16 @@ struct DissectCommand: ParsableCommand {
 
     @Flag(help: "Print the report as JSON.")
     var json = false
+
+    @Option(help: ArgumentHelp(
+        "A WireGuard key log (what firezone-client and firezone-gateway write when WGKEYLOGFILE names a file, or wireguard-tools' extract-handshakes.sh prints): decrypts the data of every session whose handshake is in the capture.",
+        valueName: "file"))
+    var keylog: String?
+
+    @Option(name: .customLong("write-wireguard"), help: ArgumentHelp(
+        "Write every WireGuard message found, unwrapped from ChannelData and split out of GSO-coalesced datagrams, as a UDP datagram of its own to this raw-IP pcap (for tshark, which does neither).",
+        valueName: "file"))
+    var writeWireGuard: String?
 
     func run() throws {
         let reader: PcapReader
@@ -32,17 +44,37 @@ struct DissectCommand: ParsableCommand {
             printError("cannot open capture: \(error)")
             throw ExitCode.failure
         }
-        var dissector = UnderlayDissector(keepDatagrams: json && !quiet)
+        var secrets: [WireGuardSessionSecrets]?
+        if let keylog {
+            do {
+                secrets = try WireGuardKeyLog.parse(String(contentsOfFile: keylog, encoding: .utf8))
+            } catch {
+                printError("cannot read the key log \(keylog): \(error)")
+                throw ExitCode.failure
+            }
+        }
+        var dissector = UnderlayDissector(keepDatagrams: json && !quiet, keyLog: secrets)
+        if let writeWireGuard {
+            do {
+                dissector.export = try WireGuardExport(path: writeWireGuard)
+            } catch {
+                printError("cannot write \(writeWireGuard): \(error)")
+                throw ExitCode.failure
+            }
+        }
+        defer { dissector.export?.close() }
         var progress = ProgressBar(total: reader.fileSize)
         do {
             while let record = try reader.next() {
-                let datagram = dissector.add(record, linkType: reader.linkType)
-                if !quiet, !json, let datagram {
-                    print("#\(datagram.packet) \(datagram.source) → \(datagram.destination) \(datagram.summary)")
+                for datagram in dissector.add(record) where !quiet && !json {
+                    let inner = datagram.decrypted.map { " ⟨\($0.accepted ? "\($0.summary) \($0.source) → \($0.destination)" : "refused: \($0.summary)")⟩" } ?? ""
+                    let segment = datagram.coalesced.map { " [GSO segment \($0)]" } ?? ""
+                    print("#\(datagram.packet) \(datagram.source) → \(datagram.destination) \(datagram.summary)\(segment)\(inner)")
                 }
                 if record.number % 4096 == 0 { progress.update(done: reader.bytesRead) }
             }
         } catch {
+            dissector.finish()
             var report = dissector.report
             report.error = "\(error)"
             progress.finish()
@@ -51,6 +83,7 @@ struct DissectCommand: ParsableCommand {
             throw ExitCode.failure
         }
         progress.finish()
+        dissector.finish()
         print(json ? try jsonText(dissector.report) : dissector.report.text)
     }
 }
