@@ -26,6 +26,8 @@ public final class TunnelReplay {
         /// Where a flow goes when its destination is both a DNS resource's captured answer and inside a CIDR
         /// resource, and nothing in the flow (HTTP Host, TLS server name) says which it meant.
         public var prefer = ResourcePreference.cidr
+        /// Collect what ``TunnelReplay/timeline(title:)`` draws.
+        public var drawsTimeline = false
 
         public init(scenario: ReplayScenario, outputDirectory: String? = nil) {
             self.scenario = scenario
@@ -50,6 +52,8 @@ public final class TunnelReplay {
     private var routes: [IpNetwork] = []
     private var ambiguity = AmbiguityResolver(preference: .cidr)
     private var proxiedAmbiguousFlows: Set<ClientFlowKey> = []
+    private var recorder: TimelineRecorder?
+    private var verdictsSoFar: [String: Int] = [:]
     private lazy var cidrResources: [IpNetwork] = options.scenario.clientResources.compactMap {
         if case .cidr(let cidr) = $0 { cidr.address } else { nil }
     }
@@ -65,6 +69,14 @@ public final class TunnelReplay {
         }
         report.capture.path = path
         report.capture.linkType = reader.linkType.description
+        recorder = options.drawsTimeline ? TimelineRecorder() : nil
+    }
+
+    /// The replay drawn (``Timeline``): the wire between client, gateway and relay per endpoint pair, and the
+    /// client's packets per second by verdict, each way. `nil` unless ``Options/drawsTimeline``.
+    public func timeline(title: String) -> Timeline? {
+        recorder?.timeline(title: title, subtitle: "\(report.capture.frames) frames replayed; the wire: \(report.wire.datagrams) datagrams, "
+                           + "path \(report.wire.path)")
     }
 
     /// The capture's size, for progress.
@@ -96,6 +108,7 @@ public final class TunnelReplay {
         if let world {
             world.advance(to: world.now + options.drain)
             finish()
+            recordVerdicts(at: latestTimestamp)
         }
         outputs?.close()
         progress(self)
@@ -181,6 +194,21 @@ public final class TunnelReplay {
             fromResource(&packet, number: record.number)
         } else {
             report.otherTraffic.add(bytes: packet.count)
+        }
+        recordVerdicts(at: record.timestampNanoseconds)
+    }
+
+    /// Each verdict given since the last record, counted on the timeline at this record's time.
+    private func recordVerdicts(at timestamp: Int64) {
+        guard recorder != nil else { return }
+        for (row, tallies) in [("client → resources", report.clientToResource), ("resources → client", report.resourceToClient)] {
+            for (verdict, tally) in tallies {
+                let key = row + verdict
+                let new = tally.packets - verdictsSoFar[key, default: 0]
+                guard new > 0 else { continue }
+                verdictsSoFar[key] = tally.packets
+                recorder?.count(verdict, row: row, at: timestamp, amount: new)
+            }
         }
     }
 
@@ -344,6 +372,12 @@ public final class TunnelReplay {
         default: report.wire.wireGuard += 1
         }
         outputs?.write(datagram, at: unixNow)
+        guard recorder != nil else { return }
+        var dissected = datagram.payload.withUnsafeBytes { UnderlayDissector.classify($0) }
+        dissected.source = datagram.source.description
+        dissected.destination = datagram.destination.description
+        let pair = [datagram.source.description, datagram.destination.description].sorted().joined(separator: " ⇄ ")
+        recorder?.add(dissected, pair: "wire " + pair, at: unixNow)
     }
 
     private func clientEvent(_ event: ClientEvent) {

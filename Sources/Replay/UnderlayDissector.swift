@@ -20,13 +20,16 @@ public struct UnderlayDissector {
     private var reassembler = FragmentReassembler()
     private var decrypted: DecryptedTraffic?
     private var timestamp: Int64 = 0
+    private var recorder: TimelineRecorder?
     /// Where every WireGuard message found goes as a datagram of its own (``WireGuardExport``); `nil` writes none.
     public var export: WireGuardExport?
 
     /// - Parameter keyLog: secrets from a WireGuard key log (``WireGuardKeyLog``); with them, WireGuard data
     ///   (direct or inside ChannelData) is decrypted and its inner packets reported (``DissectReport/decryption``).
-    public init(keepDatagrams: Bool = true, keyLog: [WireGuardSessionSecrets]? = nil) {
+    /// - Parameter drawsTimeline: collects what ``timeline(title:)`` draws.
+    public init(keepDatagrams: Bool = true, keyLog: [WireGuardSessionSecrets]? = nil, drawsTimeline: Bool = false) {
         self.keepDatagrams = keepDatagrams
+        recorder = drawsTimeline ? TimelineRecorder() : nil
         decrypted = keyLog.map(DecryptedTraffic.init)
         report.decryption = decrypted?.report
     }
@@ -75,6 +78,12 @@ public struct UnderlayDissector {
         }
     }
 
+    /// The timeline of what was added so far, when the dissector draws one.
+    public func timeline(title: String) -> Timeline? {
+        recorder?.timeline(title: title, subtitle: "\(report.frames) frames, \(report.datagramCount) messages, "
+                           + "\(report.peers.count) endpoint pairs, \(report.sessions.count) WireGuard sessions")
+    }
+
     /// Ends the capture: fragments still waiting for the rest of their datagram are given up and counted.
     public mutating func finish() {
         _ = reassembler.abandonAll()
@@ -102,13 +111,22 @@ public struct UnderlayDissector {
         datagram.source = source.description
         datagram.destination = destination.description
         datagram.reassembled = fragments
+        let pair = [source.description, destination.description].sorted().joined(separator: " ⇄ ")
+        recorder?.add(datagram, pair: pair, at: timestamp)
         // A relayed session's handshake and data travel inside ChannelData: tracked like direct ones.
         if datagram.kind == .channelData, let message = Self.wireGuardMessage(in: payload, datagram) {
-            trackSession(Self.classify(message))
+            let inner = Self.classify(message)
+            trackSession(inner)
+            if inner.wireGuardType != .data, inner.kind == .wireGuard {
+                recorder?.mark(inner.summary + " in ChannelData", .handshake, row: pair, at: timestamp)
+            }
         }
         if decrypted != nil || export != nil, let message = Self.wireGuardMessage(in: payload, datagram) {
             datagram.decrypted = decrypted?.add(message)
             report.decryption = decrypted?.report
+            if let inner = datagram.decrypted {
+                recorder?.count(inner.accepted ? "inner packets" : "inner packets refused", row: pair, at: timestamp)
+            }
             do {
                 try export?.write(message, from: source, to: destination, at: timestamp)
             } catch {

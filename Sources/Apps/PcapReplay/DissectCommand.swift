@@ -36,6 +36,9 @@ struct DissectCommand: ParsableCommand {
         valueName: "file"))
     var writeWireGuard: String?
 
+    @Option(help: ArgumentHelp("Write a self-contained HTML page with a timeline per connection (SVG) to this file.", valueName: "file"))
+    var html: String?
+
     func run() throws {
         let reader: PcapReader
         do {
@@ -53,7 +56,7 @@ struct DissectCommand: ParsableCommand {
                 throw ExitCode.failure
             }
         }
-        var dissector = UnderlayDissector(keepDatagrams: json && !quiet, keyLog: secrets)
+        var dissector = UnderlayDissector(keepDatagrams: json && !quiet, keyLog: secrets, drawsTimeline: html != nil)
         if let writeWireGuard {
             do {
                 dissector.export = try WireGuardExport(path: writeWireGuard)
@@ -84,6 +87,17 @@ struct DissectCommand: ParsableCommand {
         }
         progress.finish()
         dissector.finish()
+        try writeHtml(dissector.timeline(title: "firezone-pcap-replay dissect \(capture)"))
         print(json ? try jsonText(dissector.report) : dissector.report.text)
+    }
+
+    private func writeHtml(_ timeline: Timeline?) throws {
+        guard let html, let timeline else { return }
+        do {
+            try timeline.html().write(toFile: html, atomically: true, encoding: .utf8)
+        } catch {
+            printError("cannot write \(html): \(error)")
+            throw ExitCode.failure
+        }
     }
 }

@@ -50,6 +50,9 @@ struct TunnelCommand: ParsableCommand {
         valueName: "cidr|dns"))
     var prefer: ResourcePreference = .cidr
 
+    @Option(help: ArgumentHelp("Write a self-contained HTML page with a timeline per connection (SVG) to this file.", valueName: "file"))
+    var html: String?
+
     func validate() throws {
         guard drain >= 0, drain <= 3600 else { throw ValidationError("--drain must be between 0 and 3600 seconds") }
         guard longestPause >= 1, longestPause <= 604_800 else {
@@ -70,12 +73,16 @@ struct TunnelCommand: ParsableCommand {
         options.drain = .seconds(drain)
         options.longestPause = .seconds(longestPause)
         options.prefer = prefer
+        options.drawsTimeline = html != nil
         let report: TunnelReport
         do {
             let replay = try TunnelReplay(path: capture, options: options)
             var progress = ProgressBar(total: replay.fileSize)
             report = try replay.run { progress.update(done: $0.bytesRead) }
             progress.finish()
+            if let html, let timeline = replay.timeline(title: "firezone-pcap-replay tunnel \(capture)") {
+                try timeline.html().write(toFile: html, atomically: true, encoding: .utf8)
+            }
         } catch {
             printError("\(error)")
             throw ExitCode.failure
