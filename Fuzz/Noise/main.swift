@@ -1,6 +1,9 @@
 // libFuzzer harness for the WireGuard engine: arbitrary datagrams into a responder and an initiator with
 // fixed keys on a virtual clock. Nothing may crash, and afterwards a legitimate exchange still works
-// (no state corruption). Build and run with `scripts/fuzz Noise [seconds]`.
+// (no state corruption), and the key log both tunnels write decrypts it: the secrets logged for the last
+// handshake, parsed back from their text, give keys that open the packets of both directions. The input is
+// also read as key log text, which parses or fails with the line, never crashes.
+// Build and run with `scripts/fuzz Noise [seconds]`.
 //
 // Input: a sequence of records [target (1 byte), time step in ms (1 byte), length (2 bytes), bytes].
 // Target bit 0 picks the tunnel (responder or initiator); bit 1 makes the bytes a mutation of a real
@@ -26,6 +29,7 @@ final class Harness {
     let alice: WireGuardTunnel
     let bob: WireGuardTunnel
     var output = [UInt8](repeating: 0, count: 4096)
+    var keyLog = ""
 
     init() {
         alice = WireGuardTunnel(identity: WireGuardIdentity(privateKey: aliceKey), remotePublicKey: bobKey.publicKey,
@@ -34,6 +38,8 @@ final class Harness {
         bob = WireGuardTunnel(identity: WireGuardIdentity(privateKey: bobKey), remotePublicKey: aliceKey.publicKey,
                               presharedKey: presharedKey, connectionIndex: 2, now: start,
                               unixTimeNanoseconds: 1_700_000_000_000_000_000, random: Counter(state: 99))
+        alice.keyLog = { [unowned self] in keyLog += $0.keyLogLines }
+        bob.keyLog = { [unowned self] in keyLog += $0.keyLogLines }
     }
 
     @discardableResult
@@ -78,9 +84,11 @@ final class Harness {
         _ = alice.initiateHandshake(now: now)
         var inFlight: [([UInt8], WireGuardTunnel)] = drain(alice).map { ($0, bob) } + drain(bob).map { ($0, alice) }
         var rounds = 0
+        var exchanged: [[UInt8]] = []
         while !inFlight.isEmpty, rounds < 50 {
             rounds += 1
             let (datagram, target) = inFlight.removeFirst()
+            exchanged.append(datagram)
             let other = target === alice ? bob : alice
             let (result, written) = deliver(datagram, to: target)
             if case .writeToNetwork = result { inFlight.append((written, other)) }
@@ -96,6 +104,33 @@ final class Harness {
         precondition(toAlice.count == payload.count + 32, "bob can send after fuzzing")
         let (back, _) = deliver(toAlice, to: alice)
         precondition(back == .writeToTunnel(offset: 16, count: payload.count), "alice decrypts bob's packet: \(back)")
+        checkKeyLogDecrypts(exchanged, [toBob, toAlice], payload)
+    }
+
+    /// The key log's secrets, parsed back, open both data messages of the session just made.
+    func checkKeyLogDecrypts(_ handshake: [[UInt8]], _ data: [[UInt8]], _ payload: [UInt8]) {
+        let secrets: [WireGuardSessionSecrets]
+        do {
+            secrets = try WireGuardKeyLog.parse(keyLog)
+        } catch {
+            fatalError("the key log the tunnels wrote does not parse: \(error)")
+        }
+        var decryptor = WireGuardDecryptor(secrets: secrets)
+        for message in handshake {
+            message.withUnsafeBytes { bytes in
+                switch WireGuardMessage.peek(bytes) {
+                case .initiation?: decryptor.addInitiation(bytes)
+                case .response?: decryptor.addResponse(bytes)
+                default: break
+                }
+            }
+        }
+        for message in data {
+            let opened = message.withUnsafeBytes { decryptor.open($0) }
+            guard case .plaintext(let plaintext, _) = opened, plaintext == payload else {
+                fatalError("the key log does not open the session's data: \(opened)")
+            }
+        }
     }
 }
 
@@ -112,6 +147,11 @@ let templates: [[UInt8]] = {
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzNoise(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = UnsafeBufferPointer(start: data, count: size)
+    do {
+        _ = try WireGuardKeyLog.parse(String(decoding: bytes, as: UTF8.self))
+    } catch {
+        precondition(error.line >= 1 && !error.message.isEmpty, "a key log error names its line")
+    }
     let harness = Harness()
     var index = 0
     var records = 0

@@ -8,7 +8,8 @@
 // 3. the replay reads the same records: its frames are the reader's, it reports an error exactly when the
 //    reader stopped on one, and every frame is counted once (parsed, rejected by the parser, or without IP);
 // 4. a capture never makes the client or gateway refuse something (no pipeline error): the portal's messages
-//    are the scenario's, so whatever the packets are, they are traffic, not faults of the pipeline.
+//    are the scenario's, so whatever the packets are, they are traffic, not faults of the pipeline;
+// 5. the timeline page (`--html`) of whatever was replayed is written whole.
 //
 // Build and run with `scripts/fuzz PcapReplay [seconds]`.
 #if canImport(Glibc)
@@ -36,6 +37,7 @@ enum Fixture {
     static let options: TunnelReplay.Options = {
         var options = TunnelReplay.Options(scenario: scenario)
         options.longestPause = .seconds(600)
+        options.drawsTimeline = true
         return options
     }()
     static let linkTypes: [LinkType] = [.null, .ethernet, .raw, .loop, .linuxSll, .ipv4, .ipv6, .linuxSll2, LinkType(rawValue: 147)]
@@ -65,6 +67,8 @@ public func fuzzPcapReplay(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     require(report.capture.shortenedPauses < max(1, report.capture.frames), "a pause is between two records")
     require(report.pipelineErrors == 0, "a capture made the pipeline refuse something: \(report.text)")
     require(!report.text.isEmpty, "the report is written")
+    let page = replay.timeline(title: "fuzz")?.html() ?? ""
+    require(page.hasPrefix("<!DOCTYPE html>") && page.hasSuffix("</html>\n"), "the timeline page is written whole")
     return 0
 }
 

@@ -42,6 +42,8 @@ public enum FlowName: Hashable, Sendable, CustomStringConvertible {
             let line = UnsafeRawBufferPointer(rebasing: payload[lineStart..<lineEnd])
             if line.isEmpty { return nil }  // end of the headers
             if line.count > 5, line.prefix(5).map({ $0 | 0x20 }) == Array("host:".utf8) {
+                // RFC 9110 §5.5: no control characters in a field value (a bare CR or a NUL makes the request invalid).
+                guard !line.dropFirst(5).contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) else { return nil }
                 guard let value = String(validating: line.dropFirst(5), as: UTF8.self)?.trimmingSpaces else { return nil }
                 return value.isEmpty ? nil : value
             }

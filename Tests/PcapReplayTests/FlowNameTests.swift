@@ -49,6 +49,9 @@ import Testing
         let bodyHost = Array("POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nHost: x\r\n".utf8)
         #expect(bodyHost.withUnsafeBytes { FlowName.find(in: $0) } == nil, "a Host line after the headers is body")
         #expect(Array("SSH-2.0-OpenSSH_9.2\r\n".utf8).withUnsafeBytes { FlowName.find(in: $0) } == nil)
+        // Found by Fuzz/Dissect: a bare CR (or any control character) makes the field invalid (RFC 9110 §5.5).
+        let bareCr = Array("GET / HTTP/1.1\r\nHost: www.wiki\rexample\r\n\r\n".utf8)
+        #expect(bareCr.withUnsafeBytes { FlowName.find(in: $0) } == nil)
     }
 
     private static func range(of needle: [UInt8], in haystack: [UInt8]) -> Range<Int>? {
