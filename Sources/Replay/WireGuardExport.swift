@@ -1,3 +1,4 @@
+import IpPacket
 import PcapFile
 import SansIO
 
@@ -48,15 +49,7 @@ public final class WireGuardExport {
     }
 
     private static func internetChecksum(_ bytes: [UInt8]) -> UInt16 {
-        var sum: UInt32 = 0
-        var index = 0
-        while index + 1 < bytes.count {
-            sum += UInt32(bytes[index]) << 8 | UInt32(bytes[index + 1])
-            index += 2
-        }
-        if index < bytes.count { sum += UInt32(bytes[index]) << 8 }
-        while sum >> 16 != 0 { sum = (sum & 0xFFFF) + (sum >> 16) }
-        return ~UInt16(sum)
+        bytes.withUnsafeBytes { InternetChecksum.finalize(InternetChecksum.sum($0)) }
     }
 
     private static func be16(_ value: UInt16) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xFF)] }

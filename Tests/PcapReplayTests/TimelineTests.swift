@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 /// `--html`: the timeline page, rendered by librsvg (`rsvg-convert`) to a PNG, is not blank and shows every
-/// connection of the capture as a row with something drawn in it.
+/// connection of the capture as a row with something drawn in it. Beside it, `--write-wireguard`'s export.
 @Suite(.offPool) struct TimelineTests {
     /// Renders the page's SVG and returns, per row, how many pixels differ from the row's background.
     private func paintedPixelsPerRow(_ html: String, rows: Int, in directory: String) throws -> [Int] {
@@ -44,10 +44,16 @@ import Testing
         let directory = try ReplayFixtures.temporaryDirectory("timeline-dissect")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         _ = try ReplayFixtures.replay(ReplayFixtures.capture, output: directory)
-        let run = try await ReplayFixtures.runTool(["dissect", "--quiet", "--json", "--html", directory + "/page.html", directory + "/wire.pcap"])
+        let run = try await ReplayFixtures.runTool(["dissect", "--quiet", "--json", "--html", directory + "/page.html",
+                                                    "--write-wireguard", directory + "/wireguard.pcap", directory + "/wire.pcap"])
         #expect(run.status == 0, "\(run.errors)")
         let report = try JSONDecoder().decode(DissectReport.self, from: Data(run.output.utf8))
         let html = try String(contentsOfFile: directory + "/page.html", encoding: .utf8)
+        // The exported messages, one datagram each, with checksums tshark accepts.
+        let exported = try await ReplayFixtures.tsharkFields(["frame.number", "wg.type"], of: directory + "/wireguard.pcap")
+        let messages = report.wireGuardByType.values.reduce(0, +) + (report.channelDataCarrying["wireguard"] ?? 0)
+        #expect(exported.count == messages && exported.allSatisfy { !($0["wg.type"] ?? "").isEmpty }, "\(exported.count) of \(messages)")
+        #expect(try await ReplayFixtures.tsharkComplaints(directory + "/wireguard.pcap").isEmpty)
         for peer in report.peers {
             #expect(html.contains(">\(peer.endpoints.prefix(Timeline.labelLength))</text>"), "a row for \(peer.endpoints)")
         }
