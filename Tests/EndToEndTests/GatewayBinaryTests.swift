@@ -61,9 +61,9 @@ struct GatewayBinaryTests {
         #expect(!after.contains("tun-firezone") && !after.contains("firezone-gateway"), "the TUN device and the nftables table are gone: \(after)")
     }
 
-    @Test("a token the portal refuses is fatal: exit 1 with Firezone's sentence; no token at all: exit 1 on stderr")
+    @Test("a token the portal refuses is fatal: exit 1 with Firezone's sentence; no token at all: exit 1 on stderr; a key log it cannot open: exit 1")
     func refusedAndMissingTokens() async throws {
-        let (refused, missing, usage) = try await TestNamespace.with("gt") { namespace in
+        let (refused, missing, usage, keyLog) = try await TestNamespace.with("gt") { namespace in
             let directory = try Binaries.scratchDirectory()
             defer { try? FileManager.default.removeItem(atPath: directory) }
             try Self.config.write(toFile: directory + "/portal.yaml", atomically: true, encoding: .utf8)
@@ -78,8 +78,15 @@ struct GatewayBinaryTests {
             let noToken = try Binaries.start(["firezone-gateway"], in: namespace, log: directory + "/missing.log", environment: [:])
             let missing = (noToken.waitForExit(), try String(contentsOfFile: directory + "/missing.log", encoding: .utf8))
             let badFlag = try Binaries.start(["firezone-gateway", "--no-such-flag"], in: namespace, log: directory + "/usage.log")
-            return (refused, missing, badFlag.waitForExit())
+            let unopenable = try Binaries.start(["firezone-gateway", "gateway-token-hq", "--health-check-addr", "127.0.0.1:8083"], in: namespace,
+                                                log: directory + "/keylog.log",
+                                                environment: ["FIREZONE_API_URL": "ws://127.0.0.1:8081", "FIREZONE_ID": "gateway-test-3",
+                                                              "WGKEYLOGFILE": "/nonexistent/dir/keys"])
+            let keyLog = (unopenable.waitForExit(), try String(contentsOfFile: directory + "/keylog.log", encoding: .utf8))
+            return (refused, missing, badFlag.waitForExit(), keyLog)
         }
+        #expect(keyLog.0 == 1, "\(keyLog.1)")
+        #expect(keyLog.1.contains("cannot open the key log /nonexistent/dir/keys"), "\(keyLog.1)")
         #expect(refused.0 == 1, "\(refused.1)")
         #expect(refused.1.contains("INFO firezone_gateway: Failed to start Gateway:"), "\(refused.1)")
         #expect(missing.0 == 1)

@@ -31,6 +31,21 @@ import Testing
         #expect(tool.output.contains("rejected"))
     }
 
+    /// A key log that is not one, or cannot be read, stops `dissect --keylog` before it reads the capture: exit 1
+    /// and the line at fault; output files that cannot be written do the same.
+    @Test func aBadKeyLogOrAnUnwritableOutputIsExitOneWithTheReason() async throws {
+        let directory = try ReplayFixtures.temporaryDirectory("bad-keylog")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "# keys\nLOCAL_STATIC_PRIVATE_KEY = not-base64\n".write(toFile: directory + "/keys", atomically: true, encoding: .utf8)
+        let bad = try await ReplayFixtures.runTool(["dissect", "--keylog", directory + "/keys", ReplayFixtures.capture])
+        #expect(bad.status == 1 && bad.errors.contains("line 2") && bad.errors.contains("LOCAL_STATIC_PRIVATE_KEY"), "\(bad.errors)")
+        #expect(bad.output.isEmpty, "nothing dissected with a broken key log")
+        let missing = try await ReplayFixtures.runTool(["dissect", "--keylog", directory + "/none", ReplayFixtures.capture])
+        #expect(missing.status == 1 && missing.errors.contains(directory + "/none"), "\(missing.errors)")
+        let unwritable = try await ReplayFixtures.runTool(["dissect", "--write-wireguard", "/nonexistent/dir/x.pcap", ReplayFixtures.capture])
+        #expect(unwritable.status == 1 && unwritable.errors.contains("/nonexistent/dir/x.pcap"), "\(unwritable.errors)")
+    }
+
     @Test func aCutOffFileReportsEverythingBeforeTheCutAndExitsOne() async throws {
         let directory = try ReplayFixtures.temporaryDirectory("truncated")
         defer { try? FileManager.default.removeItem(atPath: directory) }
