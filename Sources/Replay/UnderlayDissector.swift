@@ -12,7 +12,13 @@ import Turn
 /// datagrams put back together; frames the capture cut short are counted and named. Malformed messages are
 /// reported, never fatal.
 public struct UnderlayDissector {
-    public private(set) var report = DissectReport()
+    /// Everything so far, the key log's decryption included.
+    public var report: DissectReport {
+        var report = tallies
+        report.decryption = decrypted?.report
+        return report
+    }
+    private var tallies = DissectReport()
     /// Whether to keep a line per datagram in the report.
     public var keepDatagrams: Bool
     private var sessions: [UInt32: Int] = [:]
@@ -31,7 +37,6 @@ public struct UnderlayDissector {
         self.keepDatagrams = keepDatagrams
         recorder = drawsTimeline ? TimelineRecorder() : nil
         decrypted = keyLog.map(DecryptedTraffic.init)
-        report.decryption = decrypted?.report
     }
 
     /// Classifies one capture record; returns its datagram's classification (several when the sender's UDP GSO
@@ -39,16 +44,16 @@ public struct UnderlayDissector {
     /// datagram (another protocol, a fragment still waiting for the rest, a truncated frame).
     @discardableResult
     public mutating func add(_ record: PcapRecord) -> [DissectedDatagram] {
-        report.frames += 1
+        tallies.frames += 1
         timestamp = record.timestampNanoseconds
         guard let ip = LinkLayer.ipPacket(in: record.data, linkType: record.linkType) else {
-            report.framesWithoutIp += 1
+            tallies.framesWithoutIp += 1
             return []
         }
         guard !record.isTruncated else {
-            report.truncatedFrames += 1
-            if report.truncated.count < DissectReport.listLimit {
-                report.truncated.append(.init(packet: record.number, captured: record.data.count, original: record.originalLength))
+            tallies.truncatedFrames += 1
+            if tallies.truncated.count < DissectReport.listLimit {
+                tallies.truncated.append(.init(packet: record.number, captured: record.data.count, original: record.originalLength))
             }
             return []
         }
@@ -57,22 +62,22 @@ public struct UnderlayDissector {
             case .udp(let source, let destination, let payload):
                 return add(payload, from: source, to: destination, record: record.number, fragments: nil)
             case .otherProtocol:
-                report.nonUdpPackets += 1
+                tallies.nonUdpPackets += 1
                 return []
             case .fragment(let fragment):
                 guard let whole = try reassembler.add(fragment, at: record.timestampNanoseconds) else {
-                    report.fragmentsHeld += 1
+                    tallies.fragmentsHeld += 1
                     return []
                 }
                 return try whole.withUnsafeBytes { bytes throws(UnderlayPacketError) in
                     guard case .udp(let source, let destination, let payload) =
                             try UnderlayPacket.udp(bytes, from: fragment.key.source, to: fragment.key.destination) else { return [] }
-                    report.reassembledDatagrams += 1
+                    tallies.reassembledDatagrams += 1
                     return add(payload, from: source, to: destination, record: record.number, fragments: true)
                 }
             }
         } catch {
-            report.rejectedIpPackets += 1
+            tallies.rejectedIpPackets += 1
             noteMalformed(record.number, "underlay IP packet rejected: \(error)")
             return []
         }
@@ -80,14 +85,14 @@ public struct UnderlayDissector {
 
     /// The timeline of what was added so far, when the dissector draws one.
     public func timeline(title: String) -> Timeline? {
-        recorder?.timeline(title: title, subtitle: "\(report.frames) frames, \(report.datagramCount) messages, "
-                           + "\(report.peers.count) endpoint pairs, \(report.sessions.count) WireGuard sessions")
+        recorder?.timeline(title: title, subtitle: "\(tallies.frames) frames, \(tallies.datagramCount) messages, "
+                           + "\(tallies.peers.count) endpoint pairs, \(tallies.sessions.count) WireGuard sessions")
     }
 
     /// Ends the capture: fragments still waiting for the rest of their datagram are given up and counted.
     public mutating func finish() {
         _ = reassembler.abandonAll()
-        report.incompleteDatagrams = reassembler.abandoned
+        tallies.incompleteDatagrams = reassembler.abandoned
     }
 
     private mutating func add(_ payload: UnsafeRawBufferPointer, from source: SocketAddress, to destination: SocketAddress,
@@ -95,8 +100,8 @@ public struct UnderlayDissector {
         guard let segments = CoalescedDatagrams.segments(of: payload) else {
             return [add(payload, from: source, to: destination, record: record, fragments: fragments, segment: nil)]
         }
-        report.coalescedDatagrams += 1
-        report.coalescedSegments += segments.count
+        tallies.coalescedDatagrams += 1
+        tallies.coalescedSegments += segments.count
         return segments.enumerated().map { index, range in
             add(UnsafeRawBufferPointer(rebasing: payload[range]), from: source, to: destination, record: record, fragments: fragments,
                 segment: "\(index + 1) of \(segments.count)")
@@ -123,19 +128,18 @@ public struct UnderlayDissector {
         }
         if decrypted != nil || export != nil, let message = Self.wireGuardMessage(in: payload, datagram) {
             datagram.decrypted = decrypted?.add(message)
-            report.decryption = decrypted?.report
-            if let inner = datagram.decrypted {
+                        if let inner = datagram.decrypted {
                 recorder?.count(inner.accepted ? "inner packets" : "inner packets refused", row: pair, at: timestamp)
             }
             do {
                 try export?.write(message, from: source, to: destination, at: timestamp)
             } catch {
-                report.error = "writing \(export?.path ?? ""): \(error)"
+                tallies.error = "writing \(export?.path ?? ""): \(error)"
                 export = nil
             }
         }
         tally(datagram, from: source, to: destination)
-        if keepDatagrams { report.datagrams.append(datagram) }
+        if keepDatagrams { tallies.datagrams.append(datagram) }
         return datagram
     }
 
@@ -223,54 +227,54 @@ public struct UnderlayDissector {
     }
 
     private mutating func tally(_ datagram: DissectedDatagram, from source: SocketAddress, to destination: SocketAddress) {
-        report.datagramCount += 1
-        report.byKind[datagram.kind.rawValue, default: 0] += 1
+        tallies.datagramCount += 1
+        tallies.byKind[datagram.kind.rawValue, default: 0] += 1
         if datagram.kind == .malformed { noteMalformed(datagram.packet, datagram.summary) }
         if datagram.kind == .stun, let type = datagram.stunType {
-            report.stunByType[StunAttributeNames.messageName(type), default: 0] += 1
+            tallies.stunByType[StunAttributeNames.messageName(type), default: 0] += 1
             // A relay answers allocations and refreshes; its socket is the source of those answers.
-            if type == 0x0103 || type == 0x0104 || type == 0x0109 { report.relays.insert(source.description) }
+            if type == 0x0103 || type == 0x0104 || type == 0x0109 { tallies.relays.insert(source.description) }
         }
         if datagram.kind == .channelData, let channel = datagram.channel {
-            report.channels["0x" + String(channel, radix: 16), default: 0] += 1
-            if let inner = datagram.inner { report.channelDataCarrying[inner.rawValue, default: 0] += 1 }
-            if destination.port == 3478 { report.relays.insert(destination.description) }
+            tallies.channels["0x" + String(channel, radix: 16), default: 0] += 1
+            if let inner = datagram.inner { tallies.channelDataCarrying[inner.rawValue, default: 0] += 1 }
+            if destination.port == 3478 { tallies.relays.insert(destination.description) }
         }
-        if let type = datagram.wireGuardType { report.wireGuardByType[type.rawValue, default: 0] += 1 }
+        if let type = datagram.wireGuardType { tallies.wireGuardByType[type.rawValue, default: 0] += 1 }
         trackSession(datagram)
         let pair = [source.description, destination.description].sorted().joined(separator: " ⇄ ")
         if let index = peerIndex[pair] {
-            report.peers[index].datagrams += 1
+            tallies.peers[index].datagrams += 1
         } else {
-            peerIndex[pair] = report.peers.count
-            report.peers.append(.init(endpoints: pair, datagrams: 1))
+            peerIndex[pair] = tallies.peers.count
+            tallies.peers.append(.init(endpoints: pair, datagrams: 1))
         }
     }
 
     private mutating func noteMalformed(_ packet: Int, _ message: String) {
-        guard report.malformed.count < DissectReport.listLimit else { return }
-        report.malformed.append(.init(packet: packet, message: message))
+        guard tallies.malformed.count < DissectReport.listLimit else { return }
+        tallies.malformed.append(.init(packet: packet, message: message))
     }
 
     private mutating func trackSession(_ datagram: DissectedDatagram) {
         switch datagram.wireGuardType {
         case .initiation?:
             guard let sender = datagram.senderIndex else { return }
-            sessions[sender] = report.sessions.count
-            report.sessions.append(.init(initiatorIndex: sender))
+            sessions[sender] = tallies.sessions.count
+            tallies.sessions.append(.init(initiatorIndex: sender))
         case .response?:
             guard let sender = datagram.senderIndex, let receiver = datagram.receiverIndex, let index = sessions[receiver] else { return }
-            report.sessions[index].responderIndex = sender
+            tallies.sessions[index].responderIndex = sender
             sessions[sender] = index
         case .data?:
             guard let receiver = datagram.receiverIndex, let index = sessions[receiver] else {
-                report.dataWithoutHandshake += 1
+                tallies.dataWithoutHandshake += 1
                 return
             }
-            if report.sessions[index].initiatorIndex == receiver {
-                report.sessions[index].dataToInitiator += 1
+            if tallies.sessions[index].initiatorIndex == receiver {
+                tallies.sessions[index].dataToInitiator += 1
             } else {
-                report.sessions[index].dataToResponder += 1
+                tallies.sessions[index].dataToResponder += 1
             }
         default:
             break
