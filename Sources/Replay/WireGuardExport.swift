@@ -1,10 +1,15 @@
 import IpPacket
+import Noise
 import PcapFile
 import SansIO
 
 /// Writes every WireGuard message dissect mode finds as a UDP datagram of its own, in capture order, to a raw-IP
 /// pcap: unwrapped from TURN ChannelData and split out of GSO-coalesced datagrams, which tools such as tshark
-/// 4.0 cannot do. The addresses and ports are those of the datagram that carried the message.
+/// 4.0 cannot do. Wireshark ties a session to the address pair its handshake used, so messages that took
+/// another path (a relay, both legs of one) would not decrypt: every message of a session whose handshake was
+/// seen is written between the same two addresses, the initiator 198.18.0.1 (a port per session) and the
+/// responder 198.18.0.2:51820 (RFC 2544's benchmarking range). Messages of sessions without a captured
+/// handshake keep the addresses of the datagram that carried them.
 public final class WireGuardExport {
     public let path: String
     private let writer: PcapWriter
@@ -19,8 +24,39 @@ public final class WireGuardExport {
     public func close() { writer.close() }
 
     func write(_ message: UnsafeRawBufferPointer, from source: SocketAddress, to destination: SocketAddress, at timestamp: Int64) throws(PcapError) {
-        try writer.write(Self.datagram(message, from: source, to: destination), timestampNanoseconds: timestamp)
+        let (from, to) = sessionAddresses(of: message) ?? (source, destination)
+        try writer.write(Self.datagram(message, from: from, to: to), timestampNanoseconds: timestamp)
         written += 1
+    }
+
+    /// A session's index → (session number, whether the index is the initiator's).
+    private var sessionOfIndex: [UInt32: (session: Int, initiator: Bool)] = [:]
+    private var sessions = 0
+    static let initiatorAddress = IpAddress.v4(IPv4Address(198, 18, 0, 1))
+    static let responderAddress = IpAddress.v4(IPv4Address(198, 18, 0, 2))
+
+    /// The canonical pair for `message`, in its direction, or `nil` for a session whose handshake was not seen.
+    private func sessionAddresses(of message: UnsafeRawBufferPointer) -> (SocketAddress, SocketAddress)? {
+        let toResponder: Bool, session: Int
+        switch WireGuardMessage.peek(message) {
+        case .initiation(let sender)?:
+            if sessionOfIndex.count >= 65_536 { sessionOfIndex.removeAll() }
+            sessions += 1
+            sessionOfIndex[sender] = (sessions, true)
+            (session, toResponder) = (sessions, true)
+        case .response(let sender, let receiver)?:
+            guard let initiation = sessionOfIndex[receiver] else { return nil }
+            sessionOfIndex[sender] = (initiation.session, false)
+            (session, toResponder) = (initiation.session, false)
+        case .data(let receiver, _)?, .cookieReply(let receiver)?:
+            guard let known = sessionOfIndex[receiver] else { return nil }
+            (session, toResponder) = (known.session, !known.initiator)
+        case nil:
+            return nil
+        }
+        let initiator = SocketAddress(ip: Self.initiatorAddress, port: UInt16(20_000 + session % 40_000))
+        let responder = SocketAddress(ip: Self.responderAddress, port: 51_820)
+        return toResponder ? (initiator, responder) : (responder, initiator)
     }
 
     /// An IPv4 or IPv6 packet with a UDP header around `payload`, checksums filled in.

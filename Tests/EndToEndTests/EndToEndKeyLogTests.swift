@@ -23,7 +23,8 @@ struct EndToEndKeyLogTests {
             lab.clientEnvironment = ["WGKEYLOGFILE": clientKeys]
             lab.gatewayEnvironment = ["WGKEYLOGFILE": gatewayKeys]
             let capture = lab.directory + "/underlay.pcap"
-            try lab.startInGateway("tcpdump", ["tcpdump", "-i", "any", "--immediate-mode", "-U", "-w", capture, "udp"])
+            // A large buffer and short slots: under the lab's load the kernel otherwise drops what tcpdump cannot read in time.
+            try lab.startInGateway("tcpdump", ["tcpdump", "-i", "any", "--immediate-mode", "-U", "-s", "2048", "-B", "16384", "-w", capture, "udp"])
             try lab.waitFor("listening on", in: "tcpdump")
             if !relayed {
                 for (namespace, link) in [(lab.client, "eth0"), (lab.gateway, "eth0"), (lab.gateway, "lo")] {
@@ -42,6 +43,8 @@ struct EndToEndKeyLogTests {
             #expect(fetch.output == EndToEndLab.page, "\(lab.logs)")
             #expect(lab.stop("client") == 0 && lab.stop("gateway") == 0, "\(lab.logs)")
             lab.stop("tcpdump")
+            let dropped = lab.log("tcpdump").split(separator: "\n").first { $0.hasSuffix("packets dropped by kernel") }
+            #expect(dropped?.hasPrefix("0 ") == true, "the capture is whole: \(lab.log("tcpdump"))")
             if let keep = ProcessInfo.processInfo.environment["FZ_E2E_KEEP_LOGS"] {
                 _ = try? Shell.run("sh", "-c", "mkdir -p \(keep)/\(relayed) && cp \(capture) \(clientKeys) \(gatewayKeys) \(keep)/\(relayed)/", allowFailure: true)
             }
