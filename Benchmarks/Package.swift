@@ -10,10 +10,24 @@ let package = Package(
         .package(name: "swift-firezone", path: ".."),
         // The trait list replaces the default one, which would pull in a package this machine lacks.
         .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
+        // BoringSSL, for the AEAD comparison only.
+        .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
     ],
     targets: [
         // The raw libsodium calls the WireGuard data path is measured against.
         .systemLibrary(name: "CSodiumRaw", pkgConfig: "libsodium"),
+        // OpenSSL 3's libcrypto (Debian's libssl-dev), for the AEAD comparison.
+        .systemLibrary(name: "COpenSSLCrypto", pkgConfig: "libcrypto"),
+        .executableTarget(
+            name: "AeadBenchmarks",
+            dependencies: [
+                "CSodiumRaw", "COpenSSLCrypto",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/AeadBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
         .executableTarget(
             name: "NoiseBenchmarks",
             dependencies: [
