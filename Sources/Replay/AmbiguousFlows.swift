@@ -83,7 +83,7 @@ struct AmbiguityResolver {
 
     /// Whether the client's `packet`, to an address both `dnsName` resolved to and `cidr` contains, goes to the
     /// DNS resource (its proxy IP) rather than the CIDR resource.
-    mutating func sendsToDnsResource(_ packet: IpPacket, source: String, dnsName: DnsName, cidr: IpNetwork) -> Bool {
+    mutating func sendsToDnsResource(_ packet: IpPacket, dnsName: DnsName, cidr: IpNetwork) -> Bool {
         let key = ClientFlowKey(packet)
         if let known = decided[key] { return known }
         let toDns: Bool, reason: String
@@ -102,10 +102,15 @@ struct AmbiguityResolver {
             let transport = IpProtocolName.name(of: key.transport).lowercased()
             let ports = key.transport == 6 || key.transport == 17
             flows.append(AmbiguousFlow(
-                flow: "\(transport) \(source)\(ports ? ":\(key.clientPort)" : "") → \(SocketAddress(ip: key.server, port: key.serverPort).description(withPort: ports))",
+                flow: "\(transport) \(Self.endpoint(packet.source, key.clientPort, ports)) → \(Self.endpoint(key.server, key.serverPort, ports))",
                 dnsName: wanted, cidrResource: "\(cidr)", replayedAs: toDns ? .dns : .cidr, reason: reason))
         }
         return toDns
+    }
+
+    /// "10.0.0.1:80", "[fd00::1]:80", or the address alone for a protocol without ports.
+    private static func endpoint(_ address: IpAddress, _ port: UInt16, _ hasPorts: Bool) -> String {
+        hasPorts ? SocketAddress(ip: address, port: port).description : "\(address)"
     }
 }
 
@@ -115,8 +120,4 @@ private extension String {
         while text.last == character { text.removeLast() }
         return String(text)
     }
-}
-
-private extension SocketAddress {
-    func description(withPort: Bool) -> String { withPort ? description : "\(ip)" }
 }

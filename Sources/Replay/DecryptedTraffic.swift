@@ -1,6 +1,7 @@
 import Dns
 import IpPacket
 import Noise
+import SansIO
 
 /// What dissect mode decrypted with a key log: per WireGuard session, the inner packets as the tunnel's strict
 /// parser sees them (protocols, flows, DNS names asked, rejections with their reason).
@@ -103,8 +104,8 @@ struct DecryptedTraffic {
         let summary = "\(packet.version) \(transport)"
         report.sessions[session].byProtocol[summary, default: 0] += 1
         let ports = packet.tcp.map { ($0.sourcePort, $0.destinationPort) } ?? packet.udp.map { ($0.sourcePort, $0.destinationPort) }
-        let source = ports.map { "\(SocketAddressText.text(packet.source, $0.0))" } ?? "\(packet.source)"
-        let destination = ports.map { "\(SocketAddressText.text(packet.destination, $0.1))" } ?? "\(packet.destination)"
+        let source = ports.map { SocketAddress(ip: packet.source, port: $0.0).description } ?? "\(packet.source)"
+        let destination = ports.map { SocketAddress(ip: packet.destination, port: $0.1).description } ?? "\(packet.destination)"
         let flow = "\(transport.lowercased()) \(source) → \(destination)"
         if flowSets[session].count < 10_000, flowSets[session].insert(flow).inserted {
             report.sessions[session].flowCount += 1
@@ -118,11 +119,5 @@ struct DecryptedTraffic {
             }
         }
         return DecryptedPacket(source: source, destination: destination, summary: summary, accepted: true)
-    }
-}
-
-private enum SocketAddressText {
-    static func text(_ address: IpAddress, _ port: UInt16) -> String {
-        address.version == .v6 ? "[\(address)]:\(port)" : "\(address):\(port)"
     }
 }

@@ -217,7 +217,7 @@ public final class TunnelReplay {
     private func sendsToDnsResource(_ packet: IpPacket) -> Bool {
         guard let cidr = cidrResources.first(where: { $0.contains(packet.destination) }),
               let name = dns.nameForReal[packet.destination] else { return true }
-        let toDns = ambiguity.sendsToDnsResource(packet, source: "\(packet.source)", dnsName: name, cidr: cidr)
+        let toDns = ambiguity.sendsToDnsResource(packet, dnsName: name, cidr: cidr)
         report.ambiguousFlowCount = ambiguity.flowCount
         report.ambiguousFlows = ambiguity.flows
         if toDns, proxiedAmbiguousFlows.count < AmbiguityResolver.scanLimit { proxiedAmbiguousFlows.insert(ClientFlowKey(packet)) }
