@@ -50,6 +50,7 @@ let package = Package(
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CBlake2", pkgConfig: "libb2", providers: [.apt(["libb2-dev"])]),
         .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
+        .systemLibrary(name: "CLibcrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CLinuxTun"),  // header only: the TUN ioctl request codes
         .systemLibrary(name: "CLinuxNetlink"),  // header only: rtnetlink and policy-routing structures
         .systemLibrary(name: "CLinuxIO"),  // header only: epoll, eventfd, recvmmsg/sendmmsg, UDP offloads
@@ -58,7 +59,7 @@ let package = Package(
         .target(name: "SansIO"),
         .target(name: "IpPacket", dependencies: ["SansIO"]),
         .target(name: "PcapFile", dependencies: ["CPcap"]),
-        .target(name: "Noise", dependencies: ["SansIO", "CSodium", "CBlake2"]),
+        .target(name: "Noise", dependencies: ["SansIO", "CSodium", "CBlake2", "CLibcrypto"]),
         .target(name: "Stun", dependencies: ["SansIO", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Turn", dependencies: ["Stun", "SansIO", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "TurnRelay", dependencies: ["Stun", "SansIO", .product(name: "Crypto", package: "swift-crypto")]),

@@ -1,11 +1,11 @@
 import SansIO
-/// One WireGuard session: the two transport keys of a completed handshake, the sending counter and the
-/// receiving replay window. Keys are zeroed when the session is released.
+/// One WireGuard session: the ciphers of the two transport keys of a completed handshake, the sending counter
+/// and the receiving replay window. Keys are zeroed when the session is released.
 final class Session {
     let localIndex: UInt32
     let remoteIndex: UInt32
-    let sendingKey: SecretKey
-    let receivingKey: SecretKey
+    let sealer: TransportCipher
+    let opener: TransportCipher
     let createdAt: Instant
     /// Whether this side sent the initiation; only the initiator rekeys on age.
     let isInitiator: Bool
@@ -16,8 +16,8 @@ final class Session {
          createdAt: Instant, isInitiator: Bool) {
         self.localIndex = localIndex
         self.remoteIndex = remoteIndex
-        self.sendingKey = SecretKey(sendingKey)
-        self.receivingKey = SecretKey(receivingKey)
+        sealer = TransportCipher(key: SecretKey(sendingKey), sealing: true)
+        opener = TransportCipher(key: SecretKey(receivingKey), sealing: false)
         self.createdAt = createdAt
         self.isInitiator = isInitiator
     }

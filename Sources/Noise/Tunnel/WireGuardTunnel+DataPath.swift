@@ -95,7 +95,7 @@ extension WireGuardTunnel {
         }
         let ciphertext = UnsafeRawBufferPointer(rebasing: datagram[WireGuardMessage.dataHeaderLength...])
         let plaintext = UnsafeMutableRawBufferPointer(rebasing: output[WireGuardMessage.dataHeaderLength...])
-        let opened = Aead.open(key: session.receivingKey.bytes, counter: counter, ciphertext: ciphertext, into: plaintext)
+        let opened = session.opener.open(counter: counter, ciphertext: ciphertext, into: plaintext)
         guard opened else { return fail(.decryptionFailed(receiverIndex: receiverIndex)) }
         guard session.replayWindow.accept(counter) else {
             return fail(.duplicateCounter(receiverIndex: receiverIndex, counter: counter))
@@ -127,8 +127,8 @@ extension WireGuardTunnel {
         let counter = session.sendingCounter
         session.sendingCounter += 1
         // Encrypt first: `packet` may live at output + 16, and the header must not be written over it before.
-        Aead.seal(key: session.sendingKey.bytes, counter: counter, plaintext: packet,
-                  into: UnsafeMutableRawBufferPointer(rebasing: output[WireGuardMessage.dataHeaderLength...]))
+        _ = session.sealer.seal(counter: counter, plaintext: packet,
+                                into: UnsafeMutableRawBufferPointer(rebasing: output[WireGuardMessage.dataHeaderLength...]))
         output.storeUInt32LE(4, at: 0)
         output.storeUInt32LE(session.remoteIndex, at: Layout.Data.receiver)
         output.storeUInt64LE(counter, at: Layout.Data.counter)
