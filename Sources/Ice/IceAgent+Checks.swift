@@ -40,7 +40,7 @@ extension IceAgent {
         if let nominatedPair, nominatedPair.state == .failed {
             self.nominatedPair = nil
         }
-        evaluateNomination()
+        evaluateNomination(now: now)
         updateState()
     }
 
@@ -108,7 +108,11 @@ extension IceAgent {
 
     /// The controlling side nominates the best succeeded pair whenever it changes; the controlled side
     /// follows the best succeeded pair the peer flagged with USE-CANDIDATE. `NominatedSend` at once.
-    func evaluateNomination() {
+    ///
+    /// The controlling side's check with USE-CANDIDATE goes out at once (a triggered check, RFC 8445 §7.3.1.4),
+    /// not at the pair's next scheduled check: the controlled side uses the path only once it has seen it, so
+    /// waiting for the schedule delayed a new connection's first reply by up to a check interval.
+    func evaluateNomination(now: Instant?) {
         let best = pairs.first { pair in
             pair.state == .succeeded && (isControlling || pair.remoteNominated)
         }
@@ -116,6 +120,7 @@ extension IceAgent {
         if isControlling {
             nominatedPair?.useCandidate = false
             best.useCandidate = true
+            if let now { sendCheck(best, now: now) }
         }
         nominatedPair = best
         events.append(.nominated(source: best.local, destination: best.remote.address))

@@ -64,7 +64,7 @@ extension IceAgent {
                                    attributes: [.xorMappedAddress(source)])
         transmits.append(IceTransmit(source: local, destination: source,
                                      payload: response.encode(integrity: .sha1(key: localKey), fingerprint: true)))
-        evaluateNomination()
+        evaluateNomination(now: now)
         updateState()
         return true
     }
@@ -103,7 +103,7 @@ extension IceAgent {
             pair.attempts[index].answered = true
         }
         pair.state = .succeeded
-        evaluateNomination()
+        evaluateNomination(now: now)
         updateState()
         return true
     }

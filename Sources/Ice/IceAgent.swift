@@ -133,7 +133,7 @@ public final class IceAgent {
         if let nominatedPair, !pairs.contains(where: { $0 === nominatedPair }) {
             self.nominatedPair = nil
         }
-        evaluateNomination()
+        evaluateNomination(now: lastNow)
         updateState()
     }
 

@@ -228,3 +228,35 @@ struct NodeConnectionTests {
         #expect(lonely.node.connectionCount == 0)
     }
 }
+
+@Suite("Node: connection setup time")
+struct NodeSetupTimeTests {
+    /// Runs in 1 ms steps until `condition` holds; the virtual time it took, or `nil` after `limit`.
+    private func time(_ world: TwoPeers, within limit: Duration = .seconds(5), until condition: () -> Bool) -> Duration? {
+        let start = world.simulation.now
+        while !condition() {
+            guard world.simulation.now - start < limit else { return nil }
+            world.simulation.run(for: .milliseconds(1))
+        }
+        return world.simulation.now - start
+    }
+
+    @Test("the first packet's reply comes back within two round trips plus the handshake once the candidates arrived",
+          arguments: [false, true])
+    func firstReply(relayed: Bool) throws {
+        let world = TwoPeers()
+        if relayed { world.blockDirectPath() }
+        // Through the relay a round trip crosses two links each way.
+        let roundTrip = world.simulation.latency * (relayed ? 4 : 2)
+        try world.signalling.connect(world.client, world.gateway)
+        try world.client.send(world.ping(0), to: "gateway", in: world.simulation)
+        let there = try #require(time(world) { !world.gateway.packets(from: "client").isEmpty })
+        #expect(try world.gateway.send(Array("pong".utf8), to: "client", in: world.simulation))
+        let back = try #require(time(world) { !world.client.packets(from: "gateway").isEmpty })
+        let elapsed = there + back
+        // The candidates' signalling delay, then the check's round trip, the handshake's, and the packet's.
+        let expected = world.signalling.delay + roundTrip * 3
+        #expect(elapsed <= expected, "first reply after \(elapsed), expected at most \(expected)")
+        #expect(world.client.node.path(to: "gateway")?.isRelayed == relayed)
+    }
+}

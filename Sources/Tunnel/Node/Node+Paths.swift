@@ -4,7 +4,8 @@ import Turn
 
 extension Node {
     /// Queues a WireGuard message for the peer on a nominated path, wrapped in ChannelData when our relay
-    /// carries it (if the relay has no channel to the peer yet, it asks for one and the message is dropped).
+    /// carries it (if the relay has no channel to the peer yet, it asks for one and the message follows the
+    /// request; only without an allocation is it dropped).
     func send(_ message: UnsafeRawBufferPointer, on socket: PeerSocket, now: Instant) {
         switch socket {
         case .peerToPeer(let source, let destination), .peerToRelay(let source, let destination):
@@ -34,7 +35,11 @@ extension Node {
         var framed = [UInt8](repeating: 0, count: message.count + ChannelData.headerLength)
         let sent = framed.withUnsafeMutableBytes { buffer -> (destination: SocketAddress, count: Int)? in
             UnsafeMutableRawBufferPointer(rebasing: buffer[ChannelData.headerLength...]).copyMemory(from: message)
+            // Without a channel the first call asks for one and frames nothing; the second then frames the
+            // message on the channel in flight. The ChannelBind leaves first (``pollTransmit()`` drains relay
+            // control before anything else), so the check follows it instead of waiting for a retransmission.
             return allocation.encodeChannelData(to: peer, payloadLength: message.count, into: buffer, now: now)
+                ?? allocation.encodeChannelData(to: peer, payloadLength: message.count, into: buffer, now: now)
         }
         guard let sent else {
             statistics.droppedWithoutPath += 1

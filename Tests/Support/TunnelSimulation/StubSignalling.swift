@@ -9,7 +9,7 @@ import Tunnel
 /// the portal carries, after a signalling delay.
 public final class StubSignalling {
     let simulation: Simulation
-    var delay: Duration = .milliseconds(30)
+    public var delay: Duration = .milliseconds(30)
     private var nodes: [String: SimulatedNode] = [:]
 
     public init(simulation: Simulation) {
