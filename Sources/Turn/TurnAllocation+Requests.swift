@@ -166,6 +166,7 @@ extension TurnAllocation {
                 lifetime = .seconds(Int64(seconds))
             }
             allocatedAt = now
+            bindsAwaitingProbe.removeAll()  // the allocation lives: those binds were refused on their own account
         case let .channelBind(channel, peer):
             guard channels[channel]?.peer == peer else { return }
             channels[channel]?.bound = true
@@ -204,8 +205,12 @@ extension TurnAllocation {
             invalidateAllocation()
             if case let .channelBind(channel, peer) = request.kind {
                 forgetChannel(channel)
+                bindsAwaitingProbe.append(peer)
+            }
+            for peer in bindsAwaitingProbe where !bufferedBinds.contains(peer) && bufferedBinds.count < 100 {
                 bufferedBinds.append(peer)
             }
+            bindsAwaitingProbe.removeAll()
             sendAllocate(now: now)
         case (420, _):
             fail(.unknownAttribute(message.first { if case .unknownAttributes(let t) = $0 { t } else { nil } } ?? []))
@@ -222,8 +227,14 @@ extension TurnAllocation {
         case (_, .allocate):
             bufferedBinds.removeAll()
             fail(.serverError(code: code, reason: reason))
-        case let (_, .channelBind(channel, _)):
+        case let (_, .channelBind(channel, peer)):
+            // A relay that lost the allocation may say so with another code than 437 (coturn before 4.7 answers
+            // 400): ask at once whether it still exists, with a REFRESH whose 437 allocates again, rather than
+            // binding further channel numbers on an allocation that is gone.
             forgetChannel(channel)
+            guard isAllocated else { return }
+            if !bindsAwaitingProbe.contains(peer), bindsAwaitingProbe.count < 100 { bindsAwaitingProbe.append(peer) }
+            sendRefresh(lifetime: nil, now: now)
         default:
             break
         }
@@ -235,6 +246,7 @@ extension TurnAllocation {
         invalidateAllocation()
         requests.removeAll()
         bufferedBinds.removeAll()
+        bindsAwaitingProbe.removeAll()
         events.append(.failed(reason))
     }
 

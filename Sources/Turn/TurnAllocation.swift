@@ -45,6 +45,9 @@ public final class TurnAllocation {
     var channels: [UInt16: Channel] = [:]
     var channelByPeer: [SocketAddress: UInt16] = [:]
     var bufferedBinds: [SocketAddress] = []
+    /// Peers whose CHANNEL-BIND was refused while a REFRESH finds out whether the allocation still exists:
+    /// bound again on the new allocation if it did not.
+    var bindsAwaitingProbe: [SocketAddress] = []
     var nextChannel = ChannelData.channelRange.lowerBound
     var transmits: [Transmit] = []
     var events: [AllocationEvent] = []

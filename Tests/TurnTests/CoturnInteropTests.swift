@@ -48,6 +48,17 @@ import Turn
 
         var address: SocketAddress { SocketAddress(ip: .v4(IPv4Address(127, 0, 0, 1)), port: port) }
 
+        /// Whether coturn's log shows `text` within `seconds` (session events need `-V`).
+        func waitForLog(_ text: String, seconds: Double = 5) -> Bool {
+            let log = directory.appendingPathComponent("turn.log")
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if let contents = try? String(contentsOf: log, encoding: .utf8), contents.contains(text) { return true }
+                usleep(20_000)
+            }
+            return false
+        }
+
         /// SIGTERM, then SIGKILL after half a second: a child of Foundation's Process starts with signals
         /// blocked, and coturn does not unblock them.
         func stop() {
@@ -213,5 +224,56 @@ import Turn
         // With a configured realm the first ALLOCATE is already signed; coturn answers 401 naming "example".
         #expect(events.contains(.failed(.realmMismatch(expected: "firezone", received: "example"))), "\(events)")
         #expect(!allocation.isAllocated)
+    }
+
+    /// coturn 4.6 answers a CHANNEL-BIND on an allocation it no longer has with 400 Bad Request, not 437 (its
+    /// fix, coturn#2067, is newer than Debian's package). The allocation must then ask at once whether it still
+    /// exists (REFRESH → 437), allocate again and bind the channel there, instead of trying further numbers.
+    @Test func aChannelBindRefusedOnAVanishedAllocationAllocatesAgainAndBinds() throws {
+        let coturn = try Coturn(arguments: ["--realm=example", "--lt-cred-mech", "--user=test:test", "--verbose"])
+        defer { coturn.stop() }
+        let (allocation, socket, clock, _) = try allocate(coturn, credentials: TurnCredentials(username: "test", password: "test", realm: nil))
+        let firstRelay = try #require(allocation.relayAddresses.first)
+        try deleteBehindItsBack(socket, coturn, username: "test", realm: "example", password: "test")
+
+        let peer = try UdpSocket()
+        allocation.bindChannel(to: peer.localAddress, now: clock.now)
+        let events = drive(allocation, socket, clock: clock) { events in
+            events.contains { if case .channelBound = $0 { true } else { false } }
+        }
+        #expect(events.contains(.relayCandidateInvalidated(firstRelay)), "\(events)")
+        #expect(events.contains { if case .allocated = $0 { true } else { false } }, "\(events)")
+        let secondRelay = try #require(allocation.relayAddresses.first)
+        #expect(events.contains(.relayCandidate(secondRelay)))
+        let channel = try #require(allocation.channel(for: peer.localAddress, now: clock.now), "\(events)")
+
+        // The new channel carries data to the peer.
+        var frame = [UInt8](repeating: 0, count: 4) + Array("after the loss".utf8)
+        let sent = frame.withUnsafeMutableBytes {
+            allocation.encodeChannelData(to: peer.localAddress, payloadLength: 14, into: $0, now: clock.now)
+        }
+        let (destination, count) = try #require(sent)
+        socket.send(Array(frame.prefix(count)), to: destination)
+        let atPeer = try #require(peer.receive(timeoutMilliseconds: 2000))
+        #expect(atPeer.bytes == Array("after the loss".utf8) && atPeer.source == secondRelay)
+        #expect(ChannelData.channelRange.contains(channel))
+    }
+
+    /// Deletes the allocation of `socket` on coturn with our own REFRESH (LIFETIME 0), so that the
+    /// `TurnAllocation` on the same socket does not know: what coturn does on its own after a failed send.
+    private func deleteBehindItsBack(_ socket: UdpSocket, _ coturn: Coturn, username: String, realm: String, password: String) throws {
+        let unsigned = StunMessage(class: .request, method: .refresh, transactionId: .random(), attributes: [.lifetime(seconds: 0)])
+        socket.send(unsigned.encode(), to: coturn.address)
+        let challenge = try StunMessage(decoding: try #require(socket.receive(timeoutMilliseconds: 2000)).bytes)
+        let nonce = try #require(challenge.first { if case .nonce(let n) = $0 { n } else { nil } }, "401 with a nonce")
+        let signed = StunMessage(class: .request, method: .refresh, transactionId: .random(), attributes: [
+            .lifetime(seconds: 0), .username(username), .realm(realm), .nonce(nonce),
+        ])
+        let key = StunKey.longTerm(username: username, realm: realm, password: password)
+        socket.send(signed.encode(integrity: .sha1(key: key)), to: coturn.address)
+        let answer = try StunMessage(decoding: try #require(socket.receive(timeoutMilliseconds: 2000)).bytes)
+        #expect(answer.messageClass == .successResponse, "coturn accepted the deletion: \(answer)")
+        // coturn deletes it at its next timer tick, up to a second later, and logs that (with -V).
+        #expect(coturn.waitForLog("delete: realm=<\(realm)>, username=<\(username)>"), "coturn deleted the allocation")
     }
 }
