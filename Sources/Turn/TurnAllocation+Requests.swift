@@ -254,6 +254,7 @@ extension TurnAllocation {
         for relay in relayAddresses { events.append(.relayCandidateInvalidated(relay)) }
         relayAddresses.removeAll()
         allocatedAt = nil
+        unansweredSince = nil
         channels.removeAll()
         channelByPeer.removeAll()
     }

@@ -8,6 +8,8 @@ extension TurnAllocation {
     public static let channelRefreshAge: Duration = .seconds(300)
     /// A used channel number is recycled only after its lifetime plus the relay's rebind cool-down.
     public static let channelRecycleAge: Duration = .seconds(900)
+    /// ChannelData went out for this long and none came back: a REFRESH asks whether the allocation still exists.
+    public static let silenceBeforeProbe: Duration = .seconds(3)
 
     /// Runs the due timers: retransmissions and abandoned requests, refresh at half the lifetime, BINDING
     /// keepalives, channel refreshes, and expiry.
@@ -39,6 +41,13 @@ extension TurnAllocation {
         for (number, channel) in channels where wantsRebind(number, channel) && now >= channel.boundAt + Self.channelRefreshAge {
             sendChannelBind(channel: number, peer: channel.peer, now: now)
         }
+        if isAllocated, let since = unansweredSince, now >= since + Self.silenceBeforeProbe,
+           !isInFlight(.refresh(lifetime: nil)) {
+            // A relay that dropped the allocation drops its ChannelData without a word (coturn after a failed
+            // send to a peer, any relay after a restart); ICE would notice only at its timeout.
+            unansweredSince = nil
+            sendRefresh(lifetime: nil, now: now, schedule: .probe)
+        }
     }
 
     /// When ``handleTimeout(now:)`` should run next.
@@ -48,7 +57,10 @@ extension TurnAllocation {
         // handleTimeout does nothing would make an event loop spin.
         var deadlines = requests.values.map(\.transaction.deadline)
         if let allocatedAt {
-            if !isInFlight(.refresh(lifetime: nil)) { deadlines.append(allocatedAt + lifetime / 2) }
+            if !isInFlight(.refresh(lifetime: nil)) {
+                deadlines.append(allocatedAt + lifetime / 2)
+                if let since = unansweredSince { deadlines.append(since + Self.silenceBeforeProbe) }
+            }
             deadlines.append(allocatedAt + lifetime)
         }
         if isAllocated, activeSocket != nil, let last = lastKeepalive, !isInFlight(.binding) {
@@ -139,6 +151,7 @@ extension TurnAllocation {
         guard let count = try? ChannelData.writeHeader(channel: number, payloadLength: payloadLength, into: buffer) else {
             return nil
         }
+        if unansweredSince == nil { unansweredSince = now }
         return (active, count)
     }
 
@@ -151,6 +164,7 @@ extension TurnAllocation {
               let channel = channels[number], channel.bound
         else { return nil }
         channels[number]?.lastReceived = now
+        unansweredSince = nil
         return (channel.peer, payload)
     }
 

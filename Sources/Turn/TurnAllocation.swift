@@ -48,6 +48,8 @@ public final class TurnAllocation {
     /// Peers whose CHANNEL-BIND was refused while a REFRESH finds out whether the allocation still exists:
     /// bound again on the new allocation if it did not.
     var bindsAwaitingProbe: [SocketAddress] = []
+    /// When the first ChannelData went out since the last one came in (``silenceBeforeProbe``).
+    var unansweredSince: Instant?
     var nextChannel = ChannelData.channelRange.lowerBound
     var transmits: [Transmit] = []
     var events: [AllocationEvent] = []

@@ -142,11 +142,42 @@ final class EndToEndLab {
         try waitFor("started", in: "dnsmasq")
     }
 
-    func startCoturn(log: String = "coturn") throws {
+    /// coturn on 10.99.0.2:3478; with `cli`, its telnet CLI on the gateway namespace's 127.0.0.1:5766
+    /// (``cancelCoturnSessions()``).
+    func startCoturn(log: String = "coturn", cli: Bool = false) throws {
+        let cliArguments = cli ? ["--cli-ip=127.0.0.1", "--cli-port=5766", "--cli-password=\(Self.coturnCliPassword)"] : ["--no-cli"]
         try start(log, ["turnserver", "-n", "--listening-ip=10.99.0.2", "--listening-port=3478", "--relay-ip=10.99.0.2",
                              "--min-port=49152", "--max-port=65535", "--realm=firezone", "--use-auth-secret",
-                             "--static-auth-secret=dev-turn-secret", "--fingerprint", "--no-tls", "--no-dtls", "--no-cli",
-                             "--simple-log", "--log-file=stdout"], in: gateway, system: true)
+                             "--static-auth-secret=dev-turn-secret", "--fingerprint", "--no-tls", "--no-dtls",
+                             "--simple-log", "--log-file=stdout"] + cliArguments, in: gateway, system: true)
+    }
+
+    static let coturnCliPassword = "lab-cli"
+
+    /// Makes coturn drop every allocation at once through its CLI (`ps`, then `cs <id>` for each session), as
+    /// coturn does on its own after a failed send to a peer; returns the session ids it cancelled.
+    func cancelCoturnSessions() throws -> [String] {
+        let script = """
+            import re, socket, sys, time
+            s = socket.create_connection(("127.0.0.1", 5766), timeout=5)
+            def until_prompt():
+                out = b""
+                while not out.endswith(b"> ") and not out.endswith(b"password: \\r\\n"):
+                    chunk = s.recv(4096)
+                    if not chunk: break
+                    out += chunk
+                return out.decode(errors="replace")
+            until_prompt()
+            s.sendall(b"\(Self.coturnCliPassword)\\r\\n"); until_prompt()
+            s.sendall(b"ps\\r\\n")
+            ids = re.findall(r"id=(\\d+)", until_prompt())
+            for i in ids:
+                s.sendall(("cs " + i + "\\r\\n").encode()); until_prompt()
+            print(" ".join(ids))
+            """
+        let result = try inGateway("python3", "-c", script)
+        guard result.status == 0 else { throw ShellError.failed("coturn CLI", result.output) }
+        return result.output.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
     }
 
     /// The lab with our relay in coturn's place, joining the portal: no relay listed, a token for relays instead;

@@ -74,6 +74,33 @@ struct EndToEndRecoveryTests {
         }
     }
 
+    /// coturn drops both allocations under a live relayed connection (through its CLI; on its own it does so after
+    /// a failed send to a peer) and then answers their CHANNEL-BINDs with 400 and their ChannelData with silence.
+    /// Both sides must find out that their allocation is gone, allocate again and carry the tunnel on the new ones.
+    @Test("with only the relayed path, the tunnel comes back within seconds after coturn drops both allocations")
+    func coturnDropsAllocations() async throws {
+        try await offPool {
+            let lab = try EndToEndLab()
+            defer { lab.tearDown() }
+            try lab.startCoturn(cli: true)
+            try lab.startPortal()
+            try lab.startGateway()
+            try lab.dropDirectUdp()
+            try lab.startClient(["--dns-control", "disabled"])
+            let before = try lab.pingResource()
+            #expect(before.replies >= 3, "relayed before coturn drops the allocations\n\(before.output)\n\(lab.logs)")
+            let cancelled = try lab.cancelCoturnSessions()
+            let dropped = Date()
+            #expect(cancelled.count >= 2, "the client's and the gateway's sessions: \(cancelled)")
+            let after = try lab.pingResource(seconds: 60)
+            let seconds = Date().timeIntervalSince(dropped)
+            #expect(after.replies >= 3, "\(after.output)\n\(lab.logs)")
+            #expect(seconds < 10, "back \(seconds) s after coturn dropped the allocations")
+            #expect(lab.unexpectedWarnings().isEmpty, "\(lab.unexpectedWarnings())")
+            print("recovery: coturn dropped allocations \(seconds) s")
+        }
+    }
+
     /// SIGHUP resets the session (new key, new sockets, a new portal connection); then the client's namespace
     /// moves from 10.99.0.1 to 10.99.0.11 (the DHCP lease changed, the laptop roamed) and the client, told by
     /// rtnetlink, resets again.

@@ -143,6 +143,81 @@ import Turn
         #expect(allocation.isAllocated && allocation.failureReason == nil, "the allocation lives on")
     }
 
+    /// A CHANNEL-BIND refused with a code that does not say whether the allocation exists (coturn 4.6 answers 400
+    /// on one it dropped) is followed by a REFRESH at once: its 437 allocates again and binds the peer there; its
+    /// success leaves the peer unbound (the refusal was about the peer).
+    @Test func aRefusedChannelBindProbesTheAllocation() {
+        let relay = FakeRelay()
+        let (allocation, _) = allocated(relay)
+        var allocationGone = true
+        relay.answer = { request in
+            switch request.method {
+            case .channelBind where allocationGone: relay.error(request, 400, "Bad Request")
+            case .refresh where allocationGone:
+                relay.error(request, 437, "Allocation Mismatch")
+            case .allocate where allocationGone:
+                { allocationGone = false; return nil }()
+            default: nil
+            }
+        }
+        let peer = SocketAddress("203.0.113.6:51820")!
+        allocation.bindChannel(to: peer, now: start)
+        let events = relay.exchange(allocation, now: start)
+        #expect(relay.received.map(\.method).suffix(4) == [.channelBind, .refresh, .allocate, .channelBind],
+                "\(relay.received.map(\.method))")
+        #expect(events.contains { if case .channelBound(peer, _) = $0 { true } else { false } }, "\(events)")
+        #expect(allocation.channel(for: peer, now: start) != nil)
+
+        let healthy = FakeRelay()
+        let (alive, _) = allocated(healthy)
+        healthy.answer = { request in request.method == .channelBind ? healthy.error(request, 403, "Forbidden") : nil }
+        healthy.received.removeAll()
+        alive.bindChannel(to: peer, now: start)
+        healthy.exchange(alive, now: start)
+        #expect(healthy.received.map(\.method) == [.channelBind, .refresh], "one probe, no retry of the refused bind")
+        #expect(alive.isAllocated && alive.channel(for: peer, now: start) == nil)
+    }
+
+    /// ChannelData sent for three seconds without any coming back makes the allocation probe itself with a
+    /// REFRESH (a relay that dropped the allocation drops ChannelData silently); ChannelData received in time
+    /// means no probe.
+    @Test func threeSilentSecondsAfterChannelDataProbeTheAllocation() throws {
+        let relay = FakeRelay()
+        let (allocation, _) = allocated(relay)
+        let peer = SocketAddress("203.0.113.6:51820")!
+        allocation.bindChannel(to: peer, now: start)
+        relay.exchange(allocation, now: start)
+        var buffer = [UInt8](repeating: 0, count: 64)
+        func send(at time: Instant) {
+            _ = buffer.withUnsafeMutableBytes { allocation.encodeChannelData(to: peer, payloadLength: 10, into: $0, now: time) }
+        }
+        let answer = try ChannelData.encode(channel: 0x4000, payload: [1, 2, 3])
+
+        // Answered within the window: no probe.
+        send(at: start + .seconds(1))
+        #expect(allocation.pollTimeout() == start + .seconds(4))
+        _ = answer.withUnsafeBytes { allocation.decodeChannelData($0, from: relay.address, now: start + .seconds(2)) }
+        relay.received.removeAll()
+        allocation.handleTimeout(now: start + .seconds(4))
+        relay.exchange(allocation, now: start + .seconds(4))
+        #expect(relay.received.isEmpty)
+
+        // Unanswered: the probe goes out at 3 s; a 437 allocates again.
+        var allocationGone = true
+        relay.answer = { request in
+            guard allocationGone, request.method == .refresh else { return nil }
+            allocationGone = false
+            return relay.error(request, 437, "Allocation Mismatch")
+        }
+        send(at: start + .seconds(10))
+        send(at: start + .seconds(11))
+        #expect(allocation.pollTimeout() == start + .seconds(13))
+        allocation.handleTimeout(now: start + .seconds(13))
+        let events = relay.exchange(allocation, now: start + .seconds(13))
+        #expect(relay.received.map(\.method) == [.refresh, .allocate], "\(relay.received.map(\.method))")
+        #expect(events.contains(.relayCandidateInvalidated(relay.relayed[0])) && allocation.isAllocated, "\(events)")
+    }
+
     /// `refresh()` on a live allocation is a 1-second liveness probe; when it goes unanswered the allocation
     /// is invalidated, and the next `refresh()` starts over with BINDING requests.
     @Test func refreshProbesLivenessAndRestartsWhenSuspended() {
