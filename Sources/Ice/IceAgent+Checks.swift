@@ -111,7 +111,9 @@ extension IceAgent {
     ///
     /// The controlling side's check with USE-CANDIDATE goes out at once (a triggered check, RFC 8445 §7.3.1.4),
     /// not at the pair's next scheduled check: the controlled side uses the path only once it has seen it, so
-    /// waiting for the schedule delayed a new connection's first reply by up to a check interval.
+    /// waiting for the schedule delayed a new connection's first reply by up to a check interval. Only for a
+    /// pair whose last check was answered: when pairs fail one after another (the peer is gone), an extra check
+    /// on each would put off the connection's failure by a resend interval per pair.
     func evaluateNomination(now: Instant?) {
         let best = pairs.first { pair in
             pair.state == .succeeded && (isControlling || pair.remoteNominated)
@@ -120,7 +122,7 @@ extension IceAgent {
         if isControlling {
             nominatedPair?.useCandidate = false
             best.useCandidate = true
-            if let now { sendCheck(best, now: now) }
+            if let now, best.trailingUnanswered == 0 { sendCheck(best, now: now) }
         }
         nominatedPair = best
         events.append(.nominated(source: best.local, destination: best.remote.address))
