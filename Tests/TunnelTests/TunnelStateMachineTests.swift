@@ -59,6 +59,10 @@ struct TunnelStateMachineTests {
         // gateway NAT, the name set up after the restart included (shrunk to dnsTraffic(host0), dnsTraffic(host2, TCP),
         // restart(keepingProxyIps: false), dnsTraffic(host0), dnsTraffic(host1, TCP), dnsTraffic(host0)).
         "a81f4eec2aada552525252525252525252525252525252525252525252cf8cbecb5252525252525252524f7074696f6e616c525252525252cf9d9d999d9d9d9d9d9df19d9d9d9d9d9d9d9d9d9d9d9d9d9d9d9d8c1b000000000000005252525252525252",
+        // Relayed only, idle 220 s, then the gateway closes: an immediate USE-CANDIDATE check on each pair nominated
+        // while the pairs failed one by one put off the client's notice past 130 s (filteredTcp(1), idle(220 s),
+        // rejectAccess(1)).
+        "44083c7a3f00b6443c6ee91f2c447a877a40b433ef000000bb",
     ])
     func fuzzerFindings(hex: String) async throws {
         let bytes = stride(from: 0, to: hex.filter { $0 != " " }.count, by: 2).map { offset in
