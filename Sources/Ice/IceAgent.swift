@@ -72,10 +72,24 @@ public final class IceAgent {
     }
 
     public func addRemoteCandidate(_ candidate: IceCandidate) {
-        guard !remoteCandidates.contains(where: { $0.address == candidate.address }) else { return }
+        if let index = remoteCandidates.firstIndex(where: { $0.address == candidate.address }) {
+            upgradePeerReflexive(at: index, to: candidate)
+            return
+        }
         remoteCandidates.append(candidate)
         for local in localCandidates { formPair(local: local, remote: candidate) }
         reopenIfDisconnected()
+    }
+
+    /// A check from the peer can arrive before the peer's candidates do (a relayed one, say), and its source became a
+    /// peer-reflexive candidate. Once signalled, the candidate takes the signalled kind, and a nomination of it is
+    /// announced again so that the path is named by what it is (a relay, not a direct path).
+    private func upgradePeerReflexive(at index: Int, to candidate: IceCandidate) {
+        guard remoteCandidates[index].kind == .peerReflexive, candidate.kind != .peerReflexive else { return }
+        remoteCandidates[index] = candidate
+        if let nominatedPair, nominatedPair.remote.address == candidate.address {
+            events.append(.nominated(source: nominatedPair.local, destination: candidate.address))
+        }
     }
 
     /// Forgets a local candidate (a relay that went away); its pairs are dropped.

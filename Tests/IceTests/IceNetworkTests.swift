@@ -103,6 +103,43 @@ final class IcePair {
         }
     }
 
+    /// The gateway's check from its relayed candidate reaches the client before the portal brings that candidate:
+    /// the client knows the source only as peer-reflexive and nominates it. Once the candidate is signalled it
+    /// takes the relayed kind and the nomination is announced again, so the node names the path a relay's.
+    @Test func aPeerReflexiveCandidateSignalledLaterTakesTheSignalledKind() throws {
+        let clientCredentials = IceCredentials(ufrag: "cccc", password: "clientpasswordclientpa")
+        let gatewayCredentials = IceCredentials(ufrag: "gggg", password: "gatewaypasswordgatewayp")
+        let client = IceAgent(controlling: true, local: clientCredentials, remote: gatewayCredentials, timings: .clientDefault)
+        let gateway = IceAgent(controlling: false, local: gatewayCredentials, remote: clientCredentials, timings: .gatewayDefault)
+        let clientHost = try #require(client.addLocalCandidate(kind: .host, address: SocketAddress("10.0.0.1:52625")!))
+        let relayed = SocketAddress("192.0.2.1:50000")!
+        let gatewayRelay = try #require(gateway.addLocalCandidate(kind: .relayed, address: relayed))
+        gateway.addRemoteCandidate(clientHost)
+        var now = Instant(nanoseconds: 1_000_000_000)
+        // Every datagram between the two arrives; the gateway's come from its relayed address.
+        func exchange() {
+            for _ in 0..<10 {
+                for (sender, receiver) in [(gateway, client), (client, gateway)] {
+                    sender.handleTimeout(now: now)
+                    while let transmit = sender.pollTransmit() {
+                        let source = sender === gateway ? relayed : transmit.source.base
+                        receiver.handle(transmit.payload, from: source, to: transmit.destination, now: now)
+                    }
+                }
+                now = now + .milliseconds(300)
+            }
+        }
+        exchange()
+        let nominated = try #require(client.nominated)
+        #expect(nominated.remote == relayed)
+        #expect(client.remoteCandidates.first { $0.address == relayed }?.kind == .peerReflexive)
+        while client.pollEvent() != nil {}
+
+        client.addRemoteCandidate(gatewayRelay)
+        #expect(client.remoteCandidates.first { $0.address == relayed }?.kind == .relayed)
+        #expect(client.pollEvent() == .nominated(source: nominated.local, destination: relayed))
+    }
+
     @Test func roleConflictIsResolvedByTheTieBreaker() {
         let pair = IcePair(bothControlling: true)
         pair.run(for: .seconds(3))
