@@ -7,7 +7,8 @@
 //
 // Input: a sequence of records [target (1 byte), time step in ms (1 byte), length (2 bytes), bytes].
 // Target bit 0 picks the tunnel (responder or initiator); bit 1 makes the bytes a mutation of a real
-// message of the handshake (type byte kept) instead of raw bytes.
+// message of the handshake (type byte kept) instead of raw bytes. Initiations are screened by the identity
+// first, as a node does (`WireGuardIdentity.screenInitiation`), and only those it lets through reach the tunnel.
 import Noise
 import SansIO
 
@@ -31,11 +32,15 @@ final class Harness {
     var output = [UInt8](repeating: 0, count: 4096)
     var keyLog = ""
 
+    let aliceIdentity = WireGuardIdentity(privateKey: aliceKey)
+    let bobIdentity = WireGuardIdentity(privateKey: bobKey)
+    var cookieRandom = Counter(state: 7)
+
     init() {
-        alice = WireGuardTunnel(identity: WireGuardIdentity(privateKey: aliceKey), remotePublicKey: bobKey.publicKey,
+        alice = WireGuardTunnel(identity: aliceIdentity, remotePublicKey: bobKey.publicKey,
                                 presharedKey: presharedKey, connectionIndex: 1, now: start,
                                 unixTimeNanoseconds: 1_700_000_000_000_000_000, random: Counter())
-        bob = WireGuardTunnel(identity: WireGuardIdentity(privateKey: bobKey), remotePublicKey: aliceKey.publicKey,
+        bob = WireGuardTunnel(identity: bobIdentity, remotePublicKey: aliceKey.publicKey,
                               presharedKey: presharedKey, connectionIndex: 2, now: start,
                               unixTimeNanoseconds: 1_700_000_000_000_000_000, random: Counter(state: 99))
         alice.keyLog = { [unowned self] in keyLog += $0.keyLogLines }
@@ -44,6 +49,23 @@ final class Harness {
 
     @discardableResult
     func deliver(_ datagram: [UInt8], to tunnel: WireGuardTunnel) -> (TunnelOutput, [UInt8]) {
+        if datagram.first == 1 {
+            let identity = tunnel === alice ? aliceIdentity : bobIdentity
+            let screening = datagram.withUnsafeBytes { input in
+                output.withUnsafeMutableBytes {
+                    identity.screenInitiation(input, source: EndpointKey([1, 2, 3, 4, 5, 6]), now: now, rng: &cookieRandom, into: $0)
+                }
+            }
+            switch screening {
+            case .accept:
+                break
+            case .badMac1:
+                return (.error(.invalidMac), [])
+            case .cookieReply(let count):
+                precondition(count == WireGuardMessage.cookieReplyLength && output[0] == 3, "a cookie reply")
+                return (.writeToNetwork(count: count), Array(output.prefix(count)))
+            }
+        }
         let result = datagram.withUnsafeBytes { input in
             output.withUnsafeMutableBytes { tunnel.decapsulate(input, from: EndpointKey([1, 2, 3, 4, 5, 6]), into: $0, now: now) }
         }

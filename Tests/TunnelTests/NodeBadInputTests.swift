@@ -1,3 +1,4 @@
+import Noise
 import SansIO
 import Testing
 import TestSupport
@@ -50,5 +51,50 @@ struct NodeBadInputTests {
         try world.client.send(world.ping(1), to: "gateway", in: world.simulation)
         world.simulation.run(for: .milliseconds(50))
         #expect(world.gateway.packets(from: "client").last == world.ping(1))
+    }
+
+    /// Anyone with the gateway's public key (every client of the account has it) can send initiations with a
+    /// valid MAC1. Past 100 a second the node answers them with cookie replies before the Diffie-Hellman that
+    /// would find their initiator (spec §5.6), so a flood costs a MAC each; the client, which answers the cookie,
+    /// still connects.
+    @Test("a flood of initiations with a valid MAC1 gets cookie replies past 100 a second, before any Diffie-Hellman")
+    func handshakeFlood() throws {
+        let world = TwoPeers()
+        let now = world.simulation.now
+        let stranger = WireGuardTunnel(identity: WireGuardIdentity(privateKey: .generatePrivateKey()),
+                                       remotePublicKey: world.gateway.node.publicKey, presharedKey: nil, connectionIndex: 9,
+                                       now: now, unixTimeNanoseconds: 1_790_000_000_000_000_000)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
+        defer { buffer.deallocate() }
+        #expect(stranger.initiateHandshake(now: now))
+        let length = try #require(stranger.pollTransmit(into: buffer, now: now))
+        let initiation = Array(buffer[0..<length])
+        while world.gateway.node.pollTransmit() != nil {}
+
+        var unknownKey = 0
+        for index in 0..<1000 {
+            buffer.copyBytes(from: initiation)
+            let source = SocketAddress(ip: IpAddress("203.0.113.66")!, port: UInt16(40000 + index % 64))
+            do {
+                _ = try world.gateway.node.decapsulate(local: world.gateway.socket, from: source, buffer: buffer,
+                                                       count: length, now: now)
+            } catch NodeError.unknownPeerKey {
+                unknownKey += 1
+            }
+        }
+        #expect(unknownKey == WireGuardLimits.handshakesPerSecond, "only the initiations within the budget were opened")
+        #expect(world.gateway.node.statistics.cookieRepliesSent == 1000 - WireGuardLimits.handshakesPerSecond)
+        var cookieReplies = 0
+        while let transmit = world.gateway.node.pollTransmit() {
+            if transmit.destination.ip == IpAddress("203.0.113.66")!, transmit.payload.count == WireGuardMessage.cookieReplyLength,
+               transmit.payload.first == 3 {
+                cookieReplies += 1
+            }
+        }
+        #expect(cookieReplies == 1000 - WireGuardLimits.handshakesPerSecond, "each answered where it came from")
+
+        // The client connects in the same second: its initiation gets a cookie reply, and its next one carries MAC2.
+        try world.establish(within: .seconds(15))
+        #expect(world.gateway.packets(from: "client") == [world.ping(0)])
     }
 }

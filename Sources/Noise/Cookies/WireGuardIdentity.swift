@@ -17,6 +17,9 @@ public final class WireGuardIdentity {
     private var cookieSecretCreated: Instant?
     private var windowStart: Instant?
     private var handshakesInWindow = 0
+    /// The MAC1 of the initiation ``screenInitiation(_:source:now:rng:into:)`` just let through: the tunnel that
+    /// handles it next does not check or count it again.
+    private var screenedMac1: Mac16?
 
     /// Counters for metrics: handshake messages dropped for a bad MAC1, and cookie replies sent.
     public private(set) var rejectedMac1Count = 0
@@ -39,10 +42,50 @@ public final class WireGuardIdentity {
         case requireCookie
     }
 
+    /// What a node does with a handshake initiation before it looks for the peer it comes from.
+    public enum InitiationScreening: Hashable, Sendable {
+        /// MAC1 is valid and the node is not under load, or MAC2 is valid: find the peer.
+        case accept
+        /// Not addressed to this node's key (or not an initiation): drop it.
+        case badMac1
+        /// Under load and without a valid MAC2: send the cookie reply of `count` bytes now in the output.
+        case cookieReply(count: Int)
+    }
+
+    /// Checks an initiation's MAC1 and, past ``WireGuardLimits/handshakesPerSecond``, its MAC2, before the
+    /// Diffie-Hellman that finds its initiator (spec §5.6): a flood of initiations then costs a MAC each and gets
+    /// cookie replies, while peers that answer the cookie get through. The peer's ``WireGuardTunnel`` does not
+    /// check or count an initiation this let through a second time.
+    public func screenInitiation<R: RandomNumberGenerator>(
+        _ message: UnsafeRawBufferPointer, source: EndpointKey, now: Instant, rng: inout R,
+        into output: UnsafeMutableRawBufferPointer
+    ) -> InitiationScreening {
+        screenedMac1 = nil
+        guard message.count == WireGuardMessage.initiationLength, output.count >= WireGuardMessage.cookieReplyLength,
+              case .initiation = WireGuardMessage.peek(message)
+        else { return .badMac1 }
+        switch admit(message, mac1Offset: Layout.Initiation.mac1, source: source, now: now) {
+        case .accept:
+            screenedMac1 = Mac16(message.slice(Layout.Initiation.mac1, 16))
+            return .accept
+        case .badMac1:
+            return .badMac1
+        case .requireCookie:
+            return .cookieReply(count: writeCookieReply(
+                to: message, mac1Offset: Layout.Initiation.mac1, senderIndex: message.uint32LE(at: Layout.Initiation.sender),
+                source: source, now: now, rng: &rng, into: output))
+        }
+    }
+
     /// Checks MAC1 and, under load, MAC2 of an initiation or response addressed to this node.
     func admit(_ message: UnsafeRawBufferPointer, mac1Offset: Int, source: EndpointKey, now: Instant) -> Admission {
+        let mac1 = Mac16(message.slice(mac1Offset, 16))
+        if let screened = screenedMac1, mac1Offset == Layout.Initiation.mac1, screened == mac1 {
+            screenedMac1 = nil
+            return .accept
+        }
         let expectedMac1 = mac1Key.withUnsafeBytes { Blake2s.mac(key: $0, message.slice(0, mac1Offset)) }
-        guard expectedMac1 == Mac16(message.slice(mac1Offset, 16)) else {
+        guard expectedMac1 == mac1 else {
             rejectedMac1Count += 1
             return .badMac1
         }

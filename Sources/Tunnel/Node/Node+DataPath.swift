@@ -124,8 +124,13 @@ extension Node {
             statistics.unmatchedStun += 1
             return nil
         }
+        let source = endpointKey(from)
+        if case .initiation = WireGuardMessage.peek(datagram), try !admitInitiation(
+            datagram, source: source, local: local, from: from, output: region, now: now) {
+            return nil
+        }
         let connection = try owner(of: datagram, from: from)
-        let output = connection.tunnel.decapsulate(datagram, from: endpointKey(from), into: region, now: now)
+        let output = connection.tunnel.decapsulate(datagram, from: source, into: region, now: now)
         switch output {
         case .writeToTunnel(let packetOffset, let packetCount):
             connection.markActivity(now: now)
@@ -147,6 +152,31 @@ extension Node {
         case .error(let error):
             statistics.refused += 1
             throw .wireGuard(error, from: from)
+        }
+    }
+
+    /// MAC1 and, under load, MAC2 of an initiation before the Diffie-Hellman that finds its peer (spec §5.6): a
+    /// flood costs a MAC per packet and is answered with cookie replies, sent back the way the initiation came.
+    /// `false` when the initiation went no further (answered with a cookie reply).
+    private func admitInitiation(
+        _ datagram: UnsafeRawBufferPointer, source: EndpointKey, local: SocketAddress, from: SocketAddress,
+        output: UnsafeMutableRawBufferPointer, now: Instant
+    ) throws(NodeError) -> Bool {
+        switch identity.screenInitiation(datagram, source: source, now: now, rng: &random, into: output) {
+        case .accept:
+            return true
+        case .badMac1:
+            statistics.refused += 1
+            throw .wireGuard(.invalidMac, from: from)
+        case .cookieReply(let count):
+            statistics.cookieRepliesSent += 1
+            let reply = UnsafeRawBufferPointer(rebasing: output[0..<count])
+            if let (relay, _) = allocations.entries.first(where: { $0.allocation.relayAddresses.contains(local) }) {
+                send(reply, on: .relayToPeer(relay: relay, destination: from), now: now)
+            } else {
+                send(reply, on: .peerToPeer(source: local, destination: from), now: now)
+            }
+            return false
         }
     }
 

@@ -176,4 +176,6 @@ public struct NodeStatistics: Hashable, Sendable {
     public var refused = 0
     /// Packets dropped because a relayed path had no channel yet, or the gateway had no path.
     public var droppedWithoutPath = 0
+    /// Handshake initiations answered with a cookie reply under load, before any peer was looked for.
+    public var cookieRepliesSent = 0
 }
