@@ -91,6 +91,19 @@ import Turn
         return events
     }
 
+    /// Frames `text` as ChannelData for `peer`, sends it to coturn, and returns what the peer received.
+    func sendThroughChannel(_ text: String, _ allocation: TurnAllocation, _ socket: UdpSocket, to peer: UdpSocket,
+                            clock: TestClock) throws -> (bytes: [UInt8], source: SocketAddress) {
+        let payload = Array(text.utf8)
+        var frame = [UInt8](repeating: 0, count: 4) + payload
+        let sent = frame.withUnsafeMutableBytes {
+            allocation.encodeChannelData(to: peer.localAddress, payloadLength: payload.count, into: $0, now: clock.now)
+        }
+        let (destination, count) = try #require(sent)
+        socket.send(Array(frame.prefix(count)), to: destination)
+        return try #require(peer.receive(timeoutMilliseconds: 2000))
+    }
+
     func allocate(_ coturn: Coturn, credentials: TurnCredentials) throws -> (TurnAllocation, UdpSocket, TestClock, [AllocationEvent]) {
         let socket = try UdpSocket()
         let clock = TestClock()
@@ -119,13 +132,7 @@ import Turn
         let channel = try #require(allocation.channel(for: peer.localAddress, now: clock.now))
         #expect(ChannelData.channelRange.contains(channel))
 
-        var frame = [UInt8](repeating: 0, count: 4) + Array("to the peer".utf8)
-        let sent = frame.withUnsafeMutableBytes {
-            allocation.encodeChannelData(to: peer.localAddress, payloadLength: 11, into: $0, now: clock.now)
-        }
-        let (destination, count) = try #require(sent)
-        socket.send(Array(frame.prefix(count)), to: destination)
-        let atPeer = try #require(peer.receive(timeoutMilliseconds: 2000))
+        let atPeer = try sendThroughChannel("to the peer", allocation, socket, to: peer, clock: clock)
         #expect(atPeer.bytes == Array("to the peer".utf8))
         #expect(atPeer.source == relay, "the peer sees the relayed address")
 
@@ -248,13 +255,7 @@ import Turn
         let channel = try #require(allocation.channel(for: peer.localAddress, now: clock.now), "\(events)")
 
         // The new channel carries data to the peer.
-        var frame = [UInt8](repeating: 0, count: 4) + Array("after the loss".utf8)
-        let sent = frame.withUnsafeMutableBytes {
-            allocation.encodeChannelData(to: peer.localAddress, payloadLength: 14, into: $0, now: clock.now)
-        }
-        let (destination, count) = try #require(sent)
-        socket.send(Array(frame.prefix(count)), to: destination)
-        let atPeer = try #require(peer.receive(timeoutMilliseconds: 2000))
+        let atPeer = try sendThroughChannel("after the loss", allocation, socket, to: peer, clock: clock)
         #expect(atPeer.bytes == Array("after the loss".utf8) && atPeer.source == secondRelay)
         #expect(ChannelData.channelRange.contains(channel))
     }
