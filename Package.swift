@@ -106,7 +106,7 @@ let package = Package(
         // The apps' metrics: their own totals mirrored into swift-metrics, Prometheus text, `--metrics stdout`.
         .target(
             name: "AppMetrics",
-            dependencies: ["AppRuntime", "SansIO", "Tunnel", .product(name: "Metrics", package: "swift-metrics"),
+            dependencies: ["AppRuntime", "Ice", "SansIO", "Tunnel", "Turn", .product(name: "Metrics", package: "swift-metrics"),
                            .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),

@@ -35,6 +35,8 @@ public struct ClientArguments: ParsableArguments {
     public var incBuf = false
     @Option(help: "The portal API: v2, or v1 for portals before mid-2026 (FIREZONE_PORTAL_API; default v2).")
     public var portalApi: String?
+    @Option(help: "Where `firezone-client status` reads the connections from; empty turns it off (FIREZONE_STATUS_SOCKET; default /run/firezone-client/status.sock).")
+    public var statusSocket: String?
 
     public init() {}
 
@@ -77,6 +79,8 @@ public struct ClientConfiguration: Equatable, Sendable {
     public var portalApi = PortalApi.v2
     /// `WGKEYLOGFILE`: where to write the WireGuard key log; `nil` (the default) writes none.
     public var keyLogFile: String?
+    /// The Unix socket the status is served on; `nil` serves none.
+    public var statusSocket: String? = "/run/firezone-client/status.sock"
 
     /// The defaults, with the name.
     public init(name: String) {
@@ -111,6 +115,7 @@ public struct ClientConfiguration: Equatable, Sendable {
         configuration.socketBuffers = try settings.socketBuffers()
         configuration.portalApi = try settings.oneOf(arguments.portalApi, "FIREZONE_PORTAL_API", name: "--portal-api", default: .v2)
         configuration.keyLogFile = environment["WGKEYLOGFILE"].flatMap { $0.isEmpty ? nil : $0 }
+        if let path = settings.string(arguments.statusSocket, "FIREZONE_STATUS_SOCKET") { configuration.statusSocket = path.isEmpty ? nil : path }
         return configuration
     }
 }

@@ -33,6 +33,8 @@ public struct GatewayArguments: ParsableArguments {
     public var maxPartitionTime: String?
     @Option(help: "The portal API: v2, or v1 for portals before mid-2026 (FIREZONE_PORTAL_API; default v2).")
     public var portalApi: String?
+    @Option(help: "Where `firezone-gateway status` reads the connections from; empty turns it off (FIREZONE_STATUS_SOCKET; default /run/firezone-gateway/status.sock).")
+    public var statusSocket: String?
 
     public init() {}
 }
@@ -66,6 +68,8 @@ public struct GatewayConfiguration: Equatable, Sendable {
     public var portalApi = PortalApi.v2
     /// `WGKEYLOGFILE`: where to write the WireGuard key log; `nil` (the default) writes none.
     public var keyLogFile: String?
+    /// The Unix socket the status is served on; `nil` serves none.
+    public var statusSocket: String? = "/run/firezone-gateway/status.sock"
 
     /// The defaults, with the token and the name.
     public init(token: String, name: String) {
@@ -107,6 +111,7 @@ public struct GatewayConfiguration: Equatable, Sendable {
         }
         configuration.portalApi = try settings.oneOf(arguments.portalApi, "FIREZONE_PORTAL_API", name: "--portal-api", default: .v2)
         configuration.keyLogFile = environment["WGKEYLOGFILE"].flatMap { $0.isEmpty ? nil : $0 }
+        if let path = settings.string(arguments.statusSocket, "FIREZONE_STATUS_SOCKET") { configuration.statusSocket = path.isEmpty ? nil : path }
         return configuration
     }
 

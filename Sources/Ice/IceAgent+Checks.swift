@@ -15,6 +15,8 @@ final class CandidatePair {
     var remoteNominated = false
     /// The controlling side: this pair's checks carry USE-CANDIDATE.
     var useCandidate = false
+    /// How long the latest answered check took, request to response.
+    var lastRoundTrip: Duration?
 
     init(local: IceCandidate, remote: IceCandidate, priority: UInt64) {
         self.local = local

@@ -101,6 +101,7 @@ extension IceAgent {
         }
         if let index = pair.attempts.firstIndex(where: { $0.id == message.transactionId }) {
             pair.attempts[index].answered = true
+            pair.lastRoundTrip = now - pair.attempts[index].at
         }
         pair.state = .succeeded
         evaluateNomination(now: now)

@@ -119,6 +119,16 @@ public final class IceAgent {
         nominatedPair.map { ($0.local, $0.remote.address) }
     }
 
+    /// The nominated pair's candidates, the remote one as this agent knows it (peer-reflexive until signalled).
+    public var nominatedCandidates: (local: IceCandidate, remote: IceCandidate)? {
+        nominatedPair.map { ($0.local, $0.remote) }
+    }
+
+    /// The round-trip time of the nominated pair's latest answered check: the path's RTT as ICE last measured it.
+    public var nominatedRoundTrip: Duration? {
+        nominatedPair?.lastRoundTrip
+    }
+
     // MARK: Details
 
     /// Pairs local and remote candidates of the same family; a pair with the same local base and remote

@@ -305,6 +305,25 @@ final class EndToEndLab {
         }
     }
 
+    /// `firezone-client status --json` (or the gateway's) run in its namespace against the process started as
+    /// `name` ("client" or "gateway"), decoded; and its text form.
+    func status(_ name: String) throws -> (json: [String: Any], text: String) {
+        let tool = name.hasPrefix("client") ? "firezone-client" : "firezone-gateway"
+        let namespace = name.hasPrefix("client") ? client : gateway
+        let socket = Binaries.statusSocket(forLog: "\(directory)/\(name).log")
+        let json = try Shell.run("ip", "netns", "exec", namespace.name, try Binaries.path(tool), "status", "--json", "--status-socket", socket).output
+        let text = try Shell.run("ip", "netns", "exec", namespace.name, try Binaries.path(tool), "status", "--status-socket", socket).output
+        guard let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+            throw ShellError.failed("\(tool) status --json", json)
+        }
+        return (object, text)
+    }
+
+    /// The peers of a ``status(_:)`` answer.
+    static func peers(_ status: [String: Any]) -> [[String: Any]] {
+        status["peers"] as? [[String: Any]] ?? []
+    }
+
     /// Starts a command in the client's namespace that runs on its own (a long ping), logging to `name`.
     func startInClient(_ name: String, _ arguments: [String]) throws {
         try start(name, arguments, in: client, system: true)

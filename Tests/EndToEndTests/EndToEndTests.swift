@@ -11,6 +11,7 @@ struct EndToEndTests {
     func pingThroughTheBinaries() async throws {
         let result = try await Self.run(blockingDirectUdp: false)
         Self.expectTunnelWorked(result)
+        Self.expectStatus(result, path: "direct")
     }
 
     /// nftables in the gateway's namespace drops UDP between the client and the gateway's own socket both ways,
@@ -19,6 +20,7 @@ struct EndToEndTests {
     func relayedPath() async throws {
         let result = try await Self.run(blockingDirectUdp: true)
         Self.expectTunnelWorked(result)
+        Self.expectStatus(result, path: "relayed")
         let dropped = result["dropped"].flatMap { Int($0) } ?? 0
         #expect(dropped > 0, "the client tried the direct path and nftables dropped it: \(result["nft"] ?? "")")
     }
@@ -46,6 +48,50 @@ struct EndToEndTests {
         #expect(printed.count == 1 && (Int(printed[0].split(separator: " ")[1]) ?? 0) >= 3, "\(logs)")
     }
 
+    /// `firezone-client status` and `firezone-gateway status` name the path the lab forced (through coturn, the one
+    /// relay, when direct UDP is dropped), the traffic of the pings, the handshake, ICE's pair and RTT, and the
+    /// resource; the gateway's metrics carry the same peer.
+    static func expectStatus(_ result: [String: String], path: String) {
+        for side in ["client", "gateway"] {
+            let json = result[side + "StatusJson"] ?? ""
+            guard let status = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+                Issue.record("\(side) status --json: \(json)")
+                continue
+            }
+            let peers = EndToEndLab.peers(status)
+            #expect(status["role"] as? String == side && peers.count == 1, "\(json)")
+            guard let peer = peers.first else { continue }
+            #expect(peer["state"] as? String == "connected" && peer["path"] as? String == path, "\(side): \(json)")
+            #expect((peer["packetsReceived"] as? Int ?? 0) >= 3 && (peer["packetsSent"] as? Int ?? 0) >= 3, "\(side): \(json)")
+            #expect((peer["bytesReceived"] as? Int ?? 0) >= 3 * 116, "three pings of 84 bytes and 32 of WireGuard's: \(json)")
+            #expect((peer["lastHandshakeSecondsAgo"] as? Double).map { $0 >= 0 && $0 < 60 } == true, "\(side): \(json)")
+            #expect((peer["rttMilliseconds"] as? Double).map { $0 > 0 && $0 < 1000 } == true, "\(side): \(json)")
+            #expect((peer["resources"] as? [String])?.isEmpty == false, "\(side): \(json)")
+            let local = peer["localCandidate"] as? String ?? "", remote = peer["remoteCandidate"] as? String ?? ""
+            let relays = status["relays"] as? [[String: Any]] ?? []
+            #expect(relays.count == 1 && (relays.first?["addresses"] as? [String]) == ["10.99.0.2:3478"], "\(side): \(json)")
+            if path == "direct" {
+                #expect(peer["relay"] == nil && peer["peerRelayAddress"] == nil && !local.hasPrefix("relay") && !remote.hasPrefix("relay"),
+                        "\(side): \(json)")
+            } else {
+                // Through coturn: this side's own allocation, or the peer's (then the peer's relayed address is named).
+                let ownRelay = (peer["relay"] as? [String: Any])?["addresses"] as? [String]
+                #expect(ownRelay == ["10.99.0.2:3478"] || (peer["peerRelayAddress"] as? String)?.hasPrefix("10.99.0.2:") == true,
+                        "\(side): \(json)")
+                // The peer's relayed address may still be peer-reflexive to ICE: a check from it can come before the portal
+                // brings the candidate.
+                let peerRelayed = remote.hasPrefix("relay") || (remote.hasPrefix("prflx") && peer["peerRelayAddress"] != nil)
+                #expect(local.hasPrefix("relay") || peerRelayed, "\(side): \(json)")
+            }
+            let text = result[side + "StatusText"] ?? ""
+            #expect(text.contains("peer \(peer["id"] as? String ?? "?")") && text.contains("connected, \(path)") && text.contains("rtt:"),
+                    "\(side) status: \(text)")
+        }
+        let peerSeries = result["metrics"]!.split(separator: "\n").filter { $0.hasPrefix("firezone_gateway_peer_received_packets_total{") }
+        #expect(peerSeries.count == 1 && peerSeries[0].contains("path=\"\(path)\"") && (Double(peerSeries[0].split(separator: " ").last ?? "") ?? 0) >= 3,
+                "\(result["metrics"]!)")
+    }
+
     static func run(blockingDirectUdp: Bool) async throws -> [String: String] {
         try await offPool { () throws -> [String: String] in
             let lab = try EndToEndLab()
@@ -57,6 +103,12 @@ struct EndToEndTests {
             try lab.startClient(["--dns-control", "disabled", "--metrics", "stdout"])
             let ping = try lab.inClient("ping", "-n", "-c", "3", "-i", "0.2", "-w", "20", "10.77.0.5")
             let metrics = try lab.inGateway("curl", "-sS", "--max-time", "10", "http://127.0.0.1:8080/metrics").output
+            var statuses: [String: String] = [:]
+            for side in ["client", "gateway"] {
+                let status = try lab.status(side)
+                statuses[side + "StatusJson"] = String(decoding: try JSONSerialization.data(withJSONObject: status.json), as: UTF8.self)
+                statuses[side + "StatusText"] = status.text
+            }
             let rules = try lab.client.ip("rule", "show")
             let table = try lab.client.ip("route", "show", "table", "\(0x2021_FD00)")
             let clientStatus = lab.stop("client")
@@ -65,7 +117,7 @@ struct EndToEndTests {
             let nft = blockingDirectUdp ? try lab.inGateway("nft", "list", "ruleset").output : ""
             return ["ping": ping.output, "pingStatus": "\(ping.status)", "rules": rules, "table": table, "clientStatus": "\(clientStatus)",
                     "gatewayStatus": "\(gatewayStatus)", "rulesAfter": rulesAfter, "client": lab.log("client"), "gateway": lab.log("gateway"),
-                    "nft": nft, "metrics": metrics, "dropped": "\(EndToEndLab.droppedPackets(nft))"]
+                    "nft": nft, "metrics": metrics, "dropped": "\(EndToEndLab.droppedPackets(nft))"].merging(statuses) { first, _ in first }
         }
     }
 }

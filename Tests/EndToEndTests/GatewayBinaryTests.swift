@@ -93,6 +93,30 @@ struct GatewayBinaryTests {
         #expect(missing.1.contains("Failed to read `FIREZONE_TOKEN` systemd credential"), "\(missing.1)")
         #expect(usage == 64)
     }
+
+    @Test("`status` without a running process: exit 1 and the reason on stderr; a bad flag: exit 64", arguments: ["firezone-gateway", "firezone-client"])
+    func statusWithoutAProcess(tool: String) throws {
+        let directory = try Binaries.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let missing = try Self.runCapturingStderr([try Binaries.path(tool), "status", "--status-socket", directory + "/none.sock"])
+        #expect(missing.status == 1 && missing.stderr.contains("\(tool) status: nothing serves the status socket \(directory)/none.sock"),
+                "\(missing)")
+        let usage = try Self.runCapturingStderr([try Binaries.path(tool), "status", "--no-such-flag"])
+        #expect(usage.status == 64, "\(usage)")
+    }
+
+    static func runCapturingStderr(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: arguments[0])
+        process.arguments = Array(arguments.dropFirst())
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
 }
 
 /// The package's built executables as child processes in a namespace, started through Python with an empty
@@ -155,11 +179,18 @@ enum Binaries {
                              system ? try systemPath(arguments[0]) : try path(arguments[0])] + arguments.dropFirst()
         var merged = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("FIREZONE_") && $0.key != "HEALTH_CHECK_ADDR" && $0.key != "WGKEYLOGFILE" }
         merged.merge(environment) { _, new in new }
+        if !system, merged["FIREZONE_STATUS_SOCKET"] == nil { merged["FIREZONE_STATUS_SOCKET"] = statusSocket(forLog: log) }
         process.environment = merged
         process.standardOutput = output
         process.standardError = output
         try process.run()
         return process
+    }
+
+    /// Where a client or gateway started with this log serves its status: next to the log, so that the processes
+    /// of labs running at the same time never share one.
+    static func statusSocket(forLog log: String) -> String {
+        (log.hasSuffix(".log") ? String(log.dropLast(4)) : log) + ".status.sock"
     }
 
     /// Waits until `file` contains `text` (up to `seconds`).

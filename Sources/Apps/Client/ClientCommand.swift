@@ -7,7 +7,6 @@ import PhoenixChannel
 
 /// `firezone-client`: the headless Linux client (spec `portal-phoenix.md` §7.2). Exit 0 after SIGINT/SIGTERM (or
 /// with `--check`/`--exit`), 1 on any error (printed to stderr), 64 on bad usage.
-@main
 struct ClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "firezone-client",

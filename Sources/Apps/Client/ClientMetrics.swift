@@ -31,4 +31,14 @@ enum ClientMetrics {
             }
         }
     }
+
+    /// The client's connections for `status`, read on the loop's thread.
+    static func status(_ loop: EventLoop<ClientState>) async -> NodeStatus {
+        await withCheckedContinuation { continuation in
+            loop.execute { state, now in
+                continuation.resume(returning: NodeStatus.make(role: "client", publicKey: state.publicKey.base64, peers: state.connections(now: now),
+                                                               relays: state.relays, now: now) { state.resources(on: $0).map(\.description) })
+            }
+        }
+    }
 }

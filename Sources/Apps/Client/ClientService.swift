@@ -114,6 +114,11 @@ struct ClientService {
             case .otelCollector?: logger.warning("Metrics export to an OpenTelemetry collector is not supported; use --metrics stdout")
             case nil: break
             }
+            if let path = configuration.statusSocket {
+                group.addTask {
+                    await StatusServer.serve(path: path, label: "firezone_headless_client::status", logger: logger) { await ClientMetrics.status(loop) }
+                }
+            }
             group.addTask {
                 for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint, .sighup) {
                     if signal == .sighup {

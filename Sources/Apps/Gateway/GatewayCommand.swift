@@ -6,7 +6,6 @@ import Logging
 
 /// `firezone-gateway`: the gateway on a real TUN device and UDP sockets, taking its orders from the portal
 /// (spec `portal-phoenix.md` §7.1). Exit 0 after SIGINT/SIGTERM, 1 on any fatal error, 64 on bad usage.
-@main
 struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "firezone-gateway",

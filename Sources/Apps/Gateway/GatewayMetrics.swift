@@ -1,5 +1,6 @@
 import AppMetrics
 import AppRuntime
+import SansIO
 import Tunnel
 
 /// The gateway's metrics, exported in Prometheus' text format at `GET /metrics` on the health check's address
@@ -10,6 +11,7 @@ enum GatewayMetrics {
         var gateway: GatewayStatistics
         var node: NodeStatistics
         var connections: Int
+        var peers: [PeerStatus]
     }
 
     static func make() -> PrometheusTotals<Sample> {
@@ -25,10 +27,27 @@ enum GatewayMetrics {
     /// Samples the gateway's statistics on the loop's thread.
     static func sample(_ loop: EventLoop<GatewayState>) async -> Sample {
         await withCheckedContinuation { continuation in
-            loop.execute { state, _ in
+            loop.execute { state, now in
                 continuation.resume(returning: Sample(loop: loop.statistics, gateway: state.statistics, node: state.nodeStatistics,
-                                                      connections: state.connectionCount))
+                                                      connections: state.connectionCount, peers: status(of: state, now: now).peers))
             }
         }
+    }
+
+    /// The gateway's connections for `status`, read on the loop's thread.
+    static func status(_ loop: EventLoop<GatewayState>) async -> NodeStatus {
+        await withCheckedContinuation { continuation in
+            loop.execute { state, now in continuation.resume(returning: status(of: state, now: now)) }
+        }
+    }
+
+    /// The exposition text: the totals, then each peer's series.
+    static func render(_ metrics: PrometheusTotals<Sample>, _ sample: Sample) -> String {
+        metrics.render(sample) + PeerMetrics.render(prefix: "firezone_gateway_", sample.peers)
+    }
+
+    private static func status(of state: GatewayState, now: Instant) -> NodeStatus {
+        NodeStatus.make(role: "gateway", publicKey: state.publicKey.base64, peers: state.connections(now: now), relays: state.relays,
+                        now: now) { state.resources(of: $0).map(\.description).sorted() }
     }
 }

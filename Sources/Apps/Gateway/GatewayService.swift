@@ -81,11 +81,14 @@ struct GatewayService {
         try await withThrowingTaskGroup(of: Void.self) { group in
             let metrics = GatewayMetrics.make()
             let health = HealthCheck(at: configuration.healthCheckAddress, label: "firezone_gateway::health") {
-                metrics.render(await GatewayMetrics.sample(loop))
+                GatewayMetrics.render(metrics, await GatewayMetrics.sample(loop))
             }
             group.addTask { try await health.run() }
+            if let path = configuration.statusSocket {
+                group.addTask { await StatusServer.serve(path: path, label: "firezone_gateway::status", logger: logger) { await GatewayMetrics.status(loop) } }
+            }
             switch configuration.metrics {
-            case .stdout?: group.addTask { await MetricsPrinter.run { metrics.render(await GatewayMetrics.sample(loop)) } }
+            case .stdout?: group.addTask { await MetricsPrinter.run { GatewayMetrics.render(metrics, await GatewayMetrics.sample(loop)) } }
             case .otelCollector?: logger.warning("Metrics export to an OpenTelemetry collector is not supported; GET /metrics has them")
             case nil: break
             }

@@ -14,6 +14,7 @@ extension WireGuardTunnel {
             let count = encrypt(packet, with: session, into: output, now: now)
             if firstUnansweredSend == nil { firstUnansweredSend = now }
             statistics.packetsSent += 1
+            statistics.bytesSent += count
             if session.isInitiator, handshake == nil, scheduledHandshake == nil,
                session.age(at: now) >= WireGuardLimits.rekeyAfterTime
                 || session.sendingCounter >= WireGuardLimits.rekeyAfterMessages {
@@ -72,8 +73,10 @@ extension WireGuardTunnel {
               output.count >= queue[0].count + WireGuardMessage.dataOverhead
         else { return nil }
         let packet = queue.removeFirst()
+        let count = packet.withUnsafeBytes { encrypt($0, with: session, into: output, now: now) }
         statistics.packetsSent += 1
-        return packet.withUnsafeBytes { encrypt($0, with: session, into: output, now: now) }
+        statistics.bytesSent += count
+        return count
     }
 
     /// The number of packets waiting for a session.
@@ -116,6 +119,7 @@ extension WireGuardTunnel {
         }
         lastDataReceived = now
         statistics.packetsReceived += 1
+        statistics.bytesReceived += datagram.count
         return .writeToTunnel(offset: WireGuardMessage.dataHeaderLength, count: plaintextCount)
     }
 

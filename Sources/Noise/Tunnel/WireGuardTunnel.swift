@@ -92,6 +92,11 @@ public final class WireGuardTunnel {
         return session.canSend(at: now)
     }
 
+    /// When the latest handshake completed; `nil` before the first.
+    public var lastHandshake: Instant? {
+        statistics.handshakesCompleted > 0 ? lastSessionEstablished : nil
+    }
+
     /// Whether a handshake this side initiated is waiting for its response.
     public var isHandshakeInProgress: Bool { handshake != nil }
 
@@ -160,8 +165,12 @@ public enum TunnelEvent: Hashable, Sendable {
 
 /// Counts of what the tunnel did, for metrics.
 public struct Statistics: Hashable, Sendable {
+    /// Data messages carrying a packet (keepalives not counted).
     public var packetsSent = 0
     public var packetsReceived = 0
+    /// The bytes of those data messages, WireGuard's header and tag included (as `wg show` counts transfer).
+    public var bytesSent = 0
+    public var bytesReceived = 0
     public var keepalivesSent = 0
     public var keepalivesReceived = 0
     public var handshakeInitiationsSent = 0

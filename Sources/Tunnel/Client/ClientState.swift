@@ -56,6 +56,9 @@ public final class ClientState {
         node.peerViews(now: now)
     }
 
+    /// Every relay the node knows and what it allocated there.
+    public var relays: [RelayView] { node.relayViews }
+
     public var resourceList: [ResourceId: ClientResource] { resources.byId }
     public var internetResourceEnabled: Bool { resources.internetResourceEnabled }
 
@@ -65,6 +68,11 @@ public final class ClientState {
     /// The gateway a resource is authorised on, if any.
     public func gateway(for resource: ResourceId) -> GatewayId? {
         gateways.authorized[resource]
+    }
+
+    /// The resources authorised on a gateway, sorted.
+    public func resources(on gateway: GatewayId) -> [ResourceId] {
+        gateways.authorized.filter { $0.value == gateway }.map(\.key).sorted()
     }
 
     /// A resource is online if any site is, offline if all are, else unknown (spec §4.7).

@@ -58,6 +58,9 @@ public final class GatewayState {
         node.peerViews(now: now)
     }
 
+    /// Every relay the node knows and what it allocated there.
+    public var relays: [RelayView] { node.relayViews }
+
     /// The clients with state on this gateway.
     public var clientIds: [ClientId] { Array(clients.keys) }
 
