@@ -313,7 +313,11 @@ public final class PortalChannel<Message: PhoenixPayload>: Sendable {
                     }
                 }
             }
-            let closeFrame = try await ClientConnection(upgrade, address: .hostname(url.host, port: url.port), logger: logger).run()
+            // swift-websocket's own DEBUG line ("Client connnected to …", misspelt) says less than ours: the
+            // connection's INFO "Connected to portal" once joined.
+            var connectionLogger = logger
+            connectionLogger.logLevel = max(logger.logLevel, .info)
+            let closeFrame = try await ClientConnection(upgrade, address: .hostname(url.host, port: url.port), logger: connectionLogger).run()
             if let closeFrame {
                 let code = Int(UInt16(webSocketErrorCode: closeFrame.closeCode))
                 report(.failed(.closedByPortal(code: code, reason: closeFrame.reason)))

@@ -202,6 +202,7 @@ extension TurnAllocation {
             reallocateAfterDelete = true
             sendRefresh(lifetime: 0, now: now)
         case (437, _):
+            events.append(.allocationMissing)
             invalidateAllocation()
             if case let .channelBind(channel, peer) = request.kind {
                 forgetChannel(channel)
@@ -234,6 +235,7 @@ extension TurnAllocation {
             forgetChannel(channel)
             guard isAllocated else { return }
             if !bindsAwaitingProbe.contains(peer), bindsAwaitingProbe.count < 100 { bindsAwaitingProbe.append(peer) }
+            events.append(.probing(.channelBindRefused(code: code)))
             sendRefresh(lifetime: nil, now: now)
         default:
             break

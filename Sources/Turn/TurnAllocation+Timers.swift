@@ -46,6 +46,7 @@ extension TurnAllocation {
             // A relay that dropped the allocation drops its ChannelData without a word (coturn after a failed
             // send to a peer, any relay after a restart); ICE would notice only at its timeout.
             unansweredSince = nil
+            events.append(.probing(.channelDataUnanswered))
             sendRefresh(lifetime: nil, now: now, schedule: .probe)
         }
     }

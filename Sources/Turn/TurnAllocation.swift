@@ -152,8 +152,27 @@ public enum AllocationEvent: Hashable, Sendable {
     /// The allocation exists (again) with this lifetime.
     case allocated(lifetime: Duration)
     case channelBound(peer: SocketAddress, channel: UInt16)
+    /// A REFRESH asks the relay whether the allocation still exists, and why.
+    case probing(ProbeReason)
+    /// The relay answered 437: it no longer has the allocation; a new ALLOCATE is on its way.
+    case allocationMissing
     /// The allocation gave up; see ``AllocationFailure``.
     case failed(AllocationFailure)
+}
+
+/// Why an allocation asks the relay whether it still exists.
+public enum ProbeReason: Hashable, Sendable, CustomStringConvertible {
+    /// The relay refused a CHANNEL-BIND with this code (other than 401/438/437).
+    case channelBindRefused(code: Int)
+    /// ChannelData went out for ``TurnAllocation/silenceBeforeProbe`` with none back.
+    case channelDataUnanswered
+
+    public var description: String {
+        switch self {
+        case .channelBindRefused(let code): "CHANNEL-BIND refused with \(code)"
+        case .channelDataUnanswered: "no ChannelData back for \(TurnAllocation.silenceBeforeProbe)"
+        }
+    }
 }
 
 /// Why an allocation gave up.

@@ -96,6 +96,11 @@ struct EndToEndRecoveryTests {
             let seconds = Date().timeIntervalSince(dropped)
             #expect(after.replies >= 3, "\(after.output)\n\(lab.logs)")
             #expect(seconds < 10, "back \(seconds) s after coturn dropped the allocations")
+            // The log tells why: a probe of the allocation, the relay's answer that it is gone, a new allocation.
+            let lines = (lab.log("client") + lab.log("gateway")).split(separator: "\n")
+            for line in ["Checking whether the relay still holds our allocation", "Relay no longer has our allocation; allocating again"] {
+                #expect(lines.contains { $0.contains(" INFO ") && $0.contains(line) && $0.contains("rid=") }, "'\(line)': \(lab.logs)")
+            }
             #expect(lab.unexpectedWarnings().isEmpty, "\(lab.unexpectedWarnings())")
             print("recovery: coturn dropped allocations \(seconds) s")
         }

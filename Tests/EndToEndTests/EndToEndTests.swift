@@ -87,6 +87,32 @@ struct EndToEndTests {
             #expect(text.contains("peer \(peer["id"] as? String ?? "?")") && text.contains("connected, \(path)") && text.contains("rtt:"),
                     "\(side) status: \(text)")
         }
+        // What a person reading the INFO logs learns: the resources, the authorisation on both sides, the relay
+        // allocation, the connection and its path, each line with Firezone's ids.
+        let peerId = { (side: String) -> String in
+            let json = result[side + "StatusJson"] ?? ""
+            let status = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] ?? [:]
+            return EndToEndLab.peers(status).first?["id"] as? String ?? "?"
+        }
+        let (gid, cid) = (peerId("client"), peerId("gateway"))
+        let client = result["client"]!, gateway = result["gateway"]!
+        for (log, line) in [(client, "Resource list changed"), (client, "Resource access authorized gid=\(gid) rid="),
+                            (client, "Allocated on relay"), (client, "Connection established gid=\(gid) path="),
+                            (gateway, "Access authorized cid=\(cid)"), (gateway, "Allocated on relay"),
+                            (gateway, "Connection established cid=\(cid) path=")] {
+            #expect(log.split(separator: "\n").contains { $0.contains(" INFO ") && $0.contains(line) }, "'\(line)' at INFO:\n\(log)")
+        }
+        if path == "relayed" {
+            for line in ["Signalling local candidate", "Received remote candidate", "WireGuard session established", "Bound channel"] {
+                let id = line == "Bound channel" ? "rid=" : "cid=\(cid)"
+                #expect(gateway.split(separator: "\n").contains { $0.contains(" DEBUG ") && $0.contains(line) && $0.contains(id) },
+                        "'\(line)' with \(id) at DEBUG:\n\(gateway)")
+            }
+            let lines = gateway.split(separator: "\n").count
+            #expect(lines < 300, "\(lines) DEBUG lines for a connection and three pings: \(gateway)")
+        }
+        let pathLine = client.split(separator: "\n").last { $0.contains("Connection established") || $0.contains("Updating peer socket") } ?? ""
+        #expect(path == "direct" ? pathLine.contains("direct") : pathLine.contains("relay"), "the logged path is \(path): \(pathLine)")
         let peerSeries = result["metrics"]!.split(separator: "\n").filter { $0.hasPrefix("firezone_gateway_peer_received_packets_total{") }
         #expect(peerSeries.count == 1 && peerSeries[0].contains("path=\"\(path)\"") && (Double(peerSeries[0].split(separator: " ").last ?? "") ?? 0) >= 3,
                 "\(result["metrics"]!)")
@@ -98,6 +124,8 @@ struct EndToEndTests {
             defer { lab.tearDown() }
             try lab.startCoturn()
             try lab.startPortal()
+            // Through the relay the gateway logs at DEBUG too: the protocol detail, still never a line per packet.
+            if blockingDirectUdp { lab.gatewayLogFilter = "debug" }
             try lab.startGateway()
             if blockingDirectUdp { try lab.dropDirectUdp() }
             try lab.startClient(["--dns-control", "disabled", "--metrics", "stdout"])

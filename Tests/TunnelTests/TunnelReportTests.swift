@@ -27,12 +27,20 @@ struct TunnelReportTests {
 
         #expect(client.first { $0.message == "Added new TURN server" }?.fields["rid"] == world.relay.id, "\(client)")
         #expect(gateway.contains { $0.message == "Added new TURN server" && $0.fields["rid"] == world.relay.id }, "\(gateway)")
-        for (reports, field, peer) in [(client, "gid", gid), (gateway, "cid", cid)] {
-            let messages = reports.filter { $0.fields[field] == peer }.map(\.message)
-            #expect(Array(messages.prefix(3)) == ["Creating new connection", "Connection path selected", "Connection established"],
+        for (reports, field, peer, authorized) in [(client, "gid", gid, "Resource access authorized"), (gateway, "cid", cid, "Access authorized")] {
+            let messages = reports.filter { $0.fields[field] == peer && $0.level == .info }.map(\.message)
+            #expect(Array(messages.prefix(4)) == ["Creating new connection", authorized, "Connection path selected", "Connection established"],
                     "\(reports)")
             #expect(reports.allSatisfy { $0.level == .info || $0.level == .debug })
+            // The protocol detail at DEBUG: the candidates each way and the WireGuard session.
+            for message in ["Signalling local candidate", "Received remote candidate", "WireGuard session established"] {
+                #expect(reports.contains { $0.message == message && $0.fields[field] == peer && $0.level == .debug }, "\(message): \(reports)")
+            }
+            #expect(reports.contains { $0.message == "Allocated on relay" && $0.fields["rid"] == world.relay.id && $0.level == .info }, "\(reports)")
         }
+        #expect(client.contains { $0.message == "Resource access authorized" && $0.fields["gid"] == gid && $0.level == .info }, "\(client)")
+        #expect(client.contains { $0.message == "Resource list changed" && $0.level == .info }, "\(client)")
+        #expect(gateway.contains { $0.message == "Access authorized" && $0.fields["cid"] == cid && $0.fields["rid"] != nil }, "\(gateway)")
         #expect(client.first { $0.message == "Connection established" }?.fields["path"]?.hasPrefix("direct ") == true, "\(client)")
 
         #expect(world.relay.server.allocatedClients.count == 2, "the client's and the gateway's")

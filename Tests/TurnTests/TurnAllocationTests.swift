@@ -166,6 +166,7 @@ import Turn
         #expect(relay.received.map(\.method).suffix(4) == [.channelBind, .refresh, .allocate, .channelBind],
                 "\(relay.received.map(\.method))")
         #expect(events.contains { if case .channelBound(peer, _) = $0 { true } else { false } }, "\(events)")
+        #expect(events.contains(.probing(.channelBindRefused(code: 400))) && events.contains(.allocationMissing), "for the log: \(events)")
         #expect(allocation.channel(for: peer, now: start) != nil)
 
         let healthy = FakeRelay()
@@ -216,6 +217,7 @@ import Turn
         let events = relay.exchange(allocation, now: start + .seconds(13))
         #expect(relay.received.map(\.method) == [.refresh, .allocate], "\(relay.received.map(\.method))")
         #expect(events.contains(.relayCandidateInvalidated(relay.relayed[0])) && allocation.isAllocated, "\(events)")
+        #expect(events.contains(.probing(.channelDataUnanswered)) && events.contains(.allocationMissing), "for the log: \(events)")
     }
 
     /// `refresh()` on a live allocation is a 1-second liveness probe; when it goes unanswered the allocation

@@ -27,6 +27,8 @@ public final class ClientState {
     var portalOutbox: [ClientEgress] = []
     var events: [ClientEvent] = []
     var tunOutbox: [IpPacket] = []
+    /// The resources the log last named (``emitResourcesIfChanged()``).
+    var reportedResources: Set<ResourceId> = []
 
     /// - Parameter proxyIpRecords: the records of the previous session (``ClientEvent/proxyIpRecordsChanged(_:)``), so
     ///   domains keep their proxy IPs and gateways that kept this client's NAT state stay right (seed 004 #10104).
@@ -251,6 +253,7 @@ public final class ClientState {
 
     func emitResourcesIfChanged() {
         guard let views = resources.changedViews() else { return }
+        reportResourceList(views.map(\.resource.id))
         events.removeAll { if case .resourcesChanged = $0 { true } else { false } }
         events.append(.resourcesChanged(views))
     }
@@ -293,10 +296,27 @@ public final class ClientState {
         case .internet(let internet): gateways.allow([AddressPlan.everythingV4, AddressPlan.everythingV6], for: internet.id, on: flow.gatewayId)
         case .dns: break  // the proxy IPs are allowed when DNS-resource NAT is requested
         }
+        node.report(.info, "Resource access authorized", ["gid": "\(flow.gatewayId)", "rid": "\(flow.resourceId)"])
         for packet in pending.release(.flow(flow.resourceId)) { resend(packet, now: now) }
     }
 
+    /// One line when the set of resources changes (not their statuses): how many, which came and went.
+    private func reportResourceList(_ ids: [ResourceId]) {
+        let current = Set(ids)
+        guard current != reportedResources else { return }
+        let added = current.subtracting(reportedResources).map(\.description).sorted()
+        let removed = reportedResources.subtracting(current).map(\.description).sorted()
+        reportedResources = current
+        node.report(.info, "Resource list changed", ["resources": "\(current.count)", "added": Self.list(added), "removed": Self.list(removed)])
+    }
+
+    /// Up to 10 ids and how many more, for a log line of bounded length.
+    private static func list(_ ids: [String]) -> String {
+        ids.count <= 10 ? ids.joined(separator: ",") : ids.prefix(10).joined(separator: ",") + " and \(ids.count - 10) more"
+    }
+
     private func flowCreationFailed(_ failure: FlowCreationFailed) {
+        node.report(.info, "Failed to create flow", ["rid": "\(failure.resourceId)", "reason": "\(failure.reason)"])
         guard failure.reason == .offline else {
             events.append(.refused("create_flow for \(failure.resourceId) failed: \(failure.reason)"))
             return

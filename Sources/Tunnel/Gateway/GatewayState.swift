@@ -87,7 +87,7 @@ public final class GatewayState {
         case .resourceUpdated(let resource):
             updateResource(resource)
         case .rejectAccess(let key):
-            removeAccess(client: key.clientId, resources: [key.resourceId], now: now)
+            removeAccess(client: key.clientId, resources: [key.resourceId], reason: "the portal rejected access", now: now)
         case .accessAuthorizationExpiryUpdated(let expiry):
             clients[expiry.clientId]?.authorizations[expiry.resourceId]?.expiresAt = expiry.expiresAt
         }
@@ -126,7 +126,7 @@ public final class GatewayState {
         if !flows.isEmpty { flows.expire(now: now, unixNanoseconds: unixNanoseconds(now)) }
         for (id, client) in clients {
             let expired = client.authorizations.filter { $0.value.expiresAt.map { $0 <= unixSeconds } ?? false }.map(\.key)
-            if !expired.isEmpty { removeAccess(client: id, resources: expired, now: now) }
+            if !expired.isEmpty { removeAccess(client: id, resources: expired, reason: "authorization expired", now: now) }
             clients[id]?.dnsNat.expire(now: now)
         }
     }
@@ -160,7 +160,7 @@ public final class GatewayState {
             let kept = message.authorizations.filter { $0.clientId == id }
             let dropped = client.authorizations.keys.filter { resource in !kept.contains { $0.resourceId == resource } }
             for expiry in kept { client.authorizations[expiry.resourceId]?.expiresAt = expiry.expiresAt }
-            if !dropped.isEmpty { removeAccess(client: id, resources: Array(dropped), now: now) }
+            if !dropped.isEmpty { removeAccess(client: id, resources: Array(dropped), reason: "not in the portal's init", now: now) }
         }
     }
 
@@ -194,6 +194,8 @@ public final class GatewayState {
         let expiry = client.authorizations[flow.resource.id].map(\.expiresAt) ?? flow.expiresAt
         client.authorizations[flow.resource.id] = .init(resource: flow.resource, expiresAt: expiry)
         client.recomputeFilters()
+        node.report(.info, "Access authorized", ["cid": "\(client.id)", "rid": "\(flow.resource.id)",
+                                                 "expires": expiry.map { "\($0)" } ?? "never"])
         portalOutbox.append(.flowAuthorized(ref: flow.ref))
     }
 
@@ -206,13 +208,16 @@ public final class GatewayState {
             }
             client.authorizations[resource.id]?.resource = resource
             client.recomputeFilters()
+            node.report(.info, "Resource updated", ["cid": "\(client.id)", "rid": "\(resource.id)"])
         }
     }
 
     /// Removes resources; a client left with none is forgotten and sent a Goodbye (spec §5.2, §5.11).
-    func removeAccess(client id: ClientId, resources: [ResourceId], now: Instant) {
+    func removeAccess(client id: ClientId, resources: [ResourceId], reason: String, now: Instant) {
         guard let client = clients[id] else { return }
-        for resource in resources { client.authorizations[resource] = nil }
+        for resource in resources where client.authorizations.removeValue(forKey: resource) != nil {
+            node.report(.info, "Access removed", ["cid": "\(id)", "rid": "\(resource)", "reason": reason])
+        }
         client.recomputeFilters()
         guard client.authorizations.isEmpty else { return }
         forgetClient(id)

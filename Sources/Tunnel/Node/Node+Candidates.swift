@@ -11,9 +11,13 @@ extension Node {
             added += addHostAndReflexive(of: allocation, to: connection)
             if id == connection.relay { added += addRelayCandidates(of: allocation, to: connection) }
         }
-        for candidate in added.sorted(by: { $0.priority > $1.priority }) {
-            events.append(.newIceCandidate(peer: connection.peer, candidate: candidate))
-        }
+        for candidate in added.sorted(by: { $0.priority > $1.priority }) { signalLocal(candidate, to: connection.peer) }
+    }
+
+    /// Queues a local candidate for the peer, with a DEBUG line.
+    func signalLocal(_ candidate: IceCandidate, to peer: PeerId) {
+        report(.debug, "Signalling local candidate", peer, ["candidate": "\(candidate.kind.rawValue) \(candidate.address)"])
+        events.append(.newIceCandidate(peer: peer, candidate: candidate))
     }
 
     func addHostAndReflexive(of allocation: TurnAllocation, to connection: Connection<PeerId>) -> [IceCandidate] {
@@ -64,8 +68,17 @@ extension Node {
                 }
             case .relayCandidateInvalidated(let address):
                 invalidateLocalCandidate(address)
-            case .allocated, .channelBound, .failed:
-                break
+            case .allocated(let lifetime):
+                report(.info, "Allocated on relay", ["rid": id, "relayed": allocation.relayAddresses.map(\.description).joined(separator: ", "),
+                                                     "lifetime": "\(lifetime)"])
+            case let .channelBound(peer, channel):
+                report(.debug, "Bound channel", ["rid": id, "peer": "\(peer)", "channel": "0x" + String(channel, radix: 16)])
+            case .probing(let reason):
+                report(.info, "Checking whether the relay still holds our allocation", ["rid": id, "reason": "\(reason)"])
+            case .allocationMissing:
+                report(.info, "Relay no longer has our allocation; allocating again", ["rid": id])
+            case .failed:
+                break  // reported when the relay is replaced (replaceLostRelays)
             }
         }
     }
@@ -73,7 +86,7 @@ extension Node {
     private func signal(_ candidates: [IceCandidate], for connection: Connection<PeerId>, now: Instant) {
         guard !candidates.isEmpty else { return }
         connection.markActivity(now: now)
-        for candidate in candidates { events.append(.newIceCandidate(peer: connection.peer, candidate: candidate)) }
+        for candidate in candidates { signalLocal(candidate, to: connection.peer) }
     }
 
     /// Frees allocations that gave up and moves connections whose relay is gone to another one, signalling

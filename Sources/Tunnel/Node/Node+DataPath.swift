@@ -170,6 +170,7 @@ extension Node {
             throw .wireGuard(.invalidMac, from: from)
         case .cookieReply(let count):
             statistics.cookieRepliesSent += 1
+            reportHandshakeLoad(now: now)
             let reply = UnsafeRawBufferPointer(rebasing: output[0..<count])
             if let (relay, _) = allocations.entries.first(where: { $0.allocation.relayAddresses.contains(local) }) {
                 send(reply, on: .relayToPeer(relay: relay, destination: from), now: now)
@@ -212,7 +213,9 @@ extension Node {
     func drainTunnelEvents(_ connection: Connection<PeerId>, now: Instant) {
         while let event = connection.tunnel.pollEvent() {
             switch event {
-            case .sessionEstablished:
+            case .sessionEstablished(let index):
+                report(.debug, "WireGuard session established", connection.peer,
+                       ["index": "\(index)", "handshakes": "\(connection.tunnel.statistics.handshakesCompleted)"])
                 guard !connection.announcedEstablished else { continue }
                 connection.announcedEstablished = true
                 report(.info, "Connection established", connection.peer, ["path": connection.socket.map { "\($0)" } ?? "none"])

@@ -37,6 +37,9 @@ public final class Node<PeerId: Hashable & Sendable> {
     var transmits: [NodeTransmit] = []
     var events: [NodeEvent<PeerId>] = []
     var reports: [TunnelReport] = []
+    /// When the latest "under load" line went out, and the cookie replies counted then: one line per
+    /// ``handshakeLoadReportInterval`` while initiations flood in, never one per initiation.
+    var handshakeLoadReport: (at: Instant, cookieReplies: Int)?
     let timeAnchor: Instant
     let unixNanosecondsAtAnchor: Int64
     /// Room for one message of a tunnel's control path (handshakes, keepalives, flushed packets) plus a
@@ -46,6 +49,7 @@ public final class Node<PeerId: Hashable & Sendable> {
     static var scratchCapacity: Int { 2048 }
     static var recentlyClosedMemory: Duration { .seconds(5) }
     static var reportCapacity: Int { 1024 }
+    static var handshakeLoadReportInterval: Duration { .seconds(10) }
 
     /// - Parameters:
     ///   - privateKey: the node's static key; `reset` replaces it with one drawn from `random`.
@@ -95,9 +99,7 @@ public final class Node<PeerId: Hashable & Sendable> {
            existing.matches(remoteKey: remoteKey, presharedKey: presharedKey, local: local, remote: remote) {
             report(.info, "Reusing existing connection", peer)
             existing.markActivity(now: now)
-            for candidate in existing.agent.localCandidates where candidate.kind != .peerReflexive {
-                events.append(.newIceCandidate(peer: peer, candidate: candidate))
-            }
+            for candidate in existing.agent.localCandidates where candidate.kind != .peerReflexive { signalLocal(candidate, to: peer) }
             seedLocalCandidates(existing)
             existing.initiateDebouncedHandshake(now: now)
             drainTunnel(existing, now: now)
@@ -136,6 +138,7 @@ public final class Node<PeerId: Hashable & Sendable> {
             connection.agent.addRemoteCandidate(optimistic)
         }
         connection.hasRemoteCandidates = true
+        report(.debug, "Received remote candidate", peer, ["candidate": "\(candidate.kind.rawValue) \(candidate.address)"])
         if candidate.kind != .host { connection.markActivity(now: now) }
         drainAgent(connection, now: now)
     }
@@ -254,6 +257,15 @@ public final class Node<PeerId: Hashable & Sendable> {
 
     func report(_ level: TunnelReport.Level, _ message: String, _ peer: PeerId, _ fields: [String: String] = [:]) {
         report(level, message, fields.merging([peerField: "\(peer)"]) { $1 })
+    }
+
+    /// Under a flood of handshake initiations, a line now and then: how many were answered with a cookie reply.
+    func reportHandshakeLoad(now: Instant) {
+        if let last = handshakeLoadReport, now - last.at < Self.handshakeLoadReportInterval { return }
+        let since = statistics.cookieRepliesSent - (handshakeLoadReport?.cookieReplies ?? 0)
+        handshakeLoadReport = (now, statistics.cookieRepliesSent)
+        report(.info, "Under load: answering handshake initiations with cookie replies",
+               ["cookie_replies": "\(since)", "cookie_replies_total": "\(statistics.cookieRepliesSent)"])
     }
 
     func report(_ level: TunnelReport.Level, _ message: String, _ fields: [String: String]) {
