@@ -103,5 +103,14 @@ public func fuzzNodeIngress(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     pair.simulation.run(for: .seconds(1))
     require(pair.crosses(Array("ping".utf8), from: pair.client, to: pair.gateway), "the client's packet still arrives")
     require(pair.crosses(Array("pong".utf8), from: pair.gateway, to: pair.client), "the gateway's packet still arrives")
+    // What `status` shows after any input: the connection, with a path, traffic each way and a handshake.
+    for side in [pair.client, pair.gateway] {
+        let now = pair.simulation.now
+        let views = side.node.peerViews(now: now)
+        require(views.count == 1 && views[0].path != nil && views[0].traffic.packetsSent > 0 && views[0].traffic.packetsReceived > 0,
+                "the status view shows the working connection: \(views)")
+        require(views[0].lastHandshake.map { $0 <= now } == true, "the latest handshake is in the past: \(views)")
+        require(side.node.relayViews.allSatisfy { !$0.server.addresses.isEmpty }, "every relay has an address")
+    }
     return 0
 }

@@ -45,6 +45,7 @@ final class Harness {
                               unixTimeNanoseconds: 1_700_000_000_000_000_000, random: Counter(state: 99))
         alice.keyLog = { [unowned self] in keyLog += $0.keyLogLines }
         bob.keyLog = { [unowned self] in keyLog += $0.keyLogLines }
+        precondition(alice.lastHandshake == nil, "no handshake before the first")
     }
 
     @discardableResult
@@ -126,6 +127,7 @@ final class Harness {
         precondition(toAlice.count == payload.count + 32, "bob can send after fuzzing")
         let (back, _) = deliver(toAlice, to: alice)
         precondition(back == .writeToTunnel(offset: 16, count: payload.count), "alice decrypts bob's packet: \(back)")
+        precondition(alice.lastHandshake.map { $0 <= now } == true, "the status view's latest handshake is in the past")
         checkKeyLogDecrypts(exchanged, [toBob, toAlice], payload)
     }
 

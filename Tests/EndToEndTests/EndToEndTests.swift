@@ -113,6 +113,9 @@ struct EndToEndTests {
         }
         let pathLine = client.split(separator: "\n").last { $0.contains("Connection established") || $0.contains("Updating peer socket") } ?? ""
         #expect(path == "direct" ? pathLine.contains("direct") : pathLine.contains("relay"), "the logged path is \(path): \(pathLine)")
+        // `--metrics stdout`: the client's last print, at shutdown, names the gateway on its path.
+        #expect(result["client"]!.split(separator: "\n").contains { $0.hasPrefix("firezone_client_peer_sent_packets_total{peer=\"\(gid)\",path=\"\(path)\"}") },
+                "\(result["client"]!)")
         let peerSeries = result["metrics"]!.split(separator: "\n").filter { $0.hasPrefix("firezone_gateway_peer_received_packets_total{") }
         #expect(peerSeries.count == 1 && peerSeries[0].contains("path=\"\(path)\"") && (Double(peerSeries[0].split(separator: " ").last ?? "") ?? 0) >= 3,
                 "\(result["metrics"]!)")

@@ -103,14 +103,14 @@ YAML
 
     lab_step "firezone-gateway"
     start "$G" gateway.log env FIREZONE_API_URL=ws://10.99.0.2:8081 FIREZONE_ID=demo-gateway HEALTH_CHECK_ADDR=127.0.0.1:8080 \
-        "$bin/firezone-gateway" gateway-token-hq
+        FIREZONE_STATUS_SOCKET="$work/gateway.status.sock" "$bin/firezone-gateway" gateway-token-hq
     GATEWAY_PID=${pids[-1]}
     wait_for gateway.log "TUN device configured"
     [[ ${LAB_QUIET:-0} == 1 ]] || grep -E "Connected to portal|TUN device configured" "$work/gateway.log"
 
     lab_step "firezone-client"
     start "$C" client.log env FIREZONE_API_URL=ws://10.99.0.2:8081 FIREZONE_ID=demo-client FIREZONE_TOKEN=client-token-alice \
-        "$bin/firezone-client" --dns-control disabled
+        FIREZONE_STATUS_SOCKET="$work/client.status.sock" "$bin/firezone-client" --dns-control disabled
     CLIENT_PID=${pids[-1]}
     wait_for client.log "Tunnel ready"
     [[ ${LAB_QUIET:-0} == 1 ]] || grep -E "Connected to portal|TUN device configured|Tunnel ready" "$work/client.log"

@@ -1,5 +1,6 @@
 import AppMetrics
 import AppRuntime
+import SansIO
 import Tunnel
 
 /// The client's metrics for `--metrics stdout`: Prometheus text on standard output every 60 s and at shutdown.
@@ -10,6 +11,7 @@ enum ClientMetrics {
         var client: ClientStatistics
         var node: NodeStatistics
         var connections: Int
+        var peers: [PeerStatus]
     }
 
     static func make() -> PrometheusTotals<Sample> {
@@ -25,9 +27,9 @@ enum ClientMetrics {
     /// Samples the client's statistics on the loop's thread.
     static func sample(_ loop: EventLoop<ClientState>) async -> Sample {
         await withCheckedContinuation { continuation in
-            loop.execute { state, _ in
+            loop.execute { state, now in
                 continuation.resume(returning: Sample(loop: loop.statistics, client: state.statistics, node: state.nodeStatistics,
-                                                      connections: state.connectionCount))
+                                                      connections: state.connectionCount, peers: status(of: state, now: now).peers))
             }
         }
     }
@@ -35,10 +37,17 @@ enum ClientMetrics {
     /// The client's connections for `status`, read on the loop's thread.
     static func status(_ loop: EventLoop<ClientState>) async -> NodeStatus {
         await withCheckedContinuation { continuation in
-            loop.execute { state, now in
-                continuation.resume(returning: NodeStatus.make(role: "client", publicKey: state.publicKey.base64, peers: state.connections(now: now),
-                                                               relays: state.relays, now: now) { state.resources(on: $0).map(\.description) })
-            }
+            loop.execute { state, now in continuation.resume(returning: status(of: state, now: now)) }
         }
+    }
+
+    /// The exposition text: the totals, then each peer's series.
+    static func render(_ metrics: PrometheusTotals<Sample>, _ sample: Sample) -> String {
+        metrics.render(sample) + PeerMetrics.render(prefix: "firezone_client_", sample.peers)
+    }
+
+    private static func status(of state: ClientState, now: Instant) -> NodeStatus {
+        NodeStatus.make(role: "client", publicKey: state.publicKey.base64, peers: state.connections(now: now), relays: state.relays,
+                        now: now) { state.resources(on: $0).map(\.description) }
     }
 }

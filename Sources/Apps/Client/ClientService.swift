@@ -110,7 +110,7 @@ struct ClientService {
             switch configuration.metrics {
             case .stdout?:
                 let metrics = ClientMetrics.make()
-                group.addTask { await MetricsPrinter.run { metrics.render(await ClientMetrics.sample(loop)) } }
+                group.addTask { await MetricsPrinter.run { ClientMetrics.render(metrics, await ClientMetrics.sample(loop)) } }
             case .otelCollector?: logger.warning("Metrics export to an OpenTelemetry collector is not supported; use --metrics stdout")
             case nil: break
             }

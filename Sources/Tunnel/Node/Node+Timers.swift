@@ -52,6 +52,7 @@ extension Node {
                 else { continue }
                 nominate(socket, for: connection, now: now)
             case .stateChanged(let state):
+                report(.debug, "ICE state changed", connection.peer, ["state": "\(state)"])
                 if state == .disconnected {
                     connection.disconnectedSince = connection.disconnectedSince ?? now
                 } else {
