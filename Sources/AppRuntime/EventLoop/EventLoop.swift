@@ -108,6 +108,14 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
         signal()
     }
 
+    /// What `body` reads from the plane on the loop thread (a sample for metrics or status), at the start of the
+    /// next batch.
+    public func sample<Value: Sendable>(_ body: @escaping @Sendable (Plane, Instant) -> Value) async -> Value {
+        await withCheckedContinuation { continuation in
+            execute { plane, now in continuation.resume(returning: body(plane, now)) }
+        }
+    }
+
     /// Swaps the UDP sockets for new ones from `make` on the loop thread, before the commands queued after this
     /// one: a reset needs new ports, since relays key their allocations by the 3-tuple (spec `snownet.md` §1.9).
     /// If `make` throws or makes none, the old sockets stay, the failure is counted and `failed` gets the error

@@ -3,8 +3,8 @@ import AppOptions
 import ArgumentParser
 import Foundation
 
-/// `firezone-client` runs the client (ClientCommand); `firezone-client status` asks the running one for its connections
-/// (ClientStatusCommand).
+/// `firezone-client` runs the client (`ClientCommand`); `firezone-client status` asks the running one for its connections
+/// (`ClientStatusCommand`).
 @main
 enum ClientMain {
     static func main() async {

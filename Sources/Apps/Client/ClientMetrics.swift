@@ -26,19 +26,15 @@ enum ClientMetrics {
 
     /// Samples the client's statistics on the loop's thread.
     static func sample(_ loop: EventLoop<ClientState>) async -> Sample {
-        await withCheckedContinuation { continuation in
-            loop.execute { state, now in
-                continuation.resume(returning: Sample(loop: loop.statistics, client: state.statistics, node: state.nodeStatistics,
-                                                      connections: state.connectionCount, peers: status(of: state, now: now).peers))
-            }
+        await loop.sample { state, now in
+            Sample(loop: loop.statistics, client: state.statistics, node: state.nodeStatistics, connections: state.connectionCount,
+                   peers: status(of: state, now: now).peers)
         }
     }
 
     /// The client's connections for `status`, read on the loop's thread.
     static func status(_ loop: EventLoop<ClientState>) async -> NodeStatus {
-        await withCheckedContinuation { continuation in
-            loop.execute { state, now in continuation.resume(returning: status(of: state, now: now)) }
-        }
+        await loop.sample { state, now in status(of: state, now: now) }
     }
 
     /// The exposition text: the totals, then each peer's series.

@@ -3,8 +3,8 @@ import AppOptions
 import ArgumentParser
 import Foundation
 
-/// `firezone-gateway` runs the gateway (GatewayCommand); `firezone-gateway status` asks the running one for its connections
-/// (GatewayStatusCommand).
+/// `firezone-gateway` runs the gateway (`GatewayCommand`); `firezone-gateway status` asks the running one for its connections
+/// (`GatewayStatusCommand`).
 @main
 enum GatewayMain {
     static func main() async {
