@@ -34,6 +34,7 @@ extension IceAgent {
         for pair in pairs where pair.state != .failed {
             if hasFailed(pair, now: now) {
                 pair.state = .failed
+                events.append(.pairFailed(local: pair.local, remote: pair.remote))
                 continue
             }
             guard now >= nextCheck(pair, now: now) else { continue }

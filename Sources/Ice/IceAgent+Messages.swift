@@ -103,6 +103,9 @@ extension IceAgent {
             pair.attempts[index].answered = true
             pair.lastRoundTrip = now - pair.attempts[index].at
         }
+        if pair.state != .succeeded, let roundTrip = pair.lastRoundTrip {
+            events.append(.pairSucceeded(local: pair.local, remote: pair.remote, roundTrip: roundTrip))
+        }
         pair.state = .succeeded
         evaluateNomination(now: now)
         updateState()

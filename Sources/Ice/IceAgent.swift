@@ -221,6 +221,10 @@ public enum IceEvent: Hashable, Sendable {
     case remotePeerReflexive(SocketAddress)
     /// The peer saw us at an address we did not know (behind a NAT): a local peer-reflexive candidate.
     case localPeerReflexive(SocketAddress)
+    /// A candidate pair's first check was answered, after `roundTrip`.
+    case pairSucceeded(local: IceCandidate, remote: IceCandidate, roundTrip: Duration)
+    /// A candidate pair's checks went unanswered too long; it is no longer tried.
+    case pairFailed(local: IceCandidate, remote: IceCandidate)
 }
 
 /// A STUN message to send from a local candidate (wrap it in ChannelData when that is a relay candidate).

@@ -167,6 +167,7 @@ extension TurnAllocation {
             }
             allocatedAt = now
             bindsAwaitingProbe.removeAll()  // the allocation lives: those binds were refused on their own account
+            events.append(.refreshed(lifetime: lifetime))
         case let .channelBind(channel, peer):
             guard channels[channel]?.peer == peer else { return }
             channels[channel]?.bound = true

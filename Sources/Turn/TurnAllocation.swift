@@ -152,6 +152,8 @@ public enum AllocationEvent: Hashable, Sendable {
     /// The allocation exists (again) with this lifetime.
     case allocated(lifetime: Duration)
     case channelBound(peer: SocketAddress, channel: UInt16)
+    /// A REFRESH was answered: the allocation lives on for `lifetime`.
+    case refreshed(lifetime: Duration)
     /// A REFRESH asks the relay whether the allocation still exists, and why.
     case probing(ProbeReason)
     /// The relay answered 437: it no longer has the allocation; a new ALLOCATE is on its way.

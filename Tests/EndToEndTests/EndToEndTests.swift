@@ -103,7 +103,8 @@ struct EndToEndTests {
             #expect(log.split(separator: "\n").contains { $0.contains(" INFO ") && $0.contains(line) }, "'\(line)' at INFO:\n\(log)")
         }
         if path == "relayed" {
-            for line in ["Signalling local candidate", "Received remote candidate", "WireGuard session established", "Bound channel"] {
+            for line in ["Signalling local candidate", "Received remote candidate", "ICE check succeeded", "WireGuard session established",
+                         "Bound channel"] {
                 let id = line == "Bound channel" ? "rid=" : "cid=\(cid)"
                 #expect(gateway.split(separator: "\n").contains { $0.contains(" DEBUG ") && $0.contains(line) && $0.contains(id) },
                         "'\(line)' with \(id) at DEBUG:\n\(gateway)")

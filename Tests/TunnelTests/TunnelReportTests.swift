@@ -33,7 +33,7 @@ struct TunnelReportTests {
                     "\(reports)")
             #expect(reports.allSatisfy { $0.level == .info || $0.level == .debug })
             // The protocol detail at DEBUG: the candidates each way and the WireGuard session.
-            for message in ["Signalling local candidate", "Received remote candidate", "WireGuard session established"] {
+            for message in ["Signalling local candidate", "Received remote candidate", "ICE check succeeded", "WireGuard session established"] {
                 #expect(reports.contains { $0.message == message && $0.fields[field] == peer && $0.level == .debug }, "\(message): \(reports)")
             }
             #expect(reports.contains { $0.message == "Allocated on relay" && $0.fields["rid"] == world.relay.id && $0.level == .info }, "\(reports)")
@@ -53,6 +53,20 @@ struct TunnelReportTests {
         #expect(Self.drain(world.client.state.pollReport).map(\.description)
                 == ["Connection closed proactively (sent goodbye) gid=\(gid)", "Freeing allocation rid=\(world.relay.id)"])
         #expect(Self.drain(world.gateway.state.pollReport).map(\.description) == ["Connection removed (peer said goodbye) cid=\(cid)"])
+    }
+
+    @Test("WireGuard's timers at DEBUG: the rekey after 120 s of traffic is a line; the packets are not")
+    func rekeyTimerIsReported() throws {
+        let world = try ClientGatewayWorld()
+        for sequence in 1...14 {
+            world.client.fromTun(try world.ping(world.host, sequence: UInt16(sequence)), in: world.simulation)
+            world.simulation.run(for: .seconds(10))
+        }
+        #expect(world.client.toTun.count == 14, "every ping answered")
+        let reports = Self.drain(world.client.state.pollReport) + Self.drain(world.gateway.state.pollReport)
+        let timers = reports.filter { $0.message.hasPrefix("WireGuard timer") }
+        #expect(!timers.isEmpty && timers.count < 5 && timers.allSatisfy { $0.level == .debug }, "\(timers)")
+        #expect(reports.filter { $0.message == "WireGuard session established" }.count >= 4, "the first session and the rekey, both sides: \(reports)")
     }
 
     @Test("a connection's first candidates go to the portal as one message, highest priority first (#10063)")

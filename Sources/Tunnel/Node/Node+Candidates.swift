@@ -71,6 +71,8 @@ extension Node {
             case .allocated(let lifetime):
                 report(.info, "Allocated on relay", ["rid": id, "relayed": allocation.relayAddresses.map(\.description).joined(separator: ", "),
                                                      "lifetime": "\(lifetime)"])
+            case .refreshed(let lifetime):
+                report(.debug, "Refreshed allocation", ["rid": id, "lifetime": "\(lifetime)"])
             case let .channelBound(peer, channel):
                 report(.debug, "Bound channel", ["rid": id, "peer": "\(peer)", "channel": "0x" + String(channel, radix: 16)])
             case .probing(let reason):

@@ -15,7 +15,12 @@ extension Node {
             drainAgent(connection, now: now)
             connection.checkDeadlines(now: now)
             if connection.socket != nil, !connection.isFailed {
+                let initiations = connection.tunnel.statistics.handshakeInitiationsSent
                 connection.tunnel.handleTimeout(now: now)
+                if connection.tunnel.statistics.handshakeInitiationsSent > initiations {
+                    report(.debug, "WireGuard timer: sending a handshake initiation", connection.peer,
+                           ["initiations": "\(connection.tunnel.statistics.handshakeInitiationsSent)"])
+                }
                 drainTunnel(connection, now: now)
             }
         }
@@ -60,6 +65,13 @@ extension Node {
                 }
             case .remotePeerReflexive, .localPeerReflexive:
                 break
+            case let .pairSucceeded(local, remote, roundTrip):
+                report(.debug, "ICE check succeeded", connection.peer,
+                       ["local": "\(local.kind.rawValue) \(local.address)", "remote": "\(remote.kind.rawValue) \(remote.address)",
+                        "rtt": "\(roundTrip)"])
+            case let .pairFailed(local, remote):
+                report(.debug, "ICE candidate pair failed", connection.peer,
+                       ["local": "\(local.kind.rawValue) \(local.address)", "remote": "\(remote.kind.rawValue) \(remote.address)"])
             }
         }
         while let transmit = connection.agent.pollTransmit() { send(transmit, now: now) }
