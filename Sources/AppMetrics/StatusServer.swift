@@ -4,7 +4,7 @@ import Logging
 
 /// Serves ``NodeStatus`` as JSON at `GET /status` on a Unix socket that only its owner (root) may open: the
 /// socket's directory is made mode 0700 and the socket 0600. `firezone-gateway status` and `firezone-client
-/// status` read it with ``StatusQuery``; `curl --unix-socket <path> http://localhost/status` does too.
+/// status` read it with ``StatusSocket/query(_:)``; `curl --unix-socket <path> http://localhost/status` does too.
 public final class StatusServer: Sendable {
     public let path: String
     private let server: GracefulServer
