@@ -12,7 +12,7 @@ struct StatusSocketTests {
     /// Serves one connection on `path` with `response`, keeping the connection open afterwards unless `close`.
     static func serve(_ response: String, at path: String, close: Bool) throws -> Process {
         let script = """
-            import socket, sys
+            import os, socket, sys
             path, response, close = sys.argv[1], sys.argv[2].encode(), sys.argv[3] == "1"
             server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             server.bind(path); server.listen(1)
@@ -25,7 +25,8 @@ struct StatusSocketTests {
                 connection.settimeout(10)
                 try: outcome = "client closed" if connection.recv(1) == b"" else "client sent more"
                 except socket.timeout: outcome = "server gave up"
-                with open(path + ".outcome", "w") as file: file.write(outcome)
+                with open(path + ".outcome.partial", "w") as file: file.write(outcome)
+                os.replace(path + ".outcome.partial", path + ".outcome")
             connection.close()
             """
         let process = Process()
@@ -45,13 +46,13 @@ struct StatusSocketTests {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let server = try serve(response, at: directory + "/s.sock", close: close)
-        defer {
-            kill(server.processIdentifier, SIGKILL)  // Foundation starts children with SIGTERM blocked
-            server.waitUntilExit()
-        }
         let result = Result { () throws(StatusSocketError) in try StatusSocket.query(directory + "/s.sock") }
+        if close {
+            kill(server.processIdentifier, SIGKILL)  // Foundation starts children with SIGTERM blocked
+        }
+        // A kept-open server ends by itself once it knows who closed (at most 10 s); its outcome file is then whole.
+        server.waitUntilExit()
         guard !close else { return (result, nil) }
-        while !FileManager.default.fileExists(atPath: directory + "/s.sock.outcome"), server.isRunning { usleep(5_000) }
         return (result, try? String(contentsOfFile: directory + "/s.sock.outcome", encoding: .utf8))
     }
 
