@@ -6,7 +6,9 @@
 // for BINDING); a relayed payload lies inside its datagram and goes from an open port; a ChannelData frame written
 // for a peer carries the payload's length; ports open within the range and close only after opening; allocations
 // never exceed the ports, nonces never exceed their limit; there is a deadline exactly while an allocation exists,
-// and nothing is due right after the timeout ran. Build and run with `scripts/fuzz RelayCore [seconds]`.
+// and nothing is due right after the timeout ran. Sources with bit 0x20 set are clients on a TCP/TLS stream (the
+// same addresses: other clients); a time record with bit 0x80 closes a source's stream instead, which frees its
+// allocation. Build and run with `scripts/fuzz RelayCore [seconds]`.
 import SansIO
 import Stun
 import TurnRelay
@@ -23,26 +25,30 @@ public func fuzzRelayCore(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let relay = RelayCore(configuration: configuration, random: SplitMix64(seed: 1))
     var now = Instant(nanoseconds: 1_000_000_000)
     var open: Set<UInt16> = []
-    var nonces: [SocketAddress: String] = [:]
+    var nonces: [RelayClient: String] = [:]
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
     defer { buffer.deallocate() }
 
     while let kind = reader.byte(), let sourceByte = reader.byte() {
         let client = Sources.client(sourceByte)
+        let transport: ClientTransport = sourceByte & 0x20 == 0 ? .udp : .stream
+        let identity = RelayClient(address: client, transport: transport)
         let unixTime: Int64 = 1_800_000_000 + now.nanoseconds / 1_000_000_000
         switch kind % 4 {
         case 0:
             let bytes = reader.chunk()
-            let outcome = bytes.withUnsafeBytes { relay.handleFromClient($0, from: client, now: now, unixTime: unixTime) }
+            let outcome = bytes.withUnsafeBytes { relay.handleFromClient($0, from: client, over: transport, now: now, unixTime: unixTime) }
             check(outcome, request: try? StunMessage(decoding: bytes), datagramCount: bytes.count, open: open, user: nil)
         case 1:
             let user = Sources.user(sourceByte)
-            let request = signedRequest(&reader, user: user, nonce: nonces[client])
+            let request = signedRequest(&reader, user: user, nonce: nonces[identity])
             let bytes = request.encode(integrity: .sha1(key: user.key))
-            let outcome = bytes.withUnsafeBytes { relay.handleFromClient($0, from: client, now: now, unixTime: unixTime) }
-            if case .answer(let answer) = outcome, let message = try? StunMessage(decoding: answer),
-               let nonce = message.first({ if case .nonce(let value) = $0 { value } else { nil } }) {
-                nonces[client] = nonce
+            let outcome = bytes.withUnsafeBytes { relay.handleFromClient($0, from: client, over: transport, now: now, unixTime: unixTime) }
+            if case .answer(let answer) = outcome, let message = try? StunMessage(decoding: answer) {
+                if let nonce = message.first({ if case .nonce(let value) = $0 { value } else { nil } }) { nonces[identity] = nonce }
+                if message.method == .allocate, message.messageClass == .successResponse {
+                    precondition(relay.holdsAllocation(identity), "an allocated client holds its allocation")
+                }
             }
             check(outcome, request: request, datagramCount: bytes.count, open: open, user: user)
         case 2:
@@ -57,6 +63,14 @@ public func fuzzRelayCore(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
                 precondition((0x40...0x4F).contains(buffer[0]), "a channel of RFC 8656's range")
             }
         default:
+            if kind & 0x80 != 0 {
+                let before = relay.allocationCount
+                relay.streamClosed(client, now: now)
+                precondition(!relay.holdsAllocation(RelayClient(address: client, transport: .stream)), "the stream's allocation is gone")
+                nonces[RelayClient(address: client, transport: .stream)] = nil
+                precondition(relay.allocationCount >= before - 1, "a closed stream frees at most its own allocation")
+                break
+            }
             now = now + .seconds(Int64(sourceByte) * 8)
             relay.handleTimeout(now: now)
             precondition(relay.pollTimeout().map { $0 > now } ?? true, "nothing is due right after the timeout ran")

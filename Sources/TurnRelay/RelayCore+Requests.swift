@@ -4,10 +4,10 @@ import Stun
 extension RelayCore {
     /// The answer to a STUN request on the listening port, encoded: BINDING unauthenticated, everything else
     /// after the nonce and credential checks, signed whenever the request named a known user.
-    func answer(_ request: StunMessage, from client: SocketAddress, now: Instant, unixTime: Int64) -> [UInt8] {
+    func answer(_ request: StunMessage, from client: RelayClient, now: Instant, unixTime: Int64) -> [UInt8] {
         if request.method == .binding {
             return encode(StunMessage(class: .successResponse, method: .binding, transactionId: request.transactionId,
-                                      attributes: [.xorMappedAddress(client)]), key: nil)
+                                      attributes: [.xorMappedAddress(client.address)]), key: nil)
         }
         let username = request.first { if case .username(let name) = $0 { name } else { nil } }
         let key = username.flatMap {
@@ -45,7 +45,7 @@ extension RelayCore {
         return encode(response, key: key)
     }
 
-    private func allocate(_ request: StunMessage, from client: SocketAddress, username: String, now: Instant) -> StunMessage {
+    private func allocate(_ request: StunMessage, from client: RelayClient, username: String, now: Instant) -> StunMessage {
         guard allocations[client].map({ $0.expires <= now }) ?? true else { return error(request, 437) }
         let transport: UInt8? = request.first { if case .requestedTransport(let protocolNumber) = $0 { protocolNumber } else { nil } }
         guard transport == 17 else {
@@ -70,10 +70,10 @@ extension RelayCore {
         events.append(.portOpened(port: port, families: families))
         let relayed = families.compactMap { configuration.publicAddress($0, port: port) }.map(StunAttribute.xorRelayedAddress)
         return StunMessage(class: .successResponse, method: .allocate, transactionId: request.transactionId,
-                           attributes: relayed + [.xorMappedAddress(client), .lifetime(seconds: UInt32(lifetime.components.seconds))])
+                           attributes: relayed + [.xorMappedAddress(client.address), .lifetime(seconds: UInt32(lifetime.components.seconds))])
     }
 
-    private func refresh(_ request: StunMessage, from client: SocketAddress, now: Instant) -> StunMessage {
+    private func refresh(_ request: StunMessage, from client: RelayClient, now: Instant) -> StunMessage {
         guard let allocation = allocations[client], allocation.expires > now else { return error(request, 437) }
         let requested = request.first { if case .lifetime(let seconds) = $0 { seconds } else { nil } }
         guard requested != 0 else {
@@ -87,7 +87,7 @@ extension RelayCore {
                            attributes: [.lifetime(seconds: UInt32(lifetime.components.seconds))])
     }
 
-    private func channelBind(_ request: StunMessage, from client: SocketAddress, now: Instant) -> StunMessage {
+    private func channelBind(_ request: StunMessage, from client: RelayClient, now: Instant) -> StunMessage {
         guard let allocation = allocations[client], allocation.expires > now else { return error(request, 437) }
         guard let number = request.first({ if case .channelNumber(let number) = $0 { number } else { nil } }),
               configuration.channelNumbers.contains(number),
@@ -147,7 +147,7 @@ extension RelayCore {
 
     /// The socket's nonce, or a new one when it has none, it is used up, or `fresh`. Bounded: past the limit
     /// the table starts over (a flood from many sources costs bounded memory).
-    func nonce(for client: SocketAddress, fresh: Bool = false) -> String {
+    func nonce(for client: RelayClient, fresh: Bool = false) -> String {
         if !fresh, let current = nonces[client], current.uses < configuration.nonceUses { return current.value }
         if nonces[client] == nil, nonces.count >= configuration.maximumNonces { nonces.removeAll(keepingCapacity: true) }
         let value = String(random.next(), radix: 16) + String(random.next(), radix: 16)

@@ -26,15 +26,15 @@ public final class RelayCore {
     public internal(set) var statistics = RelayStatistics()
 
     /// Every change to an allocation or its channels may move the next deadline: forget the cached one.
-    var allocations: [SocketAddress: Allocation] = [:] {
+    var allocations: [RelayClient: Allocation] = [:] {
         didSet { cachedTimeout = nil }
     }
     /// ``pollTimeout()``'s answer (itself optional) until an allocation changes: relaying changes none, and the IO
     /// loop asks on every round, which would otherwise walk every allocation and channel each time.
     private var cachedTimeout: Instant??
-    var clientByPort: [UInt16: SocketAddress] = [:]
-    var clientByUsername: [String: SocketAddress] = [:]
-    var nonces: [SocketAddress: Nonce] = [:]
+    var clientByPort: [UInt16: RelayClient] = [:]
+    var clientByUsername: [String: RelayClient] = [:]
+    var nonces: [RelayClient: Nonce] = [:]
     var events: [RelayEvent] = []
     var random: SplitMix64
 
@@ -60,15 +60,17 @@ public final class RelayCore {
     }
 
     public var allocationCount: Int { allocations.count }
-    /// The client sockets holding an allocation, in order.
-    public var allocatedClients: [SocketAddress] { allocations.keys.sorted { $0.description < $1.description } }
+    /// The addresses of the clients holding an allocation, in order.
+    public var allocatedClients: [SocketAddress] { allocations.keys.sorted { $0.description < $1.description }.map(\.address) }
     /// Channels bound or in their cool-down, over every allocation.
     public internal(set) var channelCount = 0
 
-    /// Handles a datagram from `client` on the listening port. `unixTime` decides whether credentials expired.
-    public func handleFromClient(_ datagram: UnsafeRawBufferPointer, from client: SocketAddress, now: Instant,
-                                 unixTime: Int64) -> ClientOutcome {
-        guard client.port != 0 else {
+    /// Handles a datagram from `client` on the listening port, or a frame from its TCP or TLS stream (`.stream`).
+    /// `unixTime` decides whether credentials expired.
+    public func handleFromClient(_ datagram: UnsafeRawBufferPointer, from address: SocketAddress, over transport: ClientTransport = .udp,
+                                 now: Instant, unixTime: Int64) -> ClientOutcome {
+        let client = RelayClient(address: address, transport: transport)
+        guard address.port != 0 else {
             statistics.fromPortZero += 1
             return .drop
         }
@@ -133,7 +135,19 @@ public final class RelayCore {
         return .drop
     }
 
-    func free(_ client: SocketAddress, now: Instant) {
+    /// Whether `client` holds a live allocation.
+    public func holdsAllocation(_ client: RelayClient) -> Bool {
+        allocations[client] != nil
+    }
+
+    /// A client's stream closed: its allocation goes with it (RFC 8656 §3), and its nonce.
+    public func streamClosed(_ address: SocketAddress, now: Instant) {
+        let client = RelayClient(address: address, transport: .stream)
+        nonces[client] = nil
+        free(client, now: now)
+    }
+
+    func free(_ client: RelayClient, now: Instant) {
         guard let allocation = allocations.removeValue(forKey: client) else { return }
         channelCount -= allocation.channels.count
         clientByPort[allocation.port] = nil

@@ -69,9 +69,11 @@ public struct PeerBound: Hashable, Sendable {
     public var payload: Range<Int>
 }
 
-/// A peer's datagram framed as ChannelData, to send from the listening port to the client.
+/// A peer's datagram framed as ChannelData, to send from the listening port to the client (on its stream, with the
+/// padding a stream needs, when it came over TCP or TLS).
 public struct ClientBound: Hashable, Sendable {
     public var client: SocketAddress
+    public var transport: ClientTransport
     /// Header and payload, from the start of the buffer.
     public var count: Int
 }
@@ -95,4 +97,27 @@ public struct RelayStatistics: Hashable, Sendable {
     public var portsUnavailable = 0
 
     public init() {}
+}
+
+/// How a client reaches the relay: datagrams on the UDP port, or a TCP connection (TLS included: the relay's IO
+/// ends TLS before the core sees a frame).
+public enum ClientTransport: Hashable, Sendable, CustomStringConvertible {
+    case udp
+    case stream
+
+    public var description: String { self == .udp ? "udp" : "stream" }
+}
+
+/// A client as RFC 8656's 5-tuple names it: its address and the transport, since a UDP socket and a TCP connection
+/// from the same address and port are different clients.
+public struct RelayClient: Hashable, Sendable, CustomStringConvertible {
+    public var address: SocketAddress
+    public var transport: ClientTransport
+
+    public init(address: SocketAddress, transport: ClientTransport) {
+        self.address = address
+        self.transport = transport
+    }
+
+    public var description: String { transport == .udp ? "\(address)" : "\(address) (stream)" }
 }

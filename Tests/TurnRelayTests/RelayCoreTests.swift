@@ -191,7 +191,7 @@ struct RelayCoreTests {
         defer { buffer.deallocate() }
         buffer.copyBytes(from: [0, 0, 0, 0, 1, 2, 3, 4, 5])
         let back = relay.relayFromPeer(buffer, count: 5, from: peer, port: port, now: probe.now)
-        #expect(back == ClientBound(client: probe.client, count: 9))
+        #expect(back == ClientBound(client: probe.client, transport: .udp, count: 9))
         #expect(Array(buffer[0..<9]) == [0x40, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5])
         #expect(relay.relayFromPeer(buffer, count: 5, from: SocketAddress("198.51.100.99:5000")!, port: port, now: probe.now) == nil)
         #expect(relay.relayFromPeer(buffer, count: 5, from: SocketAddress("198.51.100.7:0")!, port: port, now: probe.now) == nil)

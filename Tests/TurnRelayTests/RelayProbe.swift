@@ -6,6 +6,7 @@ import Stun
 final class RelayProbe {
     let relay: RelayCore
     let client: SocketAddress
+    let transport: ClientTransport
     var username: String
     var password: String
     var nonce: String?
@@ -13,9 +14,10 @@ final class RelayProbe {
     var unixTime: Int64 = 1_800_000_000
 
     init(_ relay: RelayCore, client: String, secret: String = RelayCoreTests.secret, expiresAt: Int64 = 1_900_000_000,
-         salt: String = "salt") {
+         salt: String = "salt", transport: ClientTransport = .udp) {
         self.relay = relay
         self.client = SocketAddress(client)!
+        self.transport = transport
         username = "\(expiresAt):\(salt)"
         password = RelayCredentials.firezonePassword(secret: secret, expiresAt: expiresAt, salt: salt)
     }
@@ -32,7 +34,7 @@ final class RelayProbe {
         }
         let request = StunMessage(class: .request, method: method, transactionId: .random(), attributes: all)
         let bytes = request.encode(integrity: signed ? .sha1(key: key) : nil)
-        guard case .answer(let answer) = bytes.withUnsafeBytes({ relay.handleFromClient($0, from: client, now: now, unixTime: unixTime) }),
+        guard case .answer(let answer) = bytes.withUnsafeBytes({ relay.handleFromClient($0, from: client, over: transport, now: now, unixTime: unixTime) }),
               let message = try? StunMessage(decoding: answer)
         else { return nil }
         if let fresh = message.first({ if case .nonce(let value) = $0 { value } else { nil } }) { nonce = fresh }
