@@ -202,6 +202,7 @@ let package = Package(
         .executableTarget(name: "FuzzNoise", dependencies: ["Noise", "SansIO"], path: "Fuzz/Noise"),
         .executableTarget(name: "FuzzStun", dependencies: ["Stun"], path: "Fuzz/Stun"),
         .executableTarget(name: "FuzzChannelData", dependencies: ["Turn"], path: "Fuzz/ChannelData"),
+        .executableTarget(name: "FuzzStreamFraming", dependencies: ["Turn"], path: "Fuzz/StreamFraming"),
         .executableTarget(name: "FuzzIceCandidate", dependencies: ["Ice"], path: "Fuzz/IceCandidate"),
         .executableTarget(name: "FuzzDns", dependencies: ["Dns", "DnsNat", "SansIO"], path: "Fuzz/Dns"),
         .executableTarget(name: "FuzzP2pControl", dependencies: ["P2pControl", "IpPacket"], path: "Fuzz/P2pControl"),
