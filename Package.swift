@@ -51,6 +51,7 @@ let package = Package(
         .systemLibrary(name: "CBlake2", pkgConfig: "libb2", providers: [.apt(["libb2-dev"])]),
         .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
         .systemLibrary(name: "CLibcrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CLibssl", pkgConfig: "libssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CLinuxTun"),  // header only: the TUN ioctl request codes
         .systemLibrary(name: "CLinuxNetlink"),  // header only: rtnetlink and policy-routing structures
         .systemLibrary(name: "CLinuxIO"),  // header only: epoll, eventfd, recvmmsg/sendmmsg, UDP offloads
@@ -92,7 +93,7 @@ let package = Package(
         // Frames of a TUN device with IFF_VNET_HDR: TCP super-packets cut and joined, partial checksums completed.
         .target(name: "TunOffload", dependencies: ["IpPacket"]),
         .target(name: "AppRuntime", dependencies: [
-            "SansIO", "IpPacket", "Dns", "TunOffload", "Tunnel", "CLinuxTun", "CLinuxNetlink", "CLinuxIO",
+            "SansIO", "IpPacket", "Dns", "TunOffload", "Tunnel", "CLinuxTun", "CLinuxNetlink", "CLinuxIO", "CLibssl",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -134,7 +135,7 @@ let package = Package(
         .executableTarget(
             name: "Relay",
             dependencies: [
-                "AppOptions", "AppMetrics", "AppRuntime", "CLinuxIO", "SansIO", "TurnRelay", "PhoenixChannel",
+                "AppOptions", "AppMetrics", "AppRuntime", "CLinuxIO", "SansIO", "Turn", "TurnRelay", "PhoenixChannel",
                 "PhoenixChannelTransport", "PortalMessages",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -21,6 +21,14 @@ public struct RelayArguments: ParsableArguments {
     public var bindIp6Addr: String?
     @Option(help: "The TURN port (LISTEN_PORT; default 3478).")
     public var listenPort: String?
+    @Option(help: "TURN over TCP for networks that block UDP (TCP_LISTEN_PORT; default: the TURN port; 0 turns it off).")
+    public var tcpListenPort: String?
+    @Option(help: "TURN over TLS, with --tls-certificate and --tls-private-key (TLS_LISTEN_PORT; default 443).")
+    public var tlsListenPort: String?
+    @Option(help: "The PEM certificate chain TURN over TLS presents (TLS_CERTIFICATE).")
+    public var tlsCertificate: String?
+    @Option(help: "The PEM private key of that certificate (TLS_PRIVATE_KEY).")
+    public var tlsPrivateKey: String?
     @Option(help: "The lowest port of allocations (LOWEST_PORT; default 49152).")
     public var lowestPort: String?
     @Option(help: "The highest port of allocations (HIGHEST_PORT; default 65535).")
@@ -62,6 +70,10 @@ public struct RelayOptions: Equatable, Sendable {
     public var bindIPv4 = IPv4Address(0, 0, 0, 0)
     public var bindIPv6 = IPv6Address.unspecified
     public var listenPort: UInt16 = 3478
+    /// TURN over TCP (RFC 8656 §3); `nil`: none.
+    public var tcpListenPort: UInt16? = 3478
+    /// TURN over TLS: the port and the certificate and key files; `nil`: none.
+    public var tls: RelayTls?
     public var ports: ClosedRange<UInt16> = 49152...65535
     /// Fixed (`--secret`), or drawn at start when the relay joins a portal (32 random bytes as hex, as Firezone's).
     public var secret: String
@@ -113,6 +125,11 @@ public struct RelayOptions: Equatable, Sendable {
             options.bindIPv6 = address
         }
         options.listenPort = try settings.port(arguments.listenPort, "LISTEN_PORT", name: "--listen-port", default: 3478)
+        if settings.string(arguments.tcpListenPort, "TCP_LISTEN_PORT") == "0" {
+            options.tcpListenPort = nil
+        } else {
+            options.tcpListenPort = try settings.port(arguments.tcpListenPort, "TCP_LISTEN_PORT", name: "--tcp-listen-port", default: options.listenPort)
+        }
         let lowest = try settings.port(arguments.lowestPort, "LOWEST_PORT", name: "--lowest-port", default: 49152)
         let highest = try settings.port(arguments.highestPort, "HIGHEST_PORT", name: "--highest-port", default: 65535)
         guard lowest <= highest, !(lowest...highest).contains(options.listenPort) else {
@@ -120,6 +137,22 @@ public struct RelayOptions: Equatable, Sendable {
                                 expected: "a range of ports not holding the listening port \(options.listenPort)")
         }
         options.ports = lowest...highest
+        let certificate = settings.string(arguments.tlsCertificate, "TLS_CERTIFICATE")
+        let privateKey = settings.string(arguments.tlsPrivateKey, "TLS_PRIVATE_KEY")
+        switch (certificate, privateKey) {
+        case let (certificate?, privateKey?):
+            let port = try settings.port(arguments.tlsListenPort, "TLS_LISTEN_PORT", name: "--tls-listen-port", default: 443)
+            guard port != options.tcpListenPort else {
+                throw .invalidValue(name: "--tls-listen-port", value: "\(port)", expected: "a port other than TURN over TCP's \(port)")
+            }
+            options.tls = RelayTls(port: port, certificateFile: certificate, privateKeyFile: privateKey)
+        case (nil, nil):
+            guard settings.string(arguments.tlsListenPort, "TLS_LISTEN_PORT") == nil else {
+                throw .missing("--tls-certificate and --tls-private-key (TLS_CERTIFICATE, TLS_PRIVATE_KEY): TURN over TLS needs both")
+            }
+        default:
+            throw .missing("--tls-certificate and --tls-private-key (TLS_CERTIFICATE, TLS_PRIVATE_KEY): TURN over TLS needs both")
+        }
         options.credentials = try settings.oneOf(arguments.credentials, "FIREZONE_RELAY_CREDENTIALS", name: "--credentials", default: .firezone)
         guard portal == nil || options.credentials == .firezone else {
             throw .invalidValue(name: "--credentials", value: options.credentials.rawValue,
@@ -134,6 +167,19 @@ public struct RelayOptions: Equatable, Sendable {
             options.healthCheckAddress = address
         }
         return options
+    }
+}
+
+/// TURN over TLS on the relay: where, and with which certificate.
+public struct RelayTls: Equatable, Sendable {
+    public var port: UInt16
+    public var certificateFile: String
+    public var privateKeyFile: String
+
+    public init(port: UInt16, certificateFile: String, privateKeyFile: String) {
+        self.port = port
+        self.certificateFile = certificateFile
+        self.privateKeyFile = privateKeyFile
     }
 }
 

@@ -28,6 +28,12 @@ static inline int cudp_sendmmsg(int fd, struct cudp_mmsghdr *messages, unsigned 
 // <linux/udp.h> and <netinet/udp.h> values, stable since Linux 4.18 (GSO) and 5.0 (GRO).
 // The socket type of the data plane's UDP sockets (Swift's release builds do not always see glibc's enum).
 static const int CUDP_SOCK_DGRAM_NONBLOCK_CLOEXEC = SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC;
+static const int CTCP_SOCK_STREAM_NONBLOCK_CLOEXEC = SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC;
+static const int CTCP_ACCEPT_FLAGS = SOCK_NONBLOCK | SOCK_CLOEXEC;
+static const int CTCP_MSG_NOSIGNAL = MSG_NOSIGNAL;
+static inline int ctcp_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
+    return (int)syscall(SYS_accept4, fd, address, length, flags);
+}
 static const int CUDP_SOL_UDP = 17;
 static const int CUDP_UDP_SEGMENT = 103;
 static const int CUDP_UDP_GRO = 104;

@@ -47,6 +47,22 @@ struct RelayOptionsTests {
         #expect(throws: OptionError.self) { try resolve(["--public-ip4-addr", "192.0.2.1", "--secret", "s", "--credentials", "plain"]) }
     }
 
+    @Test("TURN over TCP on the TURN port unless told (0: off); over TLS on 443 with both a certificate and a key")
+    func streams() throws {
+        let base = ["--public-ip4-addr", "192.0.2.1", "--secret", "s"]
+        let defaults = try resolve(base)
+        #expect(defaults.tcpListenPort == 3478 && defaults.tls == nil)
+        #expect(try resolve(base + ["--listen-port", "3479"]).tcpListenPort == 3479, "follows the TURN port")
+        #expect(try resolve(base, ["TCP_LISTEN_PORT": "0"]).tcpListenPort == nil)
+        let tls = try resolve(base, ["TLS_CERTIFICATE": "/etc/c.pem", "TLS_PRIVATE_KEY": "/etc/k.pem"])
+        #expect(tls.tls == RelayTls(port: 443, certificateFile: "/etc/c.pem", privateKeyFile: "/etc/k.pem"))
+        #expect(try resolve(base + ["--tls-certificate", "c", "--tls-private-key", "k", "--tls-listen-port", "5349"]).tls?.port == 5349)
+        let needsBoth = OptionError.missing("--tls-certificate and --tls-private-key (TLS_CERTIFICATE, TLS_PRIVATE_KEY): TURN over TLS needs both")
+        #expect(throws: needsBoth) { try resolve(base + ["--tls-certificate", "c"]) }
+        #expect(throws: needsBoth) { try resolve(base + ["--tls-listen-port", "443"]) }
+        #expect(throws: OptionError.self) { try resolve(base + ["--tls-certificate", "c", "--tls-private-key", "k", "--tls-listen-port", "3478"]) }
+    }
+
     @Test("a portal token: the relay joins it (FIREZONE_API_URL, FIREZONE_NAME or the hostname) with a random secret unless one is fixed")
     func portal() throws {
         let first = try RelayOptions.resolve(try RelayArguments.parse(["--public-ip4-addr", "192.0.2.1", "relay-token"]), environment: [:],

@@ -13,26 +13,39 @@ struct RelayBinaryTests {
     /// Starts the relay on loopback (IPv4 and IPv6) with `credentials`, and tcpdump on its port; the body gets the
     /// namespace and the directory; returns the body's result, the relay's exit status and log, and what tshark
     /// found wrong.
-    static func withRelay<Result: Sendable>(credentials: String, _ body: @escaping @Sendable (TestNamespace, String) throws -> Result)
+    /// `transport` is what tcpdump captures and tshark checks: "udp" or "tcp" on port 3478, or "tls" on port 443 (the
+    /// relay then presents a certificate for 127.0.0.1 and ::1 made in the directory: `cert.pem`, `key.pem`).
+    static func withRelay<Result: Sendable>(credentials: String, transport: String = "udp",
+                                            _ body: @escaping @Sendable (TestNamespace, String) throws -> Result)
         async throws -> (result: Result, status: Int32, log: String, problems: String, packets: Int) {
         try await TestNamespace.with("rl") { namespace in
             let directory = try Binaries.scratchDirectory()
             defer { try? FileManager.default.removeItem(atPath: directory) }
-            let capture = try Binaries.start(["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-w", directory + "/relay.pcap", "udp port 3478"],
+            let (layer, port, dissector) = transport == "tls" ? ("tcp", 443, "tls") : (transport, 3478, "stun")
+            var tlsArguments: [String] = []
+            if transport == "tls" {
+                _ = try Shell.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+                               "-keyout", directory + "/key.pem", "-out", directory + "/cert.pem", "-subj", "/CN=relay.test",
+                               "-addext", "subjectAltName=DNS:relay.test,IP:127.0.0.1,IP:::1"])
+                tlsArguments = ["--tls-certificate", directory + "/cert.pem", "--tls-private-key", directory + "/key.pem"]
+            }
+            let capture = try Binaries.start(["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-w", directory + "/relay.pcap", "\(layer) port \(port)"],
                                              in: namespace, log: directory + "/tcpdump.log", system: true)
             try Binaries.waitFor("listening on", in: directory + "/tcpdump.log")
             let relay = try Binaries.start(["firezone-relay", "--public-ip4-addr", "127.0.0.1", "--public-ip6-addr", "::1",
                                             "--lowest-port", "50000", "--highest-port", "50999", "--credentials", credentials,
-                                            "--health-check-addr", "127.0.0.1:8089"],
+                                            "--health-check-addr", "127.0.0.1:8089"] + tlsArguments,
                                            in: namespace, log: directory + "/relay.log", environment: ["FIREZONE_RELAY_SECRET": secret])
             try Binaries.waitFor("Listening for incoming traffic on UDP port 3478", in: directory + "/relay.log")
             let result = try body(namespace, directory)
             let status = relay.terminateAndWait()
             capture.terminateAndWait()
             let log = (try? String(contentsOfFile: directory + "/relay.log", encoding: .utf8)) ?? ""
-            let problems = try Shell.run("tshark", "-r", directory + "/relay.pcap", "-d", "udp.port==3478,stun",
-                                         "-Y", "udp.srcport == 3478 && (_ws.malformed || _ws.expert.severity >= error)").output
-            let packets = try Shell.run("tshark", "-r", directory + "/relay.pcap", "-Y", "udp.srcport == 3478").output
+            let problems = try Shell.run("tshark", "-r", directory + "/relay.pcap", "-d", "\(layer).port==\(port),\(dissector)",
+                                         "-Y", "\(layer).srcport == \(port) && (_ws.malformed || _ws.expert.severity >= error)").output
+            // Over TCP, the segments that carry STUN or ChannelData, or TLS records (not the bare acknowledgements).
+            let packets = try Shell.run("tshark", "-r", directory + "/relay.pcap", "-d", "\(layer).port==\(port),\(dissector)",
+                                        "-Y", transport == "udp" ? "udp.srcport == 3478" : "tcp.srcport == \(port) && \(dissector)").output
                 .split(separator: "\n").count
             return (result, status, log, problems, packets)
         }

@@ -4,11 +4,16 @@ Usage: aioice_turn_client.py RELAY_HOST RELAY_PORT SECRET PEER_HOST COUNT [USERN
 The credentials are Firezone's (spec snownet.md §3.12), derived here independently of the Swift code:
 username "<expiry>:<salt>", password base64(sha256("<expiry>:<secret>:<salt>")) without padding; or, when
 USERNAME and PASSWORD are given (SECRET then "-"), those, as a portal minted them.
+TURN_TRANSPORT=tcp in the environment reaches the relay over TCP instead of UDP (RFC 8656 §3; aioice frames STUN
+and ChannelData on the stream itself); TURN_TRANSPORT=tls over TLS, trusting only the certificate in TURN_CA and
+checking it names RELAY_HOST.
 Prints "relayed <address> <count> of <count>" and exits 0 when every datagram came back from the peer's address.
 """
 import asyncio
 import base64
 import hashlib
+import os
+import ssl
 import sys
 import time
 
@@ -41,8 +46,11 @@ async def main(relay_host, relay_port, secret, peer_host, count, credentials=Non
             received.put_nowait((data, addr[:2]))
 
     username, password = credentials or firezone_credentials(secret)
+    wanted = os.environ.get("TURN_TRANSPORT", "udp")
+    context = ssl.create_default_context(cafile=os.environ["TURN_CA"]) if wanted == "tls" else False
     transport, _ = await turn.create_turn_endpoint(Client, server_addr=(relay_host, relay_port),
-                                                   username=username, password=password)
+                                                   username=username, password=password,
+                                                   transport="udp" if wanted == "udp" else "tcp", ssl=context)
     relayed = transport.get_extra_info("sockname")
     answered = 0
     for index in range(count):

@@ -155,7 +155,7 @@ public final class UdpSocket {
         return sent
     }
 
-    private static func set(_ fd: Int32, _ level: Int32, _ option: Int32, _ value: Int32, _ name: String) throws(SystemCallError) {
+    static func set(_ fd: Int32, _ level: Int32, _ option: Int32, _ value: Int32, _ name: String) throws(SystemCallError) {
         var value = value
         guard setsockopt(fd, level, option, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 else { throw .last("setsockopt \(name)") }
     }

@@ -8,8 +8,8 @@ import SansIO
 import TurnRelay
 import UnixSignals
 
-/// `firezone-relay`: a TURN relay with Firezone's semantics on UDP port 3478 (spec `snownet.md` §3.11, §3.12),
-/// joined to a portal when given a token. Exit 0 after SIGINT/SIGTERM, 1 on a fatal error (printed to stderr), 64 on
+/// `firezone-relay`: a TURN relay with Firezone's semantics on UDP port 3478 (spec `snownet.md` §3.11, §3.12), and on
+/// TCP port 3478 for networks that block UDP (RFC 8656 §3), joined to a portal when given a token. Exit 0 after SIGINT/SIGTERM, 1 on a fatal error (printed to stderr), 64 on
 /// bad usage.
 @main
 struct RelayCommand: AsyncParsableCommand {
@@ -52,7 +52,11 @@ struct RelayCommand: AsyncParsableCommand {
         configuration.software = "firezone-relay; rev=\(ProtocolLevel.toolkit)"
         let openFiles = RelayLoop.raiseOpenFileLimit()
         let core = RelayCore(configuration: configuration)
-        let loop = try RelayLoop(core: core, listenPort: options.listenPort, bindIPv4: options.bindIPv4, bindIPv6: options.bindIPv6,
+        let tls = try options.tls.map { tls in
+            (port: tls.port, context: try TlsContext.server(certificateFile: tls.certificateFile, privateKeyFile: tls.privateKeyFile))
+        }
+        let loop = try RelayLoop(core: core, listenPort: options.listenPort, tcpListenPort: options.tcpListenPort, tls: tls,
+                                 bindIPv4: options.bindIPv4, bindIPv6: options.bindIPv6,
                                  logger: Logger(label: "firezone_relay::relay"))
         logger.info("Starting", metadata: [
             "version": "\(ProtocolLevel.toolkit)", "public_ip4": "\(options.publicIPv4.map { "\($0)" } ?? "none")",
@@ -65,6 +69,15 @@ struct RelayCommand: AsyncParsableCommand {
         }
         logger.info("Listening for incoming traffic on UDP port \(options.listenPort)",
                     metadata: ["addresses": "\(loop.listeningAddresses.map(\.description).joined(separator: ", "))"])
+        if let tcpPort = options.tcpListenPort {
+            logger.info("Listening for incoming traffic on TCP port \(tcpPort)",
+                        metadata: ["addresses": "\(loop.tcpListeningAddresses.map(\.description).joined(separator: ", "))"])
+        }
+        if let tls = options.tls {
+            logger.info("Listening for incoming traffic on TLS port \(tls.port)",
+                        metadata: ["addresses": "\(loop.tlsListeningAddresses.map(\.description).joined(separator: ", "))",
+                                   "certificate": "\(tls.certificateFile)"])
+        }
         let finished = DispatchSemaphore(value: 0)
         Thread {
             loop.run()

@@ -6,8 +6,8 @@ import SansIO
 import Synchronization
 import TurnRelay
 
-/// The relay's IO: the listening sockets (port 3478 on each family) and one socket per allocation port and family,
-/// on one epoll thread. What arrives goes through the ``RelayCore``; answers and relayed datagrams leave in
+/// The relay's IO: the listening sockets (port 3478 on each family, UDP and TCP) and one socket per allocation port
+/// and family, on one epoll thread. What arrives goes through the ``RelayCore``; answers and relayed datagrams leave in
 /// `sendmmsg` batches (segmented where the kernel offloads it). Allocations' ports are bound and closed as the core
 /// says; a port something else holds frees its allocation.
 final class RelayLoop: @unchecked Sendable {
@@ -19,25 +19,44 @@ final class RelayLoop: @unchecked Sendable {
         var datagramsReceived = 0
         var datagramsSent = 0
         var sendFailures = 0
+        var streamClients = 0
+        var streamsAccepted = 0
+        var streamsRefused = 0
+        /// Streams closed because they sent something that is not TURN.
+        var streamFramingErrors = 0
+        /// Frames not queued on a stream whose peer reads too slowly.
+        var streamBackpressureDrops = 0
+        /// TLS streams closed because the handshake or a record failed.
+        var tlsFailures = 0
     }
 
-    private let core: RelayCore
+    let core: RelayCore
     private let bind: (v4: IPv4Address, v6: IPv6Address)
     private let listening: [UdpSocket]
-    private var portSockets: [UInt16: [UdpSocket]] = [:]
+    /// TURN over TCP: the listeners, and the connections by file descriptor and by the client's address.
+    let tcpListeners: [TcpListener]
+    /// TURN over TLS: the listeners and the certificate they present.
+    let tlsListeners: [TcpListener]
+    let tlsContext: TlsContext?
+    /// Ciphertext read from or written to TLS streams.
+    let tlsScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 32_768, alignment: 16)
+    var streams: [Int32: StreamClient] = [:]
+    var streamByAddress: [SocketAddress: Int32] = [:]
+    var nextStreamSweep: Instant?
+    private(set) var portSockets: [UInt16: [UdpSocket]] = [:]
     /// The listening sockets' batches, for good; an allocation port's only while it has something to send (a
     /// batch reserves 4 MiB of address space, and there may be thousands of ports).
     private var sendBatches: [Int32: SendBatch] = [:]
     private var spareBatches: [Bool: [SendBatch]] = [:]
     private var dirty: [Int32: UdpSocket] = [:]
     private let receiveBatch = ReceiveBatch(capacity: 32)
-    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536 + 4, alignment: 16)
-    private let epoll: Int32
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536 + 4, alignment: 16)
+    let epoll: Int32
     private let wakeup: Int32
     private let stopping = Atomic<Bool>(false)
     private let counters = Mutex(Snapshot())
-    private var tally = Snapshot()
-    private let logger: Logger
+    var tally = Snapshot()
+    let logger: Logger
     private var nextReport: Instant?
 
     static var reportInterval: Duration { .seconds(60) }
@@ -53,7 +72,8 @@ final class RelayLoop: @unchecked Sendable {
         return Int(limit.rlim_cur)
     }
 
-    init(core: RelayCore, listenPort: UInt16, bindIPv4: IPv4Address, bindIPv6: IPv6Address, logger: Logger) throws {
+    init(core: RelayCore, listenPort: UInt16, tcpListenPort: UInt16?, tls: (port: UInt16, context: TlsContext)?,
+         bindIPv4: IPv4Address, bindIPv6: IPv6Address, logger: Logger) throws {
         self.core = core
         self.logger = logger
         bind = (bindIPv4, bindIPv6)
@@ -61,6 +81,13 @@ final class RelayLoop: @unchecked Sendable {
         if core.configuration.publicIPv4 != nil { sockets.append(try UdpSocket(bind: SocketAddress(ip: .v4(bindIPv4), port: listenPort))) }
         if core.configuration.publicIPv6 != nil { sockets.append(try UdpSocket(bind: SocketAddress(ip: .v6(bindIPv6), port: listenPort))) }
         listening = sockets
+        tcpListeners = try tcpListenPort.map { port in
+            try sockets.map { try TcpListener(bind: SocketAddress(ip: $0.localAddress.ip, port: port)) }
+        } ?? []
+        tlsListeners = try tls.map { tls in
+            try sockets.map { try TcpListener(bind: SocketAddress(ip: $0.localAddress.ip, port: tls.port)) }
+        } ?? []
+        tlsContext = tls?.context
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epoll >= 0 else { throw SystemCallError("epoll_create1", errno: errno) }
         wakeup = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
@@ -70,15 +97,20 @@ final class RelayLoop: @unchecked Sendable {
             register(socket.fileDescriptor, token: UInt64(1 + index))
             sendBatches[socket.fileDescriptor] = SendBatch(coalescing: socket.sendOffload)
         }
+        for (index, listener) in tcpListeners.enumerated() { register(listener.fileDescriptor, token: Token.tcpListener | UInt64(index)) }
+        for (index, listener) in tlsListeners.enumerated() { register(listener.fileDescriptor, token: Token.tlsListener | UInt64(index)) }
     }
 
     deinit {
         close(epoll)
         close(wakeup)
         scratch.deallocate()
+        tlsScratch.deallocate()
     }
 
     var listeningAddresses: [SocketAddress] { listening.map(\.localAddress) }
+    var tcpListeningAddresses: [SocketAddress] { tcpListeners.map(\.localAddress) }
+    var tlsListeningAddresses: [SocketAddress] { tlsListeners.map(\.localAddress) }
     var snapshot: Snapshot { counters.withLock { $0 } }
 
     func stop() {
@@ -96,22 +128,45 @@ final class RelayLoop: @unchecked Sendable {
             let now = MonotonicClock.now()
             let unixTime = Int64(time(nil))
             if ready > 0 {
-                for event in events[0..<Int(ready)] { handle(token: event.data.u64, now: now, unixTime: unixTime) }
+                for event in events[0..<Int(ready)] { handle(token: event.data.u64, events: event.events, now: now, unixTime: unixTime) }
             }
             if let deadline = core.pollTimeout(), deadline <= now { core.handleTimeout(now: now) }
+            sweepStreams(now: now)
             applyEvents(now: now)
             flush()
+            flushStreams()
             publish(now: now)
         }
     }
 
     // MARK: Reading
 
-    private func handle(token: UInt64, now: Instant, unixTime: Int64) {
+    /// What an epoll token names: the high 32 bits say the kind.
+    enum Token {
+        static let port: UInt64 = 1 << 32
+        static let tcpListener: UInt64 = 2 << 32
+        static let stream: UInt64 = 3 << 32
+        static let tlsListener: UInt64 = 4 << 32
+    }
+
+    private func handle(token: UInt64, events: UInt32, now: Instant, unixTime: Int64) {
         if token == 0 {
             var value: UInt64 = 0
             _ = read(wakeup, &value, 8)
             return
+        }
+        switch token & ~0xFFFF_FFFF {
+        case Token.tcpListener:
+            acceptStreams(tcpListeners[Int(token & 0xFFFF_FFFF)], tls: nil, now: now)
+            return
+        case Token.tlsListener:
+            acceptStreams(tlsListeners[Int(token & 0xFFFF_FFFF)], tls: tlsContext, now: now)
+            return
+        case Token.stream:
+            handleStream(Int32(truncatingIfNeeded: token & 0xFFFF_FFFF), events: events, now: now, unixTime: unixTime)
+            return
+        default:
+            break
         }
         if token < 1 << 32 {
             readListening(listening[Int(token - 1)], now: now, unixTime: unixTime)
@@ -141,9 +196,12 @@ final class RelayLoop: @unchecked Sendable {
         drain(socket) { datagram, peer in
             guard datagram.count + 4 <= scratch.count else { return }
             UnsafeMutableRawBufferPointer(rebasing: scratch[4..<(4 + datagram.count)]).copyMemory(from: UnsafeRawBufferPointer(datagram))
-            guard let back = core.relayFromPeer(scratch, count: datagram.count, from: peer, port: port, now: now),
-                  let out = listening.first(where: { $0.localAddress.ip.version == back.client.ip.version })
-            else { return }
+            guard let back = core.relayFromPeer(scratch, count: datagram.count, from: peer, port: port, now: now) else { return }
+            guard back.transport == .udp else {
+                sendToStream(back)
+                return
+            }
+            guard let out = listening.first(where: { $0.localAddress.ip.version == back.client.ip.version }) else { return }
             enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<back.count]), on: out, to: back.client)
         }
     }
@@ -176,7 +234,7 @@ final class RelayLoop: @unchecked Sendable {
 
     // MARK: Writing
 
-    private func enqueue(_ payload: UnsafeRawBufferPointer, on socket: UdpSocket, to destination: SocketAddress) {
+    func enqueue(_ payload: UnsafeRawBufferPointer, on socket: UdpSocket, to destination: SocketAddress) {
         let fd = socket.fileDescriptor
         let batch = sendBatches[fd] ?? spareBatch(coalescing: socket.sendOffload)
         sendBatches[fd] = batch
@@ -234,7 +292,7 @@ final class RelayLoop: @unchecked Sendable {
             }
         }
         for (index, socket) in sockets.enumerated() {
-            register(socket.fileDescriptor, token: 1 << 32 | UInt64(port) << 8 | UInt64(index))
+            register(socket.fileDescriptor, token: Token.port | UInt64(port) << 8 | UInt64(index))
         }
         portSockets[port] = sockets
         logger.info("Created allocation", metadata: ["port": "\(port)", "family": "\(families.map(\.description).joined(separator: ","))"])
@@ -253,9 +311,9 @@ final class RelayLoop: @unchecked Sendable {
         logger.info("Freeing allocation", metadata: ["port": "\(port)"])
     }
 
-    private func register(_ fd: Int32, token: UInt64) {
+    func register(_ fd: Int32, token: UInt64, events: UInt32 = EPOLLIN.rawValue) {
         var event = epoll_event()
-        event.events = EPOLLIN.rawValue
+        event.events = events
         event.data.u64 = token
         _ = epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
     }
@@ -264,6 +322,7 @@ final class RelayLoop: @unchecked Sendable {
         tally.relay = core.statistics
         tally.allocations = core.allocationCount
         tally.channels = core.channelCount
+        tally.streamClients = streams.count
         if nextReport.map({ now >= $0 }) ?? true {
             if nextReport != nil {
                 logger.info("Allocations = \(tally.allocations) Channels = \(tally.channels)", metadata: [

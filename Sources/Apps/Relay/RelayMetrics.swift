@@ -1,7 +1,7 @@
 import AppMetrics
 
 /// The relay's metrics in Prometheus' text format at `GET /metrics`: allocations and channels, answers by class and
-/// error code, relayed datagrams and bytes by direction, authentication failures.
+/// error code, relayed datagrams and bytes by direction, authentication failures, clients on TCP.
 enum RelayMetrics {
     static let errorCodes = [400, 401, 420, 437, 438, 440, 443, 508]
 
@@ -21,6 +21,12 @@ enum RelayMetrics {
             .total("datagrams_received") { $0.datagramsReceived },
             .total("datagrams_sent") { $0.datagramsSent },
             .total("send_failures") { $0.sendFailures },
+            .gauge("stream_clients") { $0.streamClients },
+            .total("streams_accepted") { $0.streamsAccepted },
+            .total("streams_refused") { $0.streamsRefused },
+            .total("stream_framing_errors") { $0.streamFramingErrors },
+            .total("stream_backpressure_drops") { $0.streamBackpressureDrops },
+            .total("tls_failures") { $0.tlsFailures },
         ]
         for code in errorCodes {
             metrics.append(.total("responses", dimensions: [("class", "error"), ("code", "\(code)")]) { $0.relay.errorResponses[code] ?? 0 })
