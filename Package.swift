@@ -93,7 +93,7 @@ let package = Package(
         // Frames of a TUN device with IFF_VNET_HDR: TCP super-packets cut and joined, partial checksums completed.
         .target(name: "TunOffload", dependencies: ["IpPacket"]),
         .target(name: "AppRuntime", dependencies: [
-            "SansIO", "IpPacket", "Dns", "TunOffload", "Tunnel", "CLinuxTun", "CLinuxNetlink", "CLinuxIO", "CLibssl",
+            "SansIO", "IpPacket", "Dns", "TunOffload", "Turn", "Tunnel", "CLinuxTun", "CLinuxNetlink", "CLinuxIO", "CLibssl",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -232,7 +232,7 @@ let package = Package(
         .testTarget(name: "AppOptionsTests", dependencies: ["AppOptions", "AppRuntime", "PhoenixChannel", "SansIO", "TestSupport"]),
         .testTarget(name: "AppRuntimeTests", dependencies: [
             "AppRuntime", "CLinuxNetlink", "CLinuxIO", "IpPacket", "Dns", "SansIO", "TestSupport", "Tunnel", "PortalMessages", "Noise",
-            "FlowBroker", "AppMetrics",
+            "FlowBroker", "AppMetrics", "Turn",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The binaries end to end in network namespaces: portal, coturn, gateway, client and a resource host.
