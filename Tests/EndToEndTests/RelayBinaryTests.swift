@@ -51,6 +51,18 @@ struct RelayBinaryTests {
         }
     }
 
+    /// coturn's `turnutils_peer` (a UDP echo) on port 3480, once its socket exists: it says nothing when it is ready,
+    /// and on a loaded machine the first datagrams would otherwise meet a closed port and count as lost.
+    static func startTurnutilsPeer(at address: String, in namespace: TestNamespace, directory: String) throws -> Process {
+        let peer = try Binaries.start(["turnutils_peer", "-L", address, "-p", "3480"], in: namespace, log: directory + "/peer.log", system: true)
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline,
+              !(try Shell.run("ip", "netns", "exec", namespace.name, "ss", "-Hlun", "sport = :3480").output.contains("3480")) {
+            usleep(20_000)
+        }
+        return peer
+    }
+
     static func metrics(_ namespace: TestNamespace) throws -> [String: Double] {
         let text = try Shell.run("ip", "netns", "exec", namespace.name, "curl", "-sS", "--max-time", "10", "http://127.0.0.1:8089/metrics").output
         return Dictionary(text.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line in
@@ -65,16 +77,8 @@ struct RelayBinaryTests {
           arguments: [(peer: "127.0.0.1", flags: [String]()), (peer: "::1", flags: ["-x"])])
     func turnutilsClient(peer peerAddress: String, flags: [String]) async throws {
         let outcome = try await Self.withRelay(credentials: "coturn-rest-api") { namespace, directory in
-            let peer = try Binaries.start(["turnutils_peer", "-L", peerAddress, "-p", "3480"], in: namespace,
-                                          log: directory + "/peer.log", system: true)
+            let peer = try Self.startTurnutilsPeer(at: peerAddress, in: namespace, directory: directory)
             defer { peer.terminateAndWait() }
-            // turnutils_peer says nothing when it is ready: wait until its socket is there (on a loaded machine the
-            // first datagrams otherwise meet a closed port and count as lost).
-            let deadline = Date().addingTimeInterval(10)
-            while Date() < deadline,
-                  !(try Shell.run("ip", "netns", "exec", namespace.name, "ss", "-Hlun", "sport = :3480").output.contains("3480")) {
-                usleep(20_000)
-            }
             // -c: no RTCP pair (its RESERVATION-TOKEN is not implemented, as in Firezone's relay).
             let client = try Shell.run(["ip", "netns", "exec", namespace.name, "turnutils_uclient", "-c", "-W", Self.secret, "-u", "alice"]
                                        + flags + ["-e", peerAddress, "-r", "3480", "-n", "50", "-m", "4", "-l", "200", "127.0.0.1"],

@@ -14,14 +14,8 @@ struct RelayStreamTests {
           arguments: ["tcp", "tls"])
     func turnutilsClientOverStream(transport: String) async throws {
         let outcome = try await RelayBinaryTests.withRelay(credentials: "coturn-rest-api", transport: transport) { namespace, directory in
-            let peer = try Binaries.start(["turnutils_peer", "-L", "127.0.0.1", "-p", "3480"], in: namespace,
-                                          log: directory + "/peer.log", system: true)
+            let peer = try RelayBinaryTests.startTurnutilsPeer(at: "127.0.0.1", in: namespace, directory: directory)
             defer { peer.terminateAndWait() }
-            let deadline = Date().addingTimeInterval(10)
-            while Date() < deadline,
-                  !(try Shell.run("ip", "netns", "exec", namespace.name, "ss", "-Hlun", "sport = :3480").output.contains("3480")) {
-                usleep(20_000)
-            }
             let flags = transport == "tls" ? ["-t", "-S", "-p", "443"] : ["-t"]
             let client = try Shell.run(["ip", "netns", "exec", namespace.name, "turnutils_uclient"] + flags + ["-c", "-W", RelayBinaryTests.secret,
                                         "-u", "alice", "-e", "127.0.0.1", "-r", "3480", "-n", "50", "-m", "4", "-l", "200", "127.0.0.1"],
