@@ -98,7 +98,7 @@ extension TurnAllocation {
         receivedAnyResponse = true
         requests[message.transactionId] = nil
         if message.messageClass == .successResponse {
-            if request.kind == .binding, let local, !hostAddresses.contains(local) {
+            if request.kind == .binding, !server.transport.isStream, let local, !hostAddresses.contains(local) {
                 hostAddresses.removeAll { $0.ip.version == local.ip.version }
                 hostAddresses.append(local)
                 events.append(.hostCandidate(local))
@@ -125,7 +125,7 @@ extension TurnAllocation {
     private func handleSuccess(_ message: StunMessage, request: PendingRequest, now: Instant) {
         switch request.kind {
         case .binding:
-            if let mapped = message.first({ if case .xorMappedAddress(let a) = $0 { a } else { nil } }),
+            if !server.transport.isStream, let mapped = message.first({ if case .xorMappedAddress(let a) = $0 { a } else { nil } }),
                !serverReflexiveAddresses.contains(mapped) {
                 serverReflexiveAddresses.removeAll { $0.ip.version == mapped.ip.version }
                 serverReflexiveAddresses.append(mapped)

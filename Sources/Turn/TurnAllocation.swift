@@ -104,17 +104,39 @@ public final class TurnAllocation {
     }
 }
 
-/// The relay's addresses: IPv4, IPv6, or both (port normally 3478).
+/// The relay's addresses: IPv4, IPv6, or both (port normally 3478), and how they are reached.
 public struct RelayServer: Hashable, Sendable {
     public var ipv4: SocketAddress?
     public var ipv6: SocketAddress?
+    /// UDP, or a stream the IO layer carries (RFC 8656 §3): over a stream the BINDING's mapped address is the
+    /// connection's, so the allocation offers no host or server-reflexive candidate, only relayed ones.
+    public var transport: RelayTransport
 
-    public init(ipv4: SocketAddress? = nil, ipv6: SocketAddress? = nil) {
+    public init(ipv4: SocketAddress? = nil, ipv6: SocketAddress? = nil, transport: RelayTransport = .udp) {
         self.ipv4 = ipv4
         self.ipv6 = ipv6
+        self.transport = transport
     }
 
     public var addresses: [SocketAddress] { [ipv4, ipv6].compactMap { $0 } }
+}
+
+/// How a client reaches a relay: datagrams, or TURN over TCP or TLS for networks that block UDP.
+public enum RelayTransport: Hashable, Sendable, CustomStringConvertible {
+    case udp
+    case tcp
+    /// TLS, checking the relay's certificate for `serverName` (a DNS name, or the address itself).
+    case tls(serverName: String)
+
+    public var isStream: Bool { self != .udp }
+
+    public var description: String {
+        switch self {
+        case .udp: "udp"
+        case .tcp: "tcp"
+        case .tls: "tls"
+        }
+    }
 }
 
 /// Long-term credentials. Firezone's portal mints them per relay; coturn takes a static user or TURN REST

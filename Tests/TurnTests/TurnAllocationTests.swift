@@ -27,6 +27,18 @@ import Turn
         #expect(relay.received[1].transactionId != signed.transactionId, "re-signed under a new transaction id")
     }
 
+    @Test("over a TCP or TLS stream the BINDING's mapped address is the connection's: no host or server-reflexive candidate, only relayed ones")
+    func streamAllocationOffersOnlyRelayCandidates() {
+        for transport in [RelayTransport.tcp, .tls(serverName: "192.0.2.1")] {
+            let relay = FakeRelay()
+            let allocation = TurnAllocation(server: RelayServer(ipv4: relay.address, transport: transport), credentials: relay.credentials, now: start)
+            let events = relay.exchange(allocation, now: start)
+            #expect(events == [.relayCandidate(relay.relayed[0]), .relayCandidate(relay.relayed[1]), .allocated(lifetime: .seconds(600))],
+                    "\(transport)")
+            #expect(allocation.serverReflexiveAddresses.isEmpty && allocation.hostAddresses.isEmpty)
+        }
+    }
+
     /// Never accept an unauthenticated success response to an authenticated request.
     @Test func unsignedSuccessToASignedRequestIsIgnored() {
         let relay = FakeRelay()
