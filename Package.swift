@@ -263,7 +263,7 @@ let package = Package(
         ]),
         .testTarget(name: "TunnelTests", dependencies: [
             "Tunnel", "Turn", "Stun", "Ice", "Noise", "SansIO", "IpPacket", "Dns", "DnsNat", "P2pControl", "PortalMessages", "TestSupport",
-            "CLinuxTun", "TunnelSimulation",
+            "CLinuxTun", "TunnelSimulation", "TurnRelay",
         ]),
         // Sockets, clocks and shell helpers the interop tests share.
         .target(name: "TestSupport", dependencies: ["SansIO", "CLinuxNetlink"], path: "Tests/Support/TestSupport"),

@@ -4,6 +4,7 @@ import IpPacket
 import Noise
 import PortalMessages
 import SansIO
+import Turn
 
 /// The client's tunnel (spec `tunnel-dns.md` §4): resources and routes, route selection, flow requests with
 /// the packets that wait for them, one ``Node`` connection per gateway, and the reactions to every portal
@@ -60,6 +61,9 @@ public final class ClientState {
 
     /// Every relay the node knows and what it allocated there.
     public var relays: [RelayView] { node.relayViews }
+    /// The relays reached over TCP or TLS, for the IO layer to keep a stream to (``Node/relayStreams``).
+    public var relayStreams: [SocketAddress: RelayTransport] { node.relayStreams }
+    public var relayStreamsGeneration: Int { node.relayStreamsGeneration }
 
     public var resourceList: [ResourceId: ClientResource] { resources.byId }
     public var internetResourceEnabled: Bool { resources.internetResourceEnabled }

@@ -60,6 +60,9 @@ public final class GatewayState {
 
     /// Every relay the node knows and what it allocated there.
     public var relays: [RelayView] { node.relayViews }
+    /// The relays reached over TCP or TLS, for the IO layer to keep a stream to (``Node/relayStreams``).
+    public var relayStreams: [SocketAddress: RelayTransport] { node.relayStreams }
+    public var relayStreamsGeneration: Int { node.relayStreamsGeneration }
 
     /// The clients with state on this gateway.
     public var clientIds: [ClientId] { Array(clients.keys) }

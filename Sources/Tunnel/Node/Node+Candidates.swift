@@ -70,7 +70,7 @@ extension Node {
                 invalidateLocalCandidate(address)
             case .allocated(let lifetime):
                 report(.info, "Allocated on relay", ["rid": id, "relayed": allocation.relayAddresses.map(\.description).joined(separator: ", "),
-                                                     "lifetime": "\(lifetime)"])
+                                                     "lifetime": "\(lifetime)", "transport": "\(allocation.server.transport)"])
             case .refreshed(let lifetime):
                 report(.debug, "Refreshed allocation", ["rid": id, "lifetime": "\(lifetime)"])
             case let .channelBound(peer, channel):
@@ -95,7 +95,8 @@ extension Node {
     /// its relay candidates (spec §3.8, §3.10). Without any relay it tries again on the next tick.
     func replaceLostRelays(now: Instant) {
         let failed = allocations.entries.filter { $0.allocation.failureReason != nil }
-        for (id, allocation) in failed {
+        for (id, allocation) in failed where !fallBack(id: id, from: allocation, now: now) {
+            relayFallbacks[id] = nil
             report(.info, "Disconnecting from relay", ["rid": id, "reason": allocation.failureReason.map { "\($0)" } ?? ""])
             invalidateRelayCandidates(of: allocation)
         }

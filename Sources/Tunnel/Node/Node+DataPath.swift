@@ -61,9 +61,10 @@ extension Node {
         var offset = 0
         var from = source
         var destination = local
-        if source.port == 3478 {
+        if source.port == 3478 || (!streamRelays.isEmpty && streamRelays[source] != nil) {
             switch DatagramKind.classify(datagram) {
             case .stun:
+                if handleUdpProbeAnswer(datagram, from: source, now: now) { return nil }
                 switch allocations.lookup(source) {
                 case .connected(let id, let allocation):
                     allocation.handle(Array(datagram), from: source, local: local, now: now)

@@ -25,6 +25,7 @@ extension Node {
             }
         }
         replaceLostRelays(now: now)
+        probeUdp(now: now)
         removeFailedConnections(now: now)
         recentlyClosed.removeAll { now - $0.at >= Self.recentlyClosedMemory }
     }
@@ -43,6 +44,7 @@ extension Node {
             if connection.socket != nil { consider(connection.tunnel.pollTimeout()) }
         }
         if let oldest = recentlyClosed.first { consider(oldest.at + Self.recentlyClosedMemory) }
+        consider(nextUdpProbe)
         return earliest
     }
 

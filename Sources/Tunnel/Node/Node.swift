@@ -29,6 +29,15 @@ public final class Node<PeerId: Hashable & Sendable> {
     public var keyLog: ((WireGuardSessionSecrets) -> Void)?
 
     let allocations = Allocations()
+    /// Relays UDP could not reach, now over a stream, with what the portal gave and the probe that moves them back.
+    var relayFallbacks: [String: RelayFallback] = [:]
+    /// The relays reached over a stream, by address: their datagrams are relay traffic whatever the port, and what
+    /// the node sends them goes on the stream.
+    var streamRelays: [SocketAddress: RelayTransport] = [:]
+    /// BINDINGs over UDP to relays on a stream, asking whether UDP works again: sent over UDP whatever the address.
+    var udpProbes: [NodeTransmit] = []
+    /// Counts changes of ``relayStreams``, so the IO layer looks at them only when they changed.
+    public internal(set) var relayStreamsGeneration = 0
     var connections: [PeerId: Connection<PeerId>] = [:]
     var peerByIndex: [UInt32: PeerId] = [:]
     var recentlyClosed: [(peer: PeerId, at: Instant)] = []
@@ -208,6 +217,7 @@ public final class Node<PeerId: Hashable & Sendable> {
     /// relay was removed move to another one at once (spec §3.10).
     public func updateRelays(removing removed: [String], adding added: [RelayDescription], now: Instant) {
         for id in removed {
+            relayFallbacks[id] = nil
             guard let allocation = allocations.allocation(id: id) else { continue }
             invalidateRelayCandidates(of: allocation)
             allocations.remove(id: id)
@@ -218,6 +228,7 @@ public final class Node<PeerId: Hashable & Sendable> {
             allocation.refresh(now: now)
         }
         for relay in added {
+            if keepOnStream(relay, now: now) { continue }
             let previous = allocations.allocation(id: relay.id)
             let result = allocations.upsert(id: relay.id, server: relay.server, credentials: relay.credentials,
                                             now: now, random: random.split())
@@ -229,6 +240,7 @@ public final class Node<PeerId: Hashable & Sendable> {
             }
         }
         replaceLostRelays(now: now)
+        updateStreamRelays()
     }
 
     // MARK: Outputs
@@ -237,10 +249,15 @@ public final class Node<PeerId: Hashable & Sendable> {
     public func pollTransmit() -> NodeTransmit? {
         for (_, allocation) in allocations.entries {
             if let transmit = allocation.pollTransmit() {
-                return NodeTransmit(source: nil, destination: transmit.destination, payload: transmit.payload)
+                return NodeTransmit(source: nil, destination: transmit.destination, payload: transmit.payload,
+                                    transport: allocation.server.transport)
             }
         }
-        return transmits.isEmpty ? nil : transmits.removeFirst()
+        if !udpProbes.isEmpty { return udpProbes.removeFirst() }
+        guard !transmits.isEmpty else { return nil }
+        var transmit = transmits.removeFirst()
+        if !streamRelays.isEmpty, transmit.source == nil, let transport = streamRelays[transmit.destination] { transmit.transport = transport }
+        return transmit
     }
 
     public func pollEvent() -> NodeEvent<PeerId>? {

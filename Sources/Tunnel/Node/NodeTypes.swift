@@ -73,16 +73,19 @@ public struct RelayDescription: Hashable, Sendable {
 }
 
 /// A datagram for the IO layer to send. `source` is the local address to send from (peer traffic must leave
-/// from the socket ICE checked); `nil` means any socket (relay traffic).
+/// from the socket ICE checked); `nil` means any socket (relay traffic). `transport` says whether it goes on the
+/// relay's TCP or TLS stream (``Node/relayStreams``) instead of a UDP socket.
 public struct NodeTransmit: Hashable, Sendable {
     public var source: SocketAddress?
     public var destination: SocketAddress
     public var payload: [UInt8]
+    public var transport: RelayTransport
 
-    public init(source: SocketAddress?, destination: SocketAddress, payload: [UInt8]) {
+    public init(source: SocketAddress?, destination: SocketAddress, payload: [UInt8], transport: RelayTransport = .udp) {
         self.source = source
         self.destination = destination
         self.payload = payload
+        self.transport = transport
     }
 }
 
