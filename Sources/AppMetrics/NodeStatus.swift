@@ -124,7 +124,7 @@ extension RelayStatus {
     init(_ view: RelayView) {
         id = view.id
         addresses = view.server.addresses.map(\.description)
-        transport = "udp"
+        transport = view.server.transport.description
         allocated = view.relayAddresses.map(\.description)
     }
 }

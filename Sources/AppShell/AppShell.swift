@@ -25,13 +25,14 @@ public final class AppShell<Plane: PortalPlane>: Sendable {
     private let thread: EventLoopThread<Plane>
     private let logger: Logger
 
+    /// `firewallMark` marks the streams to relays UDP cannot reach as the sockets are marked (the client's).
     public init(plane: Plane, tun: TunDevice, sockets: [UdpSocket], channel: PortalChannel<Plane.Ingress>, logger: Logger,
-                afterBatch: @escaping (Plane, Instant) -> Void) throws {
+                firewallMark: UInt32? = nil, afterBatch: @escaping (Plane, Instant) -> Void) throws {
         self.channel = channel
         self.logger = logger
         let api = channel.configuration.url.api
         let tunnelLogger = Logger(label: "snownet")
-        loop = try EventLoop(plane: plane, tun: tun, sockets: sockets) { plane, now in
+        loop = try EventLoop(plane: plane, tun: tun, sockets: sockets, firewallMark: firewallMark, logger: tunnelLogger) { plane, now in
             while let message = plane.pollPortalMessage() {
                 for frame in message.frames(for: api) { channel.send(event: frame.event, payload: frame.payload) }
             }

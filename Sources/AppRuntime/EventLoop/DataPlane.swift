@@ -1,6 +1,7 @@
 import IpPacket
 import SansIO
 import Tunnel
+import Turn
 
 /// The sans-IO state an ``EventLoop`` drives: ``ClientState`` or ``GatewayState`` behind one face.
 public protocol DataPlane: AnyObject, SendableMetatype {
@@ -15,6 +16,9 @@ public protocol DataPlane: AnyObject, SendableMetatype {
     func pollTunPacket() -> IpPacket?
     func pollTimeout() -> Instant?
     func handleTimeout(now: Instant)
+    /// The relays to reach over TCP or TLS (for networks that block UDP), and a count of their changes.
+    var relayStreams: [SocketAddress: RelayTransport] { get }
+    var relayStreamsGeneration: Int { get }
 }
 
 extension ClientState: DataPlane {

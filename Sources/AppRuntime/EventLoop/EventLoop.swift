@@ -2,6 +2,7 @@
 import CLinuxIO
 import Glibc
 import IpPacket
+import Logging
 import SansIO
 import Synchronization
 import TunOffload
@@ -28,6 +29,9 @@ public struct EventLoopStatistics: Sendable, Equatable {
     public var segmentationRefusals = 0
     /// ``EventLoop/replaceSockets(_:failed:)`` calls whose new sockets could not be made (the old ones stayed).
     public var socketReplacementFailures = 0
+    /// Streams opened to relays UDP cannot reach, and those that failed or ended.
+    public var relayStreamsOpened = 0
+    public var relayStreamFailures = 0
     public var batches = 0
 }
 
@@ -61,12 +65,15 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
     /// With offloads: a whole frame from the TUN device (header and up to 64 KiB), and the writes' coalescer.
     private let tunFrame: UnsafeMutableRawBufferPointer?
     private let coalescer = TunWriteCoalescer()
+    /// TCP and TLS streams to relays that UDP cannot reach, as the plane asks.
+    private let relayStreams: RelayStreamSet
 
     /// Packets and datagrams taken per source per batch, so one busy source cannot starve the others.
     static var batchLimit: Int { 64 }
 
-    public init(plane: Plane, tun: TunDevice, sockets: [UdpSocket], pool: PacketBufferPool = .shared,
-                afterBatch: @escaping (Plane, Instant) -> Void = { _, _ in }) throws(SystemCallError) {
+    /// `firewallMark` marks the streams to relays as the UDP sockets are marked; `logger` gets their connects and ends.
+    public init(plane: Plane, tun: TunDevice, sockets: [UdpSocket], pool: PacketBufferPool = .shared, firewallMark: UInt32? = nil,
+                logger: Logger? = nil, afterBatch: @escaping (Plane, Instant) -> Void = { _, _ in }) throws(SystemCallError) {
         self.plane = plane
         self.tun = tun
         self.sockets = sockets
@@ -76,6 +83,7 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
         tunFrame = tun.offloads ? .allocate(byteCount: VirtioNetHeader.size + 65_535, alignment: 16) : nil
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epoll >= 0 else { throw .last("epoll_create1") }
+        relayStreams = RelayStreamSet(epoll: epoll, firewallMark: firewallMark, logger: logger)
         wakeup = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
         guard wakeup >= 0 else {
             close(epoll)
@@ -145,15 +153,24 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
             let ready = epoll_wait(epoll, &events, Int32(events.count), timeout)
             let now = MonotonicClock.now()
             if ready > 0 {
-                for event in events[0..<Int(ready)] { handle(source: Int(event.data.u64), now: now) }
+                for event in events[0..<Int(ready)] {
+                    guard event.data.u64 < RelayStreamSet.tokenBase else {
+                        relayStreams.handle(token: event.data.u64, events: event.events, now: now) { deliverFromStream($1, relay: $0, now: now) }
+                        continue
+                    }
+                    handle(source: Int(event.data.u64), now: now)
+                }
             }
             if let deadline = plane.pollTimeout(), deadline <= now { plane.handleTimeout(now: now) }
-            drainPlane()
+            drainPlane(now: now)
             flush()
             afterBatch(plane, now)
-            drainPlane()
+            drainPlane(now: now)
             flush()
+            relayStreams.flush(now: now)
             flushTun()
+            tally.relayStreamsOpened = relayStreams.opened
+            tally.relayStreamFailures = relayStreams.failures
             tally.batches += 1
             let snapshot = tally
             counters.withLock { $0 = snapshot }
@@ -223,7 +240,8 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
         _ = consume buffer  // the packet holds the only reference, so the pool takes the buffer back
         do {
             if let datagram = try plane.handleTunPacket(&packet, into: output, now: now) {
-                enqueue(UnsafeRawBufferPointer(rebasing: output[0..<datagram.count]), to: datagram.destination)
+                let bytes = UnsafeRawBufferPointer(rebasing: output[0..<datagram.count])
+                if relayStreams.isEmpty || !relayStreams.send(bytes, to: datagram.destination) { enqueue(bytes, to: datagram.destination) }
             }
         } catch {
             tally.refused += 1
@@ -263,11 +281,29 @@ public final class EventLoop<Plane: DataPlane>: @unchecked Sendable {
         }
     }
 
-    private func drainPlane() {
+    private func drainPlane(now: Instant) {
+        relayStreams.reconcile(plane, now: now)
         while let transmit = plane.pollTransmit() {
-            transmit.payload.withUnsafeBytes { enqueue($0, to: transmit.destination) }
+            transmit.payload.withUnsafeBytes { bytes in
+                guard transmit.transport.isStream else { return enqueue(bytes, to: transmit.destination) }
+                if !relayStreams.send(bytes, to: transmit.destination) { tally.sendFailures += 1 }
+            }
         }
         while let packet = plane.pollTunPacket() { writeTun(packet) }
+    }
+
+    /// A datagram a relay sent on its stream: to the plane as if it came from the relay's address over UDP.
+    private func deliverFromStream(_ datagram: UnsafeRawBufferPointer, relay: SocketAddress, now: Instant) {
+        tally.datagramsReceived += 1
+        let buffer = pool.take()
+        guard buffer.copy(from: datagram) else { return }
+        do {
+            if let packet = try plane.handleDatagram(local: relay, from: relay, buffer: consume buffer, count: datagram.count, now: now) {
+                writeTun(packet)
+            }
+        } catch {
+            tally.refused += 1
+        }
     }
 
     private func writeTun(_ packet: consuming IpPacket) {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import CLibssl
 import Glibc
+import SansIO
 
 /// What TLS sessions share: the role, and the server's certificate or the client's trust (OpenSSL's `SSL_CTX`).
 public final class TlsContext: @unchecked Sendable {
@@ -72,7 +73,8 @@ public final class TlsSession {
             SSL_set_accept_state(ssl)
         } else {
             if let serverName {
-                _ = ctls_set_server_name(ssl, serverName)
+                // SNI names hosts, never addresses (RFC 6066 §3); OpenSSL 3 checks either against the certificate.
+                if IpAddress(serverName) == nil { _ = ctls_set_server_name(ssl, serverName) }
                 _ = SSL_set1_host(ssl, serverName)
             }
             SSL_set_connect_state(ssl)

@@ -61,7 +61,7 @@ struct ClientService {
         let ready = ReadySignal(exitWhenReady: configuration.exitWhenReady, logger: logger) { channel.close() }
         let recursion = RecursionWorker()
         let eventLogger = Logger(label: "firezone_headless_client::eventloop")
-        let shell = try AppShell(plane: state, tun: tun, sockets: sockets, channel: channel, logger: logger) { state, _ in
+        let shell = try AppShell(plane: state, tun: tun, sockets: sockets, channel: channel, logger: logger, firewallMark: Self.mark) { state, _ in
             while let event = state.pollEvent() {
                 switch event {
                 case .tunInterfaceUpdated(let config):
