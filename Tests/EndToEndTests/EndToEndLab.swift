@@ -195,10 +195,41 @@ final class EndToEndLab {
 
     /// `firezone-relay` on 10.99.0.2:3478 in coturn's place, joined to the portal with a secret of its own
     /// drawing; returns once the portal sent it `init`.
-    func startRelay(log: String = "relay") throws {
-        try start(log, ["firezone-relay", "--public-ip4-addr", "10.99.0.2", "--health-check-addr", "127.0.0.1:8089", Self.relayToken],
+    func startRelay(log: String = "relay", arguments: [String] = []) throws {
+        try start(log, ["firezone-relay", "--public-ip4-addr", "10.99.0.2", "--health-check-addr", "127.0.0.1:8089"] + arguments + [Self.relayToken],
                   in: gateway, environment: ["FIREZONE_API_URL": Self.portalUrl, "FIREZONE_NAME": "lab-relay"])
         try waitFor("Connected to portal", in: log)
+    }
+
+    /// A certificate for the relay's address (10.99.0.2) in the lab's directory (`relay-cert.pem`, `relay-key.pem`);
+    /// the relay's arguments for TURN over TLS with it. A client trusts it with `SSL_CERT_FILE` pointing at it.
+    func relayTlsArguments() throws -> [String] {
+        try Shell.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+                       "-keyout", directory + "/relay-key.pem", "-out", directory + "/relay-cert.pem", "-subj", "/CN=lab-relay",
+                       "-addext", "subjectAltName=IP:10.99.0.2"])
+        return ["--tls-certificate", directory + "/relay-cert.pem", "--tls-private-key", directory + "/relay-key.pem"]
+    }
+
+    /// nftables in the client's namespace dropping every UDP datagram it sends on the shared link (not those into the
+    /// tunnel), and with `tcpPorts` TCP to those ports too: a hotel network. ``allowClientUdp()`` lifts the UDP rule.
+    func blockClientUdp(tcpPorts: [Int] = []) throws {
+        let commands = ["add table inet fzudp", "add chain inet fzudp output { type filter hook output priority 0 ; }",
+                        "add rule inet fzudp output oifname \"eth0\" meta l4proto udp counter drop comment \"udp\""]
+            + tcpPorts.map { "add rule inet fzudp output oifname \"eth0\" tcp dport \($0) counter drop" }
+        for command in commands { try Shell.run("ip", "netns", "exec", client.name, "nft", command) }
+    }
+
+    func allowClientUdp() throws {
+        let listing = try Shell.run("ip", "netns", "exec", client.name, "nft", "-a", "list", "chain", "inet", "fzudp", "output").output
+        guard let line = listing.split(separator: "\n").first(where: { $0.contains("comment \"udp\"") }),
+              let handle = line.components(separatedBy: "# handle ").last?.trimmingCharacters(in: .whitespaces)
+        else { throw ShellError.failed("the UDP rule's handle", listing) }
+        try Shell.run("ip", "netns", "exec", client.name, "nft", "delete", "rule", "inet", "fzudp", "output", "handle", handle)
+    }
+
+    /// Packets the client's UDP block dropped.
+    func clientUdpDropped() throws -> Int {
+        Self.droppedPackets(try Shell.run("ip", "netns", "exec", client.name, "nft", "list", "table", "inet", "fzudp").output)
     }
 
     func startPortal(log: String = "portal") throws {
