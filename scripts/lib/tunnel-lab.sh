@@ -1,6 +1,9 @@
 # The demo's and the tunnel benchmark's topology, sourced by both (bash):
 #   client 10.99.0.1 ──veth── 10.99.0.2 gateway (portal :8081, relay :3478) 10.77.0.1 ──veth── 10.77.0.5 resource
-# The relay is our firezone-relay (LAB_RELAY=ours, the default) or coturn (LAB_RELAY=coturn).
+# The relay is our firezone-relay (LAB_RELAY=ours, the default) or coturn (LAB_RELAY=coturn); both listen on TCP 3478
+# and, with a certificate for 10.99.0.2 made in the lab's directory, TLS 443. LAB_CLIENT_BLOCK=udp drops every UDP
+# datagram the client sends on its link (a network that blocks UDP: the client reaches the relay over TCP),
+# LAB_CLIENT_BLOCK=udp+tcp also TCP to port 3478 (over TLS then; the client trusts the lab's certificate).
 # Needs: bin (where firezone-portal, -relay, -gateway and -client are). Defines lab_up, the namespaces $C $G $R, the
 # gateway's and client's PIDs $GATEWAY_PID $CLIENT_PID, and an EXIT trap that removes everything again.
 suffix=$$
@@ -79,6 +82,8 @@ policies:
   - actor: alice
     resource: wiki
 YAML
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -keyout "$work/relay-key.pem" \
+        -out "$work/relay-cert.pem" -subj /CN=lab-relay -addext subjectAltName=IP:10.99.0.2 >/dev/null 2>&1
     case $relay in
     ours)
         # The relay joins the portal (below) with a secret of its own; the portal mints credentials from it.
@@ -87,7 +92,8 @@ YAML
     coturn)
         printf 'relays:\n  - name: coturn\n    addresses: ["10.99.0.2:3478"]\n    coturn_secret: demo-turn-secret\n' >>"$work/portal.yaml"
         start "$G" coturn.log turnserver -n --listening-ip=10.99.0.2 --listening-port=3478 --relay-ip=10.99.0.2 --min-port=49152 \
-            --max-port=65535 --realm=firezone --use-auth-secret --static-auth-secret=demo-turn-secret --fingerprint --no-tls --no-dtls \
+            --max-port=65535 --realm=firezone --use-auth-secret --static-auth-secret=demo-turn-secret --fingerprint --no-dtls \
+            --tls-listening-port=443 --cert="$work/relay-cert.pem" --pkey="$work/relay-key.pem" \
             --no-cli --simple-log --log-file=stdout
         ;;
     *) echo "lab: LAB_RELAY is ours or coturn, not '$relay'" >&2; exit 64 ;;
@@ -96,7 +102,8 @@ YAML
     wait_for portal.log "listening on 10.99.0.2:8081"
     if [[ $relay == ours ]]; then
         start "$G" relay.log env FIREZONE_API_URL=ws://10.99.0.2:8081 FIREZONE_NAME=demo-relay \
-            "$bin/firezone-relay" --public-ip4-addr 10.99.0.2 --health-check-addr 127.0.0.1:8089 relay-token-demo
+            "$bin/firezone-relay" --public-ip4-addr 10.99.0.2 --health-check-addr 127.0.0.1:8089 \
+            --tls-certificate "$work/relay-cert.pem" --tls-private-key "$work/relay-key.pem" relay-token-demo
         wait_for relay.log "Connected to portal"
     fi
     [[ ${LAB_QUIET:-0} == 1 ]] || echo "portal listening on ws://10.99.0.2:8081, $relay relay on 10.99.0.2:3478"
@@ -109,7 +116,18 @@ YAML
     [[ ${LAB_QUIET:-0} == 1 ]] || grep -E "Connected to portal|TUN device configured" "$work/gateway.log"
 
     lab_step "firezone-client"
+    case ${LAB_CLIENT_BLOCK:-} in
+    "") ;;
+    udp|udp+tcp)
+        ip netns exec "$C" nft add table inet fzlabblock
+        ip netns exec "$C" nft add chain inet fzlabblock output "{ type filter hook output priority 0 ; }"
+        ip netns exec "$C" nft add rule inet fzlabblock output oifname "fzd-c$suffix" meta l4proto udp counter drop
+        [[ $LAB_CLIENT_BLOCK == udp ]] || ip netns exec "$C" nft add rule inet fzlabblock output oifname "fzd-c$suffix" tcp dport 3478 counter drop
+        ;;
+    *) echo "lab: LAB_CLIENT_BLOCK is udp or udp+tcp, not '$LAB_CLIENT_BLOCK'" >&2; exit 64 ;;
+    esac
     start "$C" client.log env FIREZONE_API_URL=ws://10.99.0.2:8081 FIREZONE_ID=demo-client FIREZONE_TOKEN=client-token-alice \
+        SSL_CERT_FILE="$work/relay-cert.pem" \
         FIREZONE_STATUS_SOCKET="$work/client.status.sock" "$bin/firezone-client" --dns-control disabled
     CLIENT_PID=${pids[-1]}
     wait_for client.log "Tunnel ready"
