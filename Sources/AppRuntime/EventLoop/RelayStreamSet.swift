@@ -19,12 +19,17 @@ final class RelayStreamSet {
 
     /// Epoll tokens of streams have this bit set (the loop's own sources are small numbers).
     static let tokenBase: UInt64 = 1 << 32
-    /// A stream that ended while still wanted is opened again after this long.
-    static var reconnectDelay: Duration { .seconds(2) }
+    /// A stream that ended while still wanted is opened again after 1 s, then 2, 4, … up to 30 s while it keeps
+    /// ending before it connects.
+    static func reconnectDelay(afterFailures failures: Int) -> Duration {
+        .seconds(min(1 << min(failures, 5), 30))
+    }
 
     private var entries: [SocketAddress: Entry] = [:]
     private var addressByToken: [UInt64: SocketAddress] = [:]
     private var retryAt: [SocketAddress: Instant] = [:]
+    /// Streams to an address that ended before they connected, in a row.
+    private var failuresInARow: [SocketAddress: Int] = [:]
     private var wanted: [SocketAddress: RelayTransport] = [:]
     private var generation = 0
     private var nextToken = tokenBase
@@ -50,6 +55,7 @@ final class RelayStreamSet {
             wanted = plane.relayStreams
             for address in entries.keys where wanted[address] != entries[address]?.transport { close(address, reason: "no longer needed") }
             retryAt = retryAt.filter { wanted[$0.key] != nil }
+            failuresInARow = failuresInARow.filter { wanted[$0.key] != nil }
             for (address, transport) in wanted where entries[address] == nil && retryAt[address] == nil { open(address, transport) }
         }
         for (address, at) in retryAt where at <= now {
@@ -91,10 +97,13 @@ final class RelayStreamSet {
         case .closed(let error):
             failures += 1
             close(address, reason: "\(error)")
-            retryAt[address] = now + Self.reconnectDelay
+            let inARow = entry.announced ? 0 : failuresInARow[address, default: 0] + 1
+            failuresInARow[address] = inARow
+            retryAt[address] = now + Self.reconnectDelay(afterFailures: inARow)
             return
         case .established where !entry.announced:
             entry.announced = true
+            failuresInARow[address] = nil
             logger?.info("Connected to relay over \(entry.transport)", metadata: ["address": "\(address)"])
         default:
             break
