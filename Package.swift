@@ -232,7 +232,7 @@ let package = Package(
         .testTarget(name: "AppOptionsTests", dependencies: ["AppOptions", "AppRuntime", "PhoenixChannel", "SansIO", "TestSupport"]),
         .testTarget(name: "AppRuntimeTests", dependencies: [
             "AppRuntime", "CLinuxNetlink", "CLinuxIO", "IpPacket", "Dns", "SansIO", "TestSupport", "Tunnel", "PortalMessages", "Noise",
-            "FlowBroker", "AppMetrics", "Turn",
+            "FlowBroker", "AppMetrics", "Turn", "Stun",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The binaries end to end in network namespaces: portal, coturn, gateway, client and a resource host.

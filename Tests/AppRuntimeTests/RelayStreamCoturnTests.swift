@@ -2,6 +2,7 @@ import AppRuntime
 import Foundation
 import Glibc
 import SansIO
+import Stun
 import Testing
 import TestSupport
 import Turn
@@ -160,5 +161,61 @@ import Turn
         }
         #expect("\(error)".contains("connect TCP to 127.0.0.1:9"), "\(error)")
         #expect(!stream.send([0, 1, 0, 0]), "nothing is queued on a closed stream")
+    }
+
+    /// A "relay" (Python) that answers with bytes that are not TURN, or closes at once: the stream ends with a typed
+    /// error that says what came, nothing is delivered, nothing more is queued.
+    @Test("a relay that sends garbage or closes: a typed end, nothing delivered", arguments: [
+        ("garbage", "8000000000000000"),
+        ("STUN without the magic cookie", "0101000000000000"),
+        ("closed at once", ""),
+    ])
+    func misbehavingRelay(label: String, reply: String) throws {
+        let script = """
+            import socket, sys
+            server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(1)
+            print(server.getsockname()[1], flush=True)
+            connection, _ = server.accept()
+            connection.recv(4096)
+            connection.sendall(bytes.fromhex(sys.argv[1]))
+            connection.close()
+            """
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["python3", "-c", script, reply]
+        let output = Pipe()
+        server.standardOutput = output
+        try server.run()
+        defer {
+            kill(server.processIdentifier, SIGKILL)  // Foundation starts children with SIGTERM blocked
+            server.waitUntilExit()
+        }
+        let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let port = try #require(UInt16(line), "the server's port: \(line)")
+        let stream = try RelayStream(connectingTo: SocketAddress(ip: .v4(IPv4Address(127, 0, 0, 1)), port: port), transport: .tcp)
+        let binding = StunMessage(class: .request, method: .binding, transactionId: .random()).encode()
+        #expect(stream.send(binding))
+        var delivered = 0
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline, case .connecting = stream.state {
+            var descriptor = pollfd(fd: stream.fileDescriptor, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&descriptor, 1, 50)
+            stream.handleWritable()
+        }
+        while Date() < deadline, stream.state == .established {
+            var descriptor = pollfd(fd: stream.fileDescriptor, events: Int16(POLLIN), revents: 0)
+            _ = poll(&descriptor, 1, 50)
+            stream.handleReadable { _ in delivered += 1 }
+        }
+        guard case .closed(let error) = stream.state else {
+            Issue.record("\(label): the stream did not end: \(stream.state)")
+            return
+        }
+        switch error {
+        case .framing: #expect(!reply.isEmpty, "\(label): \(error)")
+        case .closedByRelay: #expect(reply.isEmpty, "\(label): \(error)")
+        default: Issue.record("\(label): \(error)")
+        }
+        #expect(delivered == 0 && !stream.send(binding), "\(label)")
     }
 }
